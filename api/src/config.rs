@@ -1,0 +1,94 @@
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use pacer_common::config::CommonConfig;
+
+/// Pacer HTTP API: authenticates, validates and enqueues jobs; streams their progress (SSE).
+#[derive(Debug, Parser)]
+#[command(name = "pacer-api", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub api: ApiConfig,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Print a signed development token (HS256 with PACER_JWT_SECRET) and exit.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// User id (`sub`).
+    #[arg(long, default_value = "usr_demo_coach")]
+    pub sub: String,
+    /// athlete | coach | client_admin | admin
+    #[arg(long, default_value = "coach")]
+    pub role: String,
+    /// Organization id.
+    #[arg(long, default_value = "org_demo")]
+    pub org: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiConfig {
+    #[command(flatten)]
+    pub common: CommonConfig,
+
+    /// Address to listen on.
+    #[arg(long, env = "PACER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// HS256 secret for bearer tokens (required unless PACER_JWT_PUBLIC_KEY_FILE is set).
+    #[arg(long, env = "PACER_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM public key (RSA or EC) for RS256/ES256 bearer tokens.
+    #[arg(long, env = "PACER_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<String>,
+
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "PACER_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "PACER_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// How long the synchronous AI Coach endpoints wait for their job before answering 202.
+    #[arg(long, env = "PACER_SYNC_TIMEOUT_SECS", default_value_t = 60)]
+    pub sync_timeout_secs: u64,
+
+    /// Largest accepted request body, in bytes (larger: 413).
+    #[arg(long, env = "PACER_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// Attempts a job gets before it fails (transient errors are retried with backoff).
+    #[arg(long, env = "PACER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=50))]
+    pub max_attempts: i32,
+
+    /// Seconds between SSE keep-alive comments on idle streams.
+    #[arg(long, env = "PACER_SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+}
+
+impl ApiConfig {
+    pub fn sync_timeout(&self) -> Duration {
+        Duration::from_secs(self.sync_timeout_secs)
+    }
+
+    pub fn sse_keepalive(&self) -> Duration {
+        Duration::from_secs(self.sse_keepalive_secs.max(1))
+    }
+}

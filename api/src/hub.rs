@@ -1,0 +1,140 @@
+//! One Redis subscription per API process, fanned out in process to every SSE client of a job.
+//! No Redis connection per client: 10,000 clients cost 10,000 channel receivers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use pacer_common::events::{NumberedEvent, parse_channel_message};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub enum HubMsg {
+    Event(Arc<NumberedEvent>),
+    /// The subscription was re-established; events may have been missed: re-read the log.
+    Resync,
+}
+
+type Senders = HashMap<Uuid, broadcast::Sender<HubMsg>>;
+
+#[derive(Clone, Default)]
+pub struct Hub {
+    jobs: Arc<Mutex<Senders>>,
+}
+
+/// A client's place in the hub; leaving drops the job's channel when it was the last one.
+pub struct Subscription {
+    pub rx: broadcast::Receiver<HubMsg>,
+    hub: Hub,
+    job_id: Uuid,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.hub.jobs.lock() {
+            // our receiver is still alive here, so "1" means we are the last one
+            if jobs
+                .get(&self.job_id)
+                .is_some_and(|tx| tx.receiver_count() <= 1)
+            {
+                jobs.remove(&self.job_id);
+            }
+        }
+        metrics::gauge!("pacer_sse_clients").decrement(1.0);
+    }
+}
+
+impl Hub {
+    pub fn subscribe(&self, job_id: Uuid) -> Subscription {
+        let rx = match self.jobs.lock() {
+            Ok(mut jobs) => jobs
+                .entry(job_id)
+                .or_insert_with(|| broadcast::channel(1024).0)
+                .subscribe(),
+            // a poisoned lock only means another thread panicked mid-insert; the map is still usable
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(job_id)
+                .or_insert_with(|| broadcast::channel(1024).0)
+                .subscribe(),
+        };
+        metrics::gauge!("pacer_sse_clients").increment(1.0);
+        Subscription {
+            rx,
+            hub: self.clone(),
+            job_id,
+        }
+    }
+
+    fn dispatch(&self, job_id: Uuid, event: NumberedEvent) {
+        if let Ok(jobs) = self.jobs.lock()
+            && let Some(tx) = jobs.get(&job_id)
+        {
+            let _ = tx.send(HubMsg::Event(Arc::new(event)));
+        }
+    }
+
+    fn resync_all(&self) {
+        if let Ok(jobs) = self.jobs.lock() {
+            for tx in jobs.values() {
+                let _ = tx.send(HubMsg::Resync);
+            }
+        }
+    }
+
+    pub fn jobs_watched(&self) -> usize {
+        self.jobs.lock().map(|j| j.len()).unwrap_or(0)
+    }
+
+    /// Keeps the subscription alive until `stop`, reconnecting with backoff.
+    pub async fn run(self, client: redis::Client, channel: String, stop: CancellationToken) {
+        let mut delay = Duration::from_millis(100);
+        let mut first = true;
+        loop {
+            let attempt = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = attempt => r,
+            };
+            match pubsub {
+                Ok(pubsub) => {
+                    tracing::info!(%channel, "event subscription ready");
+                    if !first {
+                        self.resync_all();
+                    }
+                    first = false;
+                    delay = Duration::from_millis(100);
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        let msg = tokio::select! {
+                            _ = stop.cancelled() => return,
+                            m = messages.next() => m,
+                        };
+                        let Some(msg) = msg else { break };
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        if let Some((job_id, event)) = parse_channel_message(&payload) {
+                            self.dispatch(job_id, event);
+                        }
+                    }
+                    tracing::warn!("event subscription lost; reconnecting");
+                    self.resync_all();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot subscribe to job events; retrying"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}

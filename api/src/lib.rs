@@ -1,0 +1,96 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod jobs;
+pub mod routes;
+pub mod sse;
+pub mod state;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use pacer_common::auth::Verifier;
+use pacer_common::keys::Keys;
+use salvo::conn::TcpListener;
+use salvo::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ApiConfig;
+use crate::hub::Hub;
+use crate::state::AppState;
+
+/// Serves until SIGTERM/SIGINT, then drains in-flight requests (SSE streams are cut; clients
+/// resume with `Last-Event-ID`).
+pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
+    let verifier = Verifier::new(
+        config.jwt_secret.as_deref(),
+        config.jwt_public_key_file.as_deref(),
+        config.jwt_issuer.as_deref(),
+        config.jwt_audience.as_deref(),
+    )?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+        .ok();
+    let db = pacer_common::db::connect(
+        &config.common.database_url,
+        config.common.db_max_connections,
+    )
+    .await
+    .context("PostgreSQL (DATABASE_URL)")?;
+    let redis_client =
+        redis::Client::open(config.common.redis_url.as_str()).context("REDIS_URL")?;
+    let redis = apalis_redis::connect(config.common.redis_url.as_str())
+        .await
+        .context("Redis (REDIS_URL)")?;
+    let keys = Keys::new(config.common.redis_prefix.clone());
+    let stop = CancellationToken::new();
+    let hub = Hub::default();
+    tokio::spawn(
+        hub.clone()
+            .run(redis_client, keys.events_channel(), stop.clone()),
+    );
+
+    let bind = config.bind.clone();
+    let state = AppState::new(config, db, redis, keys, verifier, hub, metrics);
+    let acceptor = TcpListener::new(bind.clone())
+        .try_bind()
+        .await
+        .with_context(|| format!("cannot listen on {bind} (PACER_BIND)"))?;
+    tracing::info!(%bind, "pacer-api listening");
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+        handle.stop_graceful(Some(Duration::from_secs(10)));
+    });
+    server.serve(routes::service(state)).await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

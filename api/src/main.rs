@@ -1,0 +1,61 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use pacer_api::config::{Cli, Command, TokenArgs};
+use pacer_common::auth::{Claims, Role, mint_hs256};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(cli.api.jwt_secret.as_deref(), &args),
+        Some(Command::Serve) | None => {
+            pacer_common::telemetry::init(cli.api.common.log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("pacer-api: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(pacer_api::serve(cli.api)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pacer-api: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn token(secret: Option<&str>, args: &TokenArgs) -> ExitCode {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        eprintln!("pacer-api token: set PACER_JWT_SECRET (the same secret the API verifies with)");
+        return ExitCode::from(2);
+    };
+    let Some(role) = Role::parse(&args.role) else {
+        eprintln!("pacer-api token: --role must be athlete, coach, client_admin or admin");
+        return ExitCode::from(2);
+    };
+    let claims = Claims {
+        sub: args.sub.clone(),
+        role,
+        org_id: args.org.clone(),
+        exp: chrono::Utc::now().timestamp().max(0) as u64 + args.ttl_secs,
+        name: args.name.clone(),
+        email: None,
+        client_id: None,
+        iss: None,
+        aud: None,
+    };
+    match mint_hs256(secret, &claims) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pacer-api token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

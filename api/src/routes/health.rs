@@ -1,0 +1,73 @@
+use std::time::Duration;
+
+use pacer_common::jobs::Queue;
+use salvo::prelude::*;
+use serde_json::json;
+
+use crate::auth::app_state;
+use crate::error::ApiError;
+
+pub fn router() -> Router {
+    Router::new()
+        .push(Router::with_path("healthz").get(healthz))
+        .push(Router::with_path("readyz").get(readyz))
+        .push(Router::with_path("metrics").get(metrics_text))
+}
+
+/// Liveness: the process answers.
+#[handler]
+async fn healthz(res: &mut Response) {
+    res.render(Json(json!({"status": "ok"})));
+}
+
+/// Readiness: PostgreSQL and Redis answer.
+#[handler]
+async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?;
+    let pg = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("select 1").execute(&state.db),
+    )
+    .await;
+    let mut conn = state.redis.clone();
+    let rd = tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("PING").query_async::<String>(&mut conn),
+    )
+    .await;
+    let pg_ok = matches!(pg, Ok(Ok(_)));
+    let redis_ok = matches!(rd, Ok(Ok(_)));
+    let body = json!({"status": if pg_ok && redis_ok { "ok" } else { "unavailable" }, "postgres": pg_ok, "redis": redis_ok});
+    if !(pg_ok && redis_ok) {
+        res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    res.render(Json(body));
+    Ok(())
+}
+
+/// Prometheus text format. Queue depths and job counts are read at scrape time.
+#[handler]
+async fn metrics_text(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?;
+    let mut conn = state.redis.clone();
+    for q in Queue::ALL {
+        if let Ok(depth) = pacer_common::queue::depth(&mut conn, state.apalis(q)).await {
+            metrics::gauge!("pacer_queue_depth", "queue" => q.as_str()).set(depth as f64);
+        }
+    }
+    if let Ok(counts) = pacer_common::db::jobs::counts(&state.db).await {
+        for (kind, job_state, n) in counts {
+            metrics::gauge!("pacer_jobs", "kind" => kind, "state" => job_state).set(n as f64);
+        }
+    }
+    metrics::gauge!("pacer_sse_jobs_watched").set(state.hub.jobs_watched() as f64);
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    res.add_header("content-type", "text/plain; version=0.0.4", true)
+        .ok();
+    res.render(text);
+    Ok(())
+}

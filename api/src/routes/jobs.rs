@@ -1,0 +1,236 @@
+//! The Jobs API: submit, poll, list, cancel, and the SSE event stream.
+
+use pacer_common::auth::Role;
+use pacer_common::db::jobs::{CancelOutcome, JobFilter, cancel, get_job, list_jobs};
+use pacer_common::events;
+use pacer_common::jobs::{JobKind, JobState};
+use pacer_common::validate::FieldReader;
+use salvo::prelude::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::{app_state, claims};
+use crate::error::ApiError;
+use crate::jobs::{job_view, submit, visible};
+use crate::routes::{query_param, read_json};
+
+pub fn router() -> Router {
+    Router::with_path("jobs").get(list).post(create).push(
+        Router::with_path("{job_id}")
+            .get(show)
+            .delete(destroy)
+            .push(Router::with_path("events").get(stream_events)),
+    )
+}
+
+/// `POST /api/v1/jobs` `{"kind", "input"}` with an optional `Idempotency-Key` header → 202.
+#[handler]
+async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let kind_names: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+    let kind = r
+        .required_enum("kind", &kind_names)
+        .and_then(|k| JobKind::parse(&k));
+    let input = r.raw("input").cloned();
+    if input.is_none() {
+        r.error("input", "is required");
+    }
+    r.finish().map_err(ApiError::validation)?;
+    let (Some(kind), Some(input)) = (kind, input) else {
+        return Err(ApiError::field("kind", "is required"));
+    };
+    let key = idempotency_key(req)?;
+    let (row, _created) = submit(&state, &claims, kind, &input, key.as_deref()).await?;
+    res.status_code(StatusCode::ACCEPTED);
+    res.render(Json(json!({"status": "accepted", "data": {
+        "job_id": row.id,
+        "kind": row.kind,
+        "state": row.state,
+        "status_url": format!("/api/v1/jobs/{}", row.id),
+        "events_url": format!("/api/v1/jobs/{}/events", row.id),
+    }})));
+    Ok(())
+}
+
+pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(raw) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > 200 {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 200 characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn job_id(req: &Request) -> Result<Uuid, ApiError> {
+    req.param::<String>("job_id")
+        .and_then(|s| Uuid::parse_str(&s).ok())
+        .ok_or_else(|| ApiError::NotFound("job not found".into()))
+}
+
+/// Loads a job the caller may see; 404 otherwise (another user's job does not exist for them).
+pub async fn visible_job(
+    state: &crate::state::AppState,
+    claims: &pacer_common::auth::Claims,
+    id: Uuid,
+) -> Result<pacer_common::db::jobs::JobRow, ApiError> {
+    match get_job(&state.db, id).await? {
+        Some(row) if visible(&row, claims) => Ok(row),
+        _ => Err(ApiError::NotFound("job not found".into())),
+    }
+}
+
+#[handler]
+async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?;
+    let row = visible_job(state, claims(depot)?, job_id(req)?).await?;
+    res.render(Json(json!({"status": "success", "data": job_view(&row)})));
+    Ok(())
+}
+
+/// `DELETE`: a queued job never runs (200, `cancelled`); a running one stops at its next step
+/// (202); a finished one cannot be cancelled (409).
+#[handler]
+async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
+    match cancel(&state.db, row.id).await? {
+        CancelOutcome::Cancelled => {
+            // nobody else writes events for a job that never ran: close its stream here
+            state
+                .events
+                .append(row.id, &events::error("cancelled"), None)
+                .await?;
+            state.events.append(row.id, &events::done(), None).await?;
+            metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => "cancelled").increment(1);
+        }
+        CancelOutcome::Requested => {
+            res.status_code(StatusCode::ACCEPTED);
+        }
+        CancelOutcome::AlreadyFinal => {
+            return Err(ApiError::Conflict(
+                "job_finished",
+                format!("the job has already {}", row.state),
+            ));
+        }
+    }
+    let row = visible_job(&state, claims(depot)?, row.id).await?;
+    res.render(Json(json!({"status": "success", "data": job_view(&row)})));
+    Ok(())
+}
+
+/// `GET /api/v1/jobs?state=&kind=&page=&per_page=`: the caller's jobs (admin: all), newest first.
+#[handler]
+async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?;
+    let claims = claims(depot)?;
+    let mut details = Vec::new();
+    let job_state = match req.query::<String>("state").filter(|s| !s.is_empty()) {
+        Some(s) => JobState::parse(&s).map(Some).unwrap_or_else(|| {
+            details.push(pacer_common::FieldError::new(
+                "state",
+                "must be one of queued, running, succeeded, failed, cancelled",
+            ));
+            None
+        }),
+        None => None,
+    };
+    let kind = match req.query::<String>("kind").filter(|s| !s.is_empty()) {
+        Some(s) => JobKind::parse(&s).map(Some).unwrap_or_else(|| {
+            details.push(pacer_common::FieldError::new(
+                "kind",
+                "must be one of generate_draft, generate_plan, recompute_stats, recompute_batch",
+            ));
+            None
+        }),
+        None => None,
+    };
+    let page = int_param(req, "page", (1, i64::from(i32::MAX)), 1, &mut details);
+    let per_page = int_param(req, "per_page", (1, 100), 20, &mut details);
+    if !details.is_empty() {
+        return Err(ApiError::validation(details));
+    }
+    let filter = JobFilter {
+        owner_id: if claims.role == Role::Admin {
+            None
+        } else {
+            Some(&claims.sub)
+        },
+        state: job_state,
+        kind,
+        limit: per_page,
+        offset: (page - 1).saturating_mul(per_page),
+    };
+    let (rows, total) = list_jobs(&state.db, &filter).await?;
+    let total_pages = (total + per_page - 1) / per_page;
+    let jobs: Vec<Value> = rows.iter().map(job_view).collect();
+    res.render(Json(json!({"status": "success", "data": {
+        "jobs": jobs,
+        "pagination": {"total": total, "page": page, "per_page": per_page, "total_pages": total_pages,
+                       "has_next": page < total_pages, "has_prev": page > 1},
+    }})));
+    Ok(())
+}
+
+/// `GET /api/v1/jobs/{id}/events`: replay + live SSE; `Last-Event-ID` or `?after=n` resumes.
+#[handler]
+async fn stream_events(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
+    let after = resume_point(req)?;
+    crate::sse::stream_job(state, row.id, after, res);
+    Ok(())
+}
+
+/// An integer query parameter within `range` (inclusive); records a detail when invalid.
+fn int_param(
+    req: &Request,
+    name: &str,
+    range: (i64, i64),
+    default: i64,
+    details: &mut Vec<pacer_common::FieldError>,
+) -> i64 {
+    match query_param::<i64>(req, name) {
+        Ok(None) => default,
+        Ok(Some(n)) if n >= range.0 && n <= range.1 => n,
+        _ => {
+            details.push(pacer_common::FieldError::new(
+                name,
+                format!("must be an integer between {} and {}", range.0, range.1),
+            ));
+            default
+        }
+    }
+}
+
+fn resume_point(req: &Request) -> Result<u64, ApiError> {
+    if let Some(raw) = req.headers().get("last-event-id") {
+        let s = raw.to_str().unwrap_or("").trim();
+        if s.is_empty() {
+            return Ok(0);
+        }
+        return s
+            .parse::<u64>()
+            .map_err(|_| ApiError::field("Last-Event-ID", "must be a non-negative integer"));
+    }
+    match req.query::<String>("after") {
+        Some(s) if !s.is_empty() => s
+            .parse::<u64>()
+            .map_err(|_| ApiError::field("after", "must be a non-negative integer")),
+        _ => Ok(0),
+    }
+}

@@ -1,0 +1,77 @@
+//! Settings shared by `pacer-api` and `pacer-worker`. Every flag can also be given as the
+//! environment variable shown in `--help`; the binaries parse them once at start-up.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonConfig {
+    /// PostgreSQL URL. The database is created if it does not exist; migrations run at start-up.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/pacer"
+    )]
+    pub database_url: String,
+
+    /// Maximum PostgreSQL connections of this process.
+    #[arg(long, env = "PACER_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+
+    /// Redis URL (queues, job event logs, pub/sub, caches).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "PACER_REDIS_PREFIX", default_value = "pacer", value_parser = parse_prefix)]
+    pub redis_prefix: String,
+
+    /// Log format.
+    #[arg(long, env = "PACER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// How long a finished job's event log stays in Redis (seconds); afterwards SSE replays
+    /// the final events from PostgreSQL.
+    #[arg(long, env = "PACER_EVENT_LOG_TTL_SECS", default_value_t = 86_400)]
+    pub event_log_ttl_secs: u64,
+
+    /// Redis queue depth above which jobs stay in PostgreSQL until the dispatcher moves them
+    /// (apalis-redis 1.0 cannot promote 8,000 due jobs at once).
+    #[arg(long, env = "PACER_QUEUE_HIGH_WATER", default_value_t = 2000)]
+    pub queue_high_water: u64,
+
+    /// Seconds between worker heartbeats in Redis (also the PostgreSQL job lease refresh).
+    #[arg(long, env = "PACER_HEARTBEAT_SECS", default_value_t = 2)]
+    pub heartbeat_secs: u64,
+
+    /// Missed heartbeats after which a worker counts as dead and its jobs run elsewhere.
+    #[arg(long, env = "PACER_MISSED_HEARTBEATS", default_value_t = 3)]
+    pub missed_heartbeats: usize,
+}
+
+impl CommonConfig {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs.max(1))
+    }
+
+    /// A running job whose PostgreSQL heartbeat is older than this may be taken over.
+    pub fn job_lease(&self) -> Duration {
+        self.heartbeat() * (self.missed_heartbeats.max(2) as u32)
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.'))
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("use letters, digits, '_', '-', ':' or '.'".into())
+    }
+}

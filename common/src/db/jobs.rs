@@ -1,0 +1,356 @@
+//! The `jobs` table: the source of truth for every job. Redis only carries ids.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::jobs::{JobKind, JobState, Queue};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub queue: String,
+    pub state: String,
+    pub owner_id: String,
+    pub org_id: Option<String>,
+    pub input: Json<Value>,
+    pub result: Option<Json<Value>>,
+    pub error: Option<String>,
+    pub progress: i16,
+    pub message: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub event_seq: i64,
+    pub cancel_requested: bool,
+    pub idempotency_key: Option<String>,
+    pub usage: Option<Json<Value>>,
+    pub task_id: Option<String>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub worker: Option<String>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl JobRow {
+    pub fn job_state(&self) -> Option<JobState> {
+        JobState::parse(&self.state)
+    }
+
+    pub fn job_kind(&self) -> Option<JobKind> {
+        JobKind::parse(&self.kind)
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.job_state().is_some_and(JobState::is_terminal)
+    }
+}
+
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub owner_id: &'a str,
+    pub org_id: Option<&'a str>,
+    pub input: &'a Value,
+    pub max_attempts: i32,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Inserts a queued job. With an idempotency key already used by this owner, returns the
+/// existing job and `false`.
+pub async fn insert_job(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<(JobRow, bool)> {
+    let inserted: Option<JobRow> = sqlx::query_as(
+        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, idempotency_key)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (owner_id, idempotency_key) where idempotency_key is not null do nothing
+         returning *",
+    )
+    .bind(job.id)
+    .bind(job.kind.as_str())
+    .bind(job.kind.queue().as_str())
+    .bind(job.owner_id)
+    .bind(job.org_id)
+    .bind(Json(job.input))
+    .bind(job.max_attempts)
+    .bind(job.idempotency_key)
+    .fetch_optional(db)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok((row, true));
+    }
+    let existing: JobRow =
+        sqlx::query_as("select * from jobs where owner_id = $1 and idempotency_key = $2")
+            .bind(job.owner_id)
+            .bind(job.idempotency_key)
+            .fetch_one(db)
+            .await?;
+    Ok((existing, false))
+}
+
+pub async fn get_job(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as("select * from jobs where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub struct JobFilter<'a> {
+    /// `None` = every owner (admins).
+    pub owner_id: Option<&'a str>,
+    pub state: Option<JobState>,
+    pub kind: Option<JobKind>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Newest first, with the total count for pagination.
+pub async fn list_jobs(db: &PgPool, f: &JobFilter<'_>) -> sqlx::Result<(Vec<JobRow>, i64)> {
+    let rows: Vec<JobRow> = sqlx::query_as(
+        "select * from jobs
+          where ($1::text is null or owner_id = $1) and ($2::text is null or state = $2) and ($3::text is null or kind = $3)
+          order by created_at desc, id desc limit $4 offset $5",
+    )
+    .bind(f.owner_id)
+    .bind(f.state.map(JobState::as_str))
+    .bind(f.kind.map(JobKind::as_str))
+    .bind(f.limit)
+    .bind(f.offset)
+    .fetch_all(db)
+    .await?;
+    let total: i64 = sqlx::query_scalar(
+        "select count(*) from jobs
+          where ($1::text is null or owner_id = $1) and ($2::text is null or state = $2) and ($3::text is null or kind = $3)",
+    )
+    .bind(f.owner_id)
+    .bind(f.state.map(JobState::as_str))
+    .bind(f.kind.map(JobKind::as_str))
+    .fetch_one(db)
+    .await?;
+    Ok((rows, total))
+}
+
+/// Records that these jobs were pushed to Redis with these apalis task ids.
+pub async fn mark_dispatched(
+    db: impl PgExecutor<'_>,
+    job_ids: &[Uuid],
+    task_ids: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update jobs j set task_id = t.task_id, dispatched_at = now()
+           from unnest($1::uuid[], $2::text[]) as t(id, task_id)
+          where j.id = t.id and j.state in ('queued', 'running')",
+    )
+    .bind(job_ids)
+    .bind(task_ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Locks up to `limit` accepted jobs of a queue that are not in Redis yet, oldest first.
+/// Call inside a transaction; other dispatchers skip the locked rows.
+pub async fn lock_undispatched(
+    db: impl PgExecutor<'_>,
+    queue: Queue,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "select id from jobs where state = 'queued' and dispatched_at is null and queue = $1
+          order by created_at limit $2 for update skip locked",
+    )
+    .bind(queue.as_str())
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn has_undispatched(db: impl PgExecutor<'_>, queue: Queue) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from jobs where state = 'queued' and dispatched_at is null and queue = $1)")
+        .bind(queue.as_str())
+        .fetch_one(db)
+        .await
+}
+
+/// Live jobs that were pushed to Redis but have shown no sign of life for `stale_secs`:
+/// candidates for the reconciler (it re-dispatches those Redis no longer holds).
+pub async fn stale_dispatched(
+    db: impl PgExecutor<'_>,
+    queue: Queue,
+    stale_secs: f64,
+    running_only: bool,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(
+        "select id, task_id from jobs
+          where (state = 'running' or (state = 'queued' and not $4)) and queue = $1 and task_id is not null
+            and coalesce(heartbeat_at, dispatched_at) < now() - make_interval(secs => $2)
+            and dispatched_at < now() - make_interval(secs => $2)
+          order by created_at limit $3",
+    )
+    .bind(queue.as_str())
+    .bind(stale_secs)
+    .bind(limit)
+    .bind(running_only)
+    .fetch_all(db)
+    .await
+}
+
+/// Hands jobs back to the dispatcher (their Redis copy is gone). A running one goes back to
+/// `queued`; its attempt stays counted.
+pub async fn undispatch(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::Result<u64> {
+    let r = sqlx::query(
+        "update jobs set task_id = null, dispatched_at = null, state = 'queued', worker = null, updated_at = now()
+          where id = any($1) and state in ('queued', 'running')",
+    )
+    .bind(job_ids)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// What a worker may do with a job it fetched.
+#[derive(Debug)]
+pub enum Claim {
+    /// Run it (the row, with `attempts` already incremented).
+    Run(Box<JobRow>),
+    /// It was cancelled before it could run (or while its previous worker was dead).
+    Cancel(Box<JobRow>),
+    /// Finished, unknown, or running on a live worker: drop this copy.
+    Skip(&'static str),
+}
+
+/// Takes a job for `worker`: a queued one, or a running one whose heartbeat is older than
+/// `lease_secs` (its worker died). Counts the attempt.
+pub async fn claim(db: &PgPool, id: Uuid, worker: &str, lease_secs: f64) -> sqlx::Result<Claim> {
+    let claimed: Option<JobRow> = sqlx::query_as(
+        "update jobs set state = 'running', attempts = attempts + 1, worker = $2, heartbeat_at = now(),
+                started_at = coalesce(started_at, now()), updated_at = now()
+          where id = $1 and not cancel_requested
+            and (state = 'queued' or (state = 'running' and heartbeat_at < now() - make_interval(secs => $3)))
+          returning *",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(lease_secs)
+    .fetch_optional(db)
+    .await?;
+    if let Some(row) = claimed {
+        return Ok(Claim::Run(Box::new(row)));
+    }
+    let Some(row) = get_job(db, id).await? else {
+        return Ok(Claim::Skip("unknown job"));
+    };
+    if row.is_terminal() {
+        return Ok(Claim::Skip("already finished"));
+    }
+    if row.cancel_requested {
+        return Ok(Claim::Cancel(Box::new(row)));
+    }
+    Ok(Claim::Skip("running on another worker"))
+}
+
+/// Refreshes a running job's lease. `None` when the job is no longer this worker's.
+pub async fn heartbeat(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: &str,
+) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar(
+        "update jobs set heartbeat_at = now() where id = $1 and worker = $2 and state = 'running'
+          returning cancel_requested",
+    )
+    .bind(id)
+    .bind(worker)
+    .fetch_optional(db)
+    .await
+}
+
+/// After a transient failure: back to `queued` until the retry runs (in this worker, after
+/// the backoff, or elsewhere if this worker dies meanwhile).
+pub async fn requeue_for_retry(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: &str,
+    message: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "update jobs set state = 'queued', worker = null, message = $3, updated_at = now()
+          where id = $1 and worker = $2 and state = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(message)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The terminal write. The first one wins; returns whether this call was it.
+pub async fn finish(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    state: JobState,
+    result: Option<&Value>,
+    error: Option<&str>,
+    usage: Option<&Value>,
+) -> sqlx::Result<bool> {
+    debug_assert!(state.is_terminal());
+    let r = sqlx::query(
+        "update jobs set state = $2, result = $3, error = $4, usage = coalesce($5, usage),
+                progress = case when $2 = 'succeeded' then 100 else progress end,
+                message = $2, finished_at = now(), updated_at = now()
+          where id = $1 and state in ('queued', 'running')",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(result.map(Json))
+    .bind(error)
+    .bind(usage.map(Json))
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub enum CancelOutcome {
+    /// It was queued: now cancelled, it will never run.
+    Cancelled,
+    /// It is running: its worker stops it at its next step.
+    Requested,
+    /// Already finished.
+    AlreadyFinal,
+}
+
+pub async fn cancel(db: &PgPool, id: Uuid) -> sqlx::Result<CancelOutcome> {
+    let queued = sqlx::query(
+        "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled', message = 'cancelled',
+                finished_at = now(), updated_at = now()
+          where id = $1 and state = 'queued'",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    if queued.rows_affected() == 1 {
+        return Ok(CancelOutcome::Cancelled);
+    }
+    let running = sqlx::query("update jobs set cancel_requested = true, updated_at = now() where id = $1 and state = 'running'")
+        .bind(id)
+        .execute(db)
+        .await?;
+    if running.rows_affected() == 1 {
+        Ok(CancelOutcome::Requested)
+    } else {
+        Ok(CancelOutcome::AlreadyFinal)
+    }
+}
+
+/// Jobs by kind and state, for `/metrics`.
+pub async fn counts(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as("select kind, state, count(*) from jobs group by kind, state")
+        .fetch_all(db)
+        .await
+}

@@ -1,0 +1,46 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub features: Vec<String>,
+    pub training_principle: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl OrgRow {
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
+}
+
+pub async fn get_org(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<OrgRow>> {
+    sqlx::query_as("select * from orgs where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn upsert_org(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    name: &str,
+    features: &[String],
+    training_principle: Option<&str>,
+) -> sqlx::Result<OrgRow> {
+    sqlx::query_as(
+        "insert into orgs (id, name, features, training_principle) values ($1, $2, $3, $4)
+         on conflict (id) do update set name = excluded.name, features = excluded.features,
+             training_principle = excluded.training_principle, updated_at = now()
+         returning *",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(features)
+    .bind(training_principle)
+    .fetch_one(db)
+    .await
+}

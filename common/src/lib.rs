@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod keys;
+pub mod queue;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::{Error, FieldError};

@@ -1,0 +1,230 @@
+//! Reads a JSON object field by field and collects every problem, so a 400 lists all invalid
+//! fields at once (serde stops at the first).
+
+use serde_json::{Map, Value};
+
+use crate::FieldError;
+
+pub struct FieldReader<'a> {
+    obj: &'a Map<String, Value>,
+    prefix: String,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> FieldReader<'a> {
+    /// Fails when the body is not a JSON object.
+    pub fn new(value: &'a Value) -> Result<Self, Vec<FieldError>> {
+        Self::nested(value, "")
+    }
+
+    /// Reads a nested object; `prefix` is prepended to field names in errors (`recent_race.`).
+    pub fn nested(value: &'a Value, prefix: &str) -> Result<Self, Vec<FieldError>> {
+        match value.as_object() {
+            Some(obj) => Ok(Self {
+                obj,
+                prefix: prefix.to_owned(),
+                errors: Vec::new(),
+            }),
+            None => {
+                let field = if prefix.is_empty() {
+                    "body".to_owned()
+                } else {
+                    prefix.trim_end_matches('.').to_owned()
+                };
+                Err(vec![FieldError::new(field, "must be a JSON object")])
+            }
+        }
+    }
+
+    /// Reads the object in `field` (errors name `parent.field.child`).
+    pub fn child(&self, field: &str) -> Result<FieldReader<'a>, Vec<FieldError>> {
+        let value = self.obj.get(field).unwrap_or(&Value::Null);
+        Self::nested(value, &format!("{}{}.", self.prefix, field))
+    }
+
+    fn name(&self, field: &str) -> String {
+        format!("{}{}", self.prefix, field)
+    }
+
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        let name = self.name(field);
+        self.errors.push(FieldError::new(name, message));
+    }
+
+    pub fn extend(&mut self, errors: Vec<FieldError>) {
+        self.errors.extend(errors);
+    }
+
+    /// The raw value, `None` when absent or null.
+    pub fn raw(&self, field: &str) -> Option<&'a Value> {
+        self.obj.get(field).filter(|v| !v.is_null())
+    }
+
+    pub fn required_int(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
+        match self.raw(field) {
+            None => {
+                self.error(field, "is required");
+                None
+            }
+            Some(_) => self.opt_int(field, min, max),
+        }
+    }
+
+    pub fn opt_int(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
+        let v = self.raw(field)?;
+        match v.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(_) => {
+                self.error(field, format!("must be between {min} and {max}"));
+                None
+            }
+            None => {
+                self.error(field, "must be an integer");
+                None
+            }
+        }
+    }
+
+    pub fn opt_number(&mut self, field: &str, min: f64, max: f64) -> Option<f64> {
+        let v = self.raw(field)?;
+        match v.as_f64() {
+            Some(n) if n >= min && n <= max => Some(n),
+            Some(_) => {
+                self.error(field, format!("must be between {min} and {max}"));
+                None
+            }
+            None => {
+                self.error(field, "must be a number");
+                None
+            }
+        }
+    }
+
+    pub fn required_str(&mut self, field: &str, min_len: usize, max_len: usize) -> Option<String> {
+        match self.raw(field) {
+            None => {
+                self.error(field, "is required");
+                None
+            }
+            Some(_) => {
+                let s = self.opt_str(field, max_len)?;
+                if s.trim().chars().count() < min_len {
+                    let msg = if min_len <= 1 {
+                        "must not be empty".to_owned()
+                    } else {
+                        format!("must be at least {min_len} characters")
+                    };
+                    self.error(field, msg);
+                    return None;
+                }
+                Some(s)
+            }
+        }
+    }
+
+    pub fn opt_str(&mut self, field: &str, max_len: usize) -> Option<String> {
+        let v = self.raw(field)?;
+        match v.as_str() {
+            Some(s) if s.chars().count() <= max_len => Some(s.to_owned()),
+            Some(_) => {
+                self.error(field, format!("must be at most {max_len} characters"));
+                None
+            }
+            None => {
+                self.error(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    pub fn opt_bool(&mut self, field: &str) -> Option<bool> {
+        let v = self.raw(field)?;
+        match v.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.error(field, "must be a boolean");
+                None
+            }
+        }
+    }
+
+    /// A string that must be one of `allowed`.
+    pub fn opt_enum(&mut self, field: &str, allowed: &[&str]) -> Option<String> {
+        let s = self.opt_str(field, 100)?;
+        if allowed.contains(&s.as_str()) {
+            Some(s)
+        } else {
+            self.error(field, format!("must be one of {}", quoted(allowed)));
+            None
+        }
+    }
+
+    pub fn required_enum(&mut self, field: &str, allowed: &[&str]) -> Option<String> {
+        if self.raw(field).is_none() {
+            self.error(field, format!("is required (one of {})", quoted(allowed)));
+            return None;
+        }
+        self.opt_enum(field, allowed)
+    }
+
+    /// An ISO 8601 calendar date (`YYYY-MM-DD`).
+    pub fn opt_date(&mut self, field: &str) -> Option<chrono::NaiveDate> {
+        let s = self.opt_str(field, 10)?;
+        match chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.error(field, "must be an ISO 8601 date (YYYY-MM-DD)");
+                None
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collects_every_invalid_field() {
+        let body = json!({"weeks": 0, "level": "pro", "start_date": "2025-13-01", "org_id": 5});
+        let mut r = FieldReader::new(&body).unwrap();
+        r.required_int("weeks", 1, 52);
+        r.required_enum("level", &["beginner"]);
+        r.opt_date("start_date");
+        r.required_str("org_id", 1, 100);
+        r.required_str("missing", 1, 100);
+        let errs = r.finish().unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["weeks", "level", "start_date", "org_id", "missing"]
+        );
+        assert_eq!(errs[0].message, "must be between 1 and 52");
+    }
+
+    #[test]
+    fn non_object_body_is_rejected() {
+        assert!(FieldReader::new(&json!([1, 2])).is_err());
+    }
+}

@@ -1,0 +1,566 @@
+//! Step 2: reading a (possibly edited) draft back into workouts.
+
+use std::collections::BTreeMap;
+
+use chrono::Weekday;
+
+use crate::engine::{Ctx, Phase, context, focus_for};
+use crate::prompt::RaceDistance;
+use crate::session::{Planned, Session};
+use crate::text::{
+    Amount, Tok, amount_at, day_name, format_amount, tokenize, weekday_from_word, word,
+};
+use crate::{Plan, PlanInput, WeekInfo};
+
+#[derive(Default)]
+struct WeekAcc {
+    phase: Option<Phase>,
+    focus: Option<String>,
+    days: BTreeMap<usize, (Weekday, Planned)>,
+}
+
+enum Cur {
+    Before,
+    Week(u32),
+    Ignored,
+}
+
+/// Strips markdown emphasis, headings and list bullets.
+fn clean(raw: &str) -> String {
+    let s = raw.replace("**", "").replace("__", "");
+    let mut t = s.trim().trim_start_matches('#').trim();
+    loop {
+        let before = t;
+        for b in ["- ", "* ", "• ", "+ ", "– ", "— "] {
+            if let Some(r) = t.strip_prefix(b) {
+                t = r.trim_start();
+            }
+        }
+        // "1. " / "1) " numbering
+        let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 0
+            && let Some(r) = t[digits..]
+                .strip_prefix(". ")
+                .or_else(|| t[digits..].strip_prefix(") "))
+        {
+            t = r.trim_start();
+        }
+        if before == t {
+            break;
+        }
+    }
+    t.trim().to_string()
+}
+
+fn week_header(line: &str) -> Option<(u32, String)> {
+    let lower = line.to_lowercase();
+    let rest = lower.strip_prefix("week")?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    let n = digits.parse::<u32>().unwrap_or(u32::MAX);
+    // Keep the original casing for the focus text.
+    let offset = lower.len() - rest.len() + digits.len();
+    Some((n, line.get(offset..).unwrap_or("").to_string()))
+}
+
+fn header_phase_focus(rest: &str) -> (Option<Phase>, Option<String>) {
+    let (inside, after) = match (rest.find('('), rest.find(')')) {
+        (Some(a), Some(b)) if a < b => (&rest[a + 1..b], &rest[b + 1..]),
+        _ => ("", rest),
+    };
+    let phase_in = |s: &str| {
+        tokenize(s).iter().find_map(|t| match t {
+            Tok::Word(w) => Phase::from_word(w),
+            _ => None,
+        })
+    };
+    let phase = phase_in(inside).or_else(|| phase_in(after));
+    let focus = after
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '-' | '–' | '—'))
+        .trim();
+    (
+        phase,
+        if focus.is_empty() {
+            None
+        } else {
+            Some(focus.to_string())
+        },
+    )
+}
+
+fn day_line(line: &str) -> Option<(Weekday, String)> {
+    let w: String = line.chars().take_while(|c| c.is_alphabetic()).collect();
+    let d = weekday_from_word(&w.to_lowercase())?;
+    let rest = line[w.len()..].trim_start();
+    let mut chars = rest.chars();
+    match chars.next() {
+        Some(':' | '-' | '–' | '—') => Some((d, chars.as_str().trim().to_string())),
+        _ => None,
+    }
+}
+
+fn is_prose(line: &str) -> bool {
+    let l = line.to_lowercase();
+    const PREFIXES: &[&str] = &[
+        "phase",
+        "weeks",
+        "training principle",
+        "principle",
+        "note",
+        "tip",
+        "focus",
+        "total",
+        "race:",
+        "runs per week",
+        "paces",
+        "predicted",
+        "intensity",
+        "goal",
+        "summary",
+        "key",
+    ];
+    PREFIXES.iter().any(|p| l.starts_with(p)) || l.ends_with(':')
+}
+
+/// Reads "M:SS" (optionally "M:SS-M:SS") and a unit right after an '@'.
+fn read_pace(s: &str) -> Option<((u32, u32), usize)> {
+    let b: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < b.len() && b[i] == ' ' {
+        i += 1;
+    }
+    let one = |i: &mut usize| -> Option<u32> {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        let m: u32 = b[start..*i].iter().collect::<String>().parse().ok()?;
+        if b.get(*i) != Some(&':') {
+            return None;
+        }
+        *i += 1;
+        let s0 = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        if *i - s0 != 2 {
+            return None;
+        }
+        let sec: u32 = b[s0..*i].iter().collect::<String>().parse().ok()?;
+        Some(m * 60 + sec)
+    };
+    let first = one(&mut i)?;
+    let mut second = first;
+    let mut j = i;
+    while j < b.len() && b[j] == ' ' {
+        j += 1;
+    }
+    if j < b.len() && matches!(b[j], '-' | '–' | '—') {
+        let mut k = j + 1;
+        while k < b.len() && b[k] == ' ' {
+            k += 1;
+        }
+        if let Some(x) = one(&mut k) {
+            second = x;
+            i = k;
+        }
+    }
+    let tail: String = b[i..].iter().collect::<String>().to_lowercase();
+    let mut per_mile = false;
+    for (unit, mile) in [
+        ("/km", false),
+        (" /km", false),
+        ("/mi", true),
+        (" /mi", true),
+        (" per km", false),
+        (" per mile", true),
+        (" min/km", false),
+    ] {
+        if tail.starts_with(unit) {
+            i += unit.chars().count();
+            per_mile = mile;
+            if mile && tail.get(unit.len()..).is_some_and(|t| t.starts_with("le")) {
+                i += 2;
+            }
+            break;
+        }
+    }
+    let conv = |x: u32| {
+        if per_mile {
+            (f64::from(x) / 1.609_344).round() as u32
+        } else {
+            x
+        }
+    };
+    let (a, c) = (conv(first), conv(second));
+    Some(((a.min(c), a.max(c)), i))
+}
+
+struct Parsed {
+    planned: Option<Planned>,
+    defaulted: Option<String>,
+}
+
+/// Reads the text after "Day:"; `None` means unreadable.
+fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
+    // Drop parenthesised remarks: "(predicted 1:31:35)".
+    let mut s = String::new();
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => s.push(c),
+            _ => {}
+        }
+    }
+    // Pull out "@ pace".
+    let mut pace = None;
+    if let Some(at) = s.find('@') {
+        let after = &s[at + 1..];
+        if let Some((p, used)) = read_pace(after) {
+            pace = Some(p);
+            let used_bytes: usize = after.chars().take(used).map(char::len_utf8).sum();
+            s = format!("{} {}", &s[..at], &after[used_bytes..]);
+        } else {
+            s = format!("{} {}", &s[..at], after);
+        }
+    }
+    let toks = tokenize(&s);
+    let words: Vec<&str> = toks.iter().filter_map(|t| word(Some(t))).collect();
+    let has = |w: &str| words.contains(&w);
+    let has_prefix = |p: &str| words.iter().any(|w| w.starts_with(p));
+    let first = words.first().copied().unwrap_or("");
+    if first == "rest" || first == "off" || (first == "day" && words.get(1) == Some(&"off")) {
+        return Some(Parsed {
+            planned: None,
+            defaulted: None,
+        });
+    }
+    // Reps ("6 x 800m") and plain amounts.
+    let mut reps: Option<(u32, Amount)> = None;
+    let mut plain: Vec<Amount> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        if let (Some(Tok::Num(n)), Some("x")) = (toks.get(i), word(toks.get(i + 1)))
+            && let Some((a, next)) = amount_at(&toks, i + 2)
+        {
+            if reps.is_none() && *n >= 1.0 && *n <= 50.0 {
+                reps = Some((*n as u32, a));
+            }
+            i = next;
+            continue;
+        }
+        if let Some((a, next)) = amount_at(&toks, i) {
+            plain.push(a);
+            i = next;
+            continue;
+        }
+        i += 1;
+    }
+    let mut defaulted = None;
+    let mut main = |default: Amount| -> Amount {
+        match plain.first() {
+            Some(a) => *a,
+            None => {
+                defaulted = Some(format_amount(default));
+                default
+            }
+        }
+    };
+    let secs_of = |a: Amount, pace: u32| match a {
+        Amount::Seconds(s) => s,
+        Amount::Meters(m) => ((u64::from(m) * u64::from(pace) + 500) / 1000) as u32,
+    };
+    let p = &ctx.paces;
+    let race_word = words.iter().enumerate().any(|(k, w)| {
+        (*w == "race" || *w == "racing")
+            && !matches!(words.get(k + 1), Some(&"pace" | &"effort" | &"simulation"))
+    });
+    let session = if has_prefix("cross") || has("bike") || has("swim") || has("elliptical") {
+        let secs = match main(Amount::Seconds(1800)) {
+            Amount::Seconds(s) => s,
+            Amount::Meters(_) => 1800,
+        };
+        Session::Cross { seconds: secs }
+    } else if race_word {
+        let named = (0..toks.len()).find_map(|k| race_name(&toks, k));
+        let (meters, label) = match (named, plain.first()) {
+            (Some(r), _) => (r.meters(), r.label().to_string()),
+            (None, Some(Amount::Meters(m))) => (*m, format_amount(Amount::Meters(*m))),
+            _ => {
+                let r = ctx.race.unwrap_or(RaceDistance::FiveK);
+                (r.meters(), r.label().to_string())
+            }
+        };
+        Session::Race { meters, label }
+    } else if has("long") {
+        Session::Long {
+            amount: main(Amount::Seconds(3600)),
+        }
+    } else if (has("marathon") && (has("pace") || has("tempo"))) || has("mp") {
+        Session::MarathonPace {
+            amount: main(Amount::Seconds(1800)),
+        }
+    } else if has_prefix("cruise") || ((has("tempo") || has("threshold")) && reps.is_some()) {
+        let (n, rep) = reps.unwrap_or((3, Amount::Meters(1600)));
+        Session::Cruise { reps: n, rep }
+    } else if has_prefix("interval") || has_prefix("vo2") || has("track") {
+        let (n, rep) = reps.unwrap_or_else(|| {
+            defaulted = Some("5 x 800m".into());
+            (5, Amount::Meters(800))
+        });
+        Session::Intervals { reps: n, rep }
+    } else if has("tempo") || has("threshold") {
+        Session::Tempo {
+            amount: main(Amount::Seconds(1200)),
+        }
+    } else if has_prefix("repetition") || has("reps") || has("sprints") {
+        let (n, rep) = reps.unwrap_or_else(|| {
+            defaulted = Some("8 x 200m".into());
+            (8, Amount::Meters(200))
+        });
+        Session::Repetition { reps: n, rep }
+    } else if has_prefix("hill") {
+        let (n, rep) = reps.unwrap_or_else(|| {
+            defaulted = Some("8 x 60s".into());
+            (8, Amount::Seconds(60))
+        });
+        Session::Hills {
+            reps: n,
+            rep_s: secs_of(rep, p.threshold).max(10),
+        }
+    } else if has("fartlek") {
+        let (n, rep) = reps.unwrap_or_else(|| {
+            defaulted = Some("6 x 2 min".into());
+            (6, Amount::Seconds(120))
+        });
+        Session::Fartlek {
+            reps: n,
+            rep_s: secs_of(rep, p.threshold).max(10),
+        }
+    } else if has("recovery") {
+        Session::Recovery {
+            amount: main(Amount::Seconds(1800)),
+        }
+    } else if has("easy")
+        || has("aerobic")
+        || has("jog")
+        || has("run")
+        || has("shakeout")
+        || has_prefix("stride")
+        || has("steady")
+    {
+        let strides = if has_prefix("stride") {
+            reps.map(|(n, _)| n).unwrap_or(6)
+        } else {
+            0
+        };
+        Session::Easy {
+            amount: main(Amount::Seconds(2400)),
+            strides,
+        }
+    } else if let Some((n, rep)) = reps {
+        match rep {
+            Amount::Meters(m) if m <= 400 => Session::Repetition { reps: n, rep },
+            _ => Session::Intervals { reps: n, rep },
+        }
+    } else if let Some(a) = plain.first() {
+        Session::Easy {
+            amount: *a,
+            strides: 0,
+        }
+    } else {
+        return None;
+    };
+    Some(Parsed {
+        planned: Some(Planned { session, pace }),
+        defaulted,
+    })
+}
+
+fn race_name(toks: &[Tok], k: usize) -> Option<RaceDistance> {
+    let w = word(toks.get(k));
+    match (toks.get(k), w) {
+        (_, Some("half" | "hm" | "halfmarathon")) => Some(RaceDistance::HalfMarathon),
+        (_, Some("marathon")) => {
+            if k > 0 && word(toks.get(k - 1)) == Some("half") {
+                Some(RaceDistance::HalfMarathon)
+            } else {
+                Some(RaceDistance::Marathon)
+            }
+        }
+        (Some(Tok::Num(n)), _) if matches!(word(toks.get(k + 1)), Some("k" | "km")) => match *n {
+            x if (x - 5.0).abs() < 1e-9 => Some(RaceDistance::FiveK),
+            x if (x - 10.0).abs() < 1e-9 => Some(RaceDistance::TenK),
+            x if (x - 21.1).abs() < 0.05 => Some(RaceDistance::HalfMarathon),
+            x if (x - 42.2).abs() < 0.05 => Some(RaceDistance::Marathon),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub fn build_plan(input: &PlanInput, refined_draft: &str) -> Plan {
+    let ctx = context(input);
+    let mut warnings = Vec::new();
+    let mut weeks: BTreeMap<u32, WeekAcc> = BTreeMap::new();
+    let mut cur = Cur::Before;
+    for (i, raw) in refined_draft.lines().enumerate() {
+        let n = i + 1;
+        let line = clean(raw);
+        if !line.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        if let Some((w, rest)) = week_header(&line) {
+            if w == 0 || w > ctx.weeks {
+                warnings.push(format!(
+                    "line {n}: week {w} is outside the plan's {} weeks; ignored",
+                    ctx.weeks
+                ));
+                cur = Cur::Ignored;
+                continue;
+            }
+            let (phase, focus) = header_phase_focus(&rest);
+            let acc = weeks.entry(w).or_default();
+            if phase.is_some() {
+                acc.phase = phase;
+            }
+            if focus.is_some() {
+                acc.focus = focus;
+            }
+            cur = Cur::Week(w);
+            continue;
+        }
+        if let Some((day, rest)) = day_line(&line) {
+            let w = match cur {
+                Cur::Week(w) => w,
+                Cur::Ignored => continue,
+                Cur::Before => {
+                    warnings.push(format!(
+                        "line {n}: day line before any week header; ignored: \"{}\"",
+                        raw.trim()
+                    ));
+                    continue;
+                }
+            };
+            let Some(parsed) = parse_session(&rest, &ctx) else {
+                warnings.push(format!("line {n}: could not read \"{}\"", raw.trim()));
+                continue;
+            };
+            if let Some(d) = parsed.defaulted {
+                warnings.push(format!(
+                    "line {n}: no distance or duration in \"{}\"; assumed {d}",
+                    raw.trim()
+                ));
+            }
+            let acc = weeks.entry(w).or_default();
+            let idx = ctx.day_index(day);
+            match parsed.planned {
+                None => {
+                    acc.days.remove(&idx);
+                }
+                Some(p) => {
+                    if ctx.excluded.contains(&day) {
+                        warnings.push(format!(
+                            "line {n}: {} was excluded in the request; kept as written",
+                            day_name(day)
+                        ));
+                    }
+                    if acc.days.insert(idx, (day, p)).is_some() {
+                        warnings.push(format!(
+                            "line {n}: {} of week {w} appears twice; this line replaces the earlier one",
+                            day_name(day)
+                        ));
+                    }
+                }
+            }
+            continue;
+        }
+        if is_prose(&line) {
+            continue;
+        }
+        if matches!(cur, Cur::Week(_)) {
+            warnings.push(format!("line {n}: could not read \"{}\"", raw.trim()));
+        }
+    }
+    let mut workouts = Vec::new();
+    let mut weekly_info = BTreeMap::new();
+    for w in 1..=ctx.weeks {
+        let acc = weeks.get(&w);
+        if acc.is_none() {
+            warnings.push(format!(
+                "week {w}: not found in the draft; no workouts for it"
+            ));
+        }
+        let phase = acc.and_then(|a| a.phase).unwrap_or_else(|| ctx.phase_of(w));
+        let race_week = ctx.race.is_some() && w == ctx.weeks;
+        let focus = acc
+            .and_then(|a| a.focus.clone())
+            .unwrap_or_else(|| focus_for(&ctx, phase, false, race_week));
+        let mut meters: u64 = 0;
+        if let Some(a) = acc {
+            for (day, p) in a.days.values() {
+                let wo = ctx.to_workout(w, phase.as_str(), *day, p);
+                meters += u64::from(wo.target_distance_in_meters);
+                workouts.push(wo);
+            }
+        }
+        weekly_info.insert(
+            w,
+            WeekInfo {
+                phase: phase.as_str().to_string(),
+                focus,
+                total_distance_km: ((meters as f64) / 100.0).round() / 10.0,
+            },
+        );
+    }
+    Plan {
+        workouts,
+        weekly_info,
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_markup() {
+        assert_eq!(
+            clean("- **Thursday:** Tempo run 40 min"),
+            "Thursday: Tempo run 40 min"
+        );
+        assert_eq!(clean("* Monday: Rest"), "Monday: Rest");
+        assert_eq!(clean("## Week 3: Build"), "Week 3: Build");
+        assert_eq!(clean("1. Tuesday: Easy 8 km"), "Tuesday: Easy 8 km");
+    }
+
+    #[test]
+    fn reads_paces() {
+        assert_eq!(read_pace(" 4:20/km").map(|x| x.0), Some((260, 260)));
+        assert_eq!(read_pace(" 5:23-6:03/km").map(|x| x.0), Some((323, 363)));
+        assert_eq!(read_pace(" 7:00/mi").map(|x| x.0), Some((261, 261)));
+        assert_eq!(read_pace(" conversational pace"), None);
+    }
+
+    #[test]
+    fn headers() {
+        let (n, rest) =
+            week_header("Week 3 (build, 40 km): Threshold work").unwrap_or((0, String::new()));
+        assert_eq!(n, 3);
+        let (p, f) = header_phase_focus(&rest);
+        assert_eq!(p, Some(Phase::Build));
+        assert_eq!(f.as_deref(), Some("Threshold work"));
+        assert_eq!(week_header("Weeks 1-3: base"), None);
+        let (n, rest) = week_header("Week 12:").unwrap_or((0, String::new()));
+        assert_eq!((n, header_phase_focus(&rest)), (12, (None, None)));
+    }
+}

@@ -1,0 +1,298 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use pacer_tests::{TestApp, types};
+use serde_json::json;
+
+fn draft_input() -> serde_json::Value {
+    json!({"weeks": 4, "level": "beginner", "org_id": "org_demo", "additional_prompt": "5K, 3 days per week"})
+}
+
+fn plan_draft() -> String {
+    "Week 1 (base, 15 km): Aerobic foundation\n- Tuesday: Easy run 30 min\n- Thursday: Easy run 30 min\n- Sunday: Long run 6 km\n\
+     Week 2 (base, 16 km): Aerobic foundation\n- Tuesday: Easy run 35 min\n- Thursday: Tempo run 20 min\n- Sunday: Long run 7 km\n"
+        .to_owned()
+}
+
+#[tokio::test]
+async fn submitted_job_succeeds_and_its_stream_shows_numbered_progress_result_done()
+-> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+
+    // Act
+    let id = app.submit(&coach, "generate_draft", draft_input()).await?;
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(30))
+        .await?;
+    let events = app.events(&coach, id, None, None).await?;
+
+    // Assert
+    assert!(
+        job["result"]["draft"]
+            .as_str()
+            .is_some_and(|d| d.contains("Week 1")),
+        "{job}"
+    );
+    assert_eq!(job["progress"], 100);
+    assert_eq!(job["attempts"], 1);
+    assert!(job["finished_at"].is_string() && job["started_at"].is_string());
+    let ids: Vec<u64> = events.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "ids are 1, 2, 3 …"
+    );
+    let t = types(&events);
+    assert!(
+        t.len() >= 3 && t[..t.len() - 2].iter().all(|t| t == "progress"),
+        "{t:?}"
+    );
+    assert_eq!(&t[t.len() - 2..], ["result", "done"]);
+    assert_eq!(events[events.len() - 2].1["data"], job["result"]);
+    let pcts: Vec<i64> = events
+        .iter()
+        .filter_map(|(_, e)| e["progress"].as_i64())
+        .collect();
+    assert!(
+        pcts.windows(2).all(|w| w[0] <= w[1]),
+        "progress never goes back: {pcts:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stream_resumes_after_last_event_id_without_gap_or_duplicate() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "150")])?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let id = app
+        .submit(&coach, "generate_plan", json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": plan_draft()}))
+        .await?;
+
+    // disconnect after event k while the job is still running, then resume
+    let k = 3;
+    let first = app.events(&coach, id, None, Some(k)).await?;
+    let rest = app.events(&coach, id, Some(k as u64), None).await?;
+
+    let ids: Vec<u64> = first.iter().chain(&rest).map(|(n, _)| *n).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate: {ids:?}"
+    );
+    assert_eq!(rest.first().map(|(n, _)| *n), Some(k as u64 + 1));
+    assert_eq!(types(&rest).last().map(String::as_str), Some("done"));
+
+    // a finished job's stream replays in full and closes
+    let replay = app.events(&coach, id, None, None).await?;
+    let all: Vec<_> = first.into_iter().chain(rest).collect();
+    assert_eq!(replay, all);
+    let t = types(&replay);
+    assert!(
+        t.contains(&"workout".to_owned()) && t.contains(&"weekly_info".to_owned()),
+        "{t:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_hundred_sse_clients_on_one_api_process_all_receive_every_event() -> anyhow::Result<()>
+{
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    // no worker yet: every client connects before the first event exists
+    let id = app.submit(&coach, "generate_plan", json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": plan_draft()})).await?;
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        let res = app
+            .http
+            .get(format!("{}/api/v1/jobs/{id}/events", app.base()))
+            .bearer_auth(&coach)
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200);
+        clients.push(tokio::spawn(pacer_tests::read_sse(
+            res,
+            None,
+            Duration::from_secs(120),
+        )));
+    }
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "20")])?;
+
+    let mut streams = Vec::new();
+    for c in clients {
+        streams.push(c.await??);
+    }
+    let reference = app.events(&coach, id, None, None).await?;
+    assert!(reference.len() > 10, "a plan job emits many events");
+    for s in &streams {
+        assert_eq!(s, &reference, "every client sees every event, in order");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancelled_queued_and_running_jobs_end_cancelled_with_error_then_done() -> anyhow::Result<()>
+{
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let input = json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": plan_draft()});
+
+    // queued: no worker runs yet
+    let queued = app.submit(&coach, "generate_plan", input.clone()).await?;
+    let (status, body) = app
+        .delete(&coach, &format!("/api/v1/jobs/{queued}"))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["state"], "cancelled");
+
+    // running: slow steps, cancel once it has started
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "300")])?;
+    let running = app.submit(&coach, "generate_plan", input).await?;
+    app.wait_state(&coach, running, "running", Duration::from_secs(30))
+        .await?;
+    let (status, body) = app
+        .delete(&coach, &format!("/api/v1/jobs/{running}"))
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    app.wait_state(&coach, running, "cancelled", Duration::from_secs(30))
+        .await?;
+
+    for id in [queued, running] {
+        let events = app.events(&coach, id, None, None).await?;
+        let t = types(&events);
+        assert_eq!(&t[t.len() - 2..], ["error", "done"], "{t:?}");
+        assert_eq!(events[events.len() - 2].1["error"], "cancelled");
+        assert!(!t.contains(&"result".to_owned()));
+    }
+    // the queued one never ran
+    let job = app.job(&coach, queued).await?;
+    assert_eq!(job["attempts"], 0);
+    // a finished job cannot be cancelled
+    let (status, body) = app
+        .delete(&coach, &format!("/api/v1/jobs/{queued}"))
+        .await?;
+    assert_eq!((status, body["code"].as_str()), (409, Some("job_finished")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_job_and_list_shows_the_callers_jobs()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let body = json!({"kind": "generate_draft", "input": draft_input()});
+    let send = |key: &'static str, body: serde_json::Value| {
+        let req = app
+            .http
+            .post(format!("{}/api/v1/jobs", app.base()))
+            .bearer_auth(&coach)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move {
+            let res = req.send().await?;
+            let status = res.status().as_u16();
+            Ok::<_, anyhow::Error>((status, res.json::<serde_json::Value>().await?))
+        }
+    };
+    let (s1, b1) = send("k-1", body.clone()).await?;
+    let (s2, b2) = send("k-1", body.clone()).await?;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(b1["data"]["job_id"], b2["data"]["job_id"]);
+    let mut other = body.clone();
+    other["input"]["weeks"] = json!(5);
+    let (s3, b3) = send("k-1", other).await?;
+    assert_eq!(
+        (s3, b3["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+
+    let second = app.submit(&coach, "generate_draft", draft_input()).await?;
+    let (status, list) = app.get(&coach, "/api/v1/jobs?per_page=1").await?;
+    assert_eq!(status, 200);
+    assert_eq!(list["data"]["pagination"]["total"], 2);
+    assert_eq!(
+        list["data"]["jobs"][0]["job_id"],
+        second.to_string(),
+        "newest first"
+    );
+    assert_eq!(list["data"]["pagination"]["has_next"], true);
+    let (_, by_kind) = app.get(&coach, "/api/v1/jobs?kind=recompute_stats").await?;
+    assert_eq!(by_kind["data"]["pagination"]["total"], 0);
+    // another coach sees none of them; an admin sees all
+    let (_, theirs) = app
+        .get(&app.token("usr_other", "coach", "org_demo"), "/api/v1/jobs")
+        .await?;
+    assert_eq!(theirs["data"]["pagination"]["total"], 0);
+    let (_, all) = app.get(&app.admin(), "/api/v1/jobs").await?;
+    assert_eq!(all["data"]["pagination"]["total"], 2);
+    let ids: HashSet<_> = all["data"]["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|j| j["job_id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn recompute_stats_aggregates_activities_by_local_day() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    let admin = app.admin();
+    let (status, _) = app
+        .put(
+            &admin,
+            "/api/v1/admin/users/usr_ath",
+            &json!({"org_id": "org_demo", "role": "athlete", "timezone": "America/Chicago"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    // 03:30 UTC on the 2nd is still the 1st in Chicago; 15:00 UTC on the 2nd is the 2nd
+    for (ext, start, dist) in [
+        ("a1", "2025-04-02T03:30:00Z", 5000.0),
+        ("a2", "2025-04-01T13:00:00Z", 3000.0),
+        ("a3", "2025-04-02T15:00:00Z", 8000.0),
+    ] {
+        sqlx::query("insert into activities (id, athlete_id, external_id, sport_type, start_date, distance, moving_time) values ($1, 'usr_ath', $2, 'Run', $3::timestamptz, $4, 1800)")
+            .bind(uuid::Uuid::now_v7())
+            .bind(ext)
+            .bind(start)
+            .bind(dist)
+            .execute(&app.db)
+            .await?;
+    }
+    let athlete = app.token("usr_ath", "athlete", "org_demo");
+    let id = app
+        .submit(&athlete, "recompute_stats", json!({"user_id": "usr_ath"}))
+        .await?;
+    let job = app
+        .wait_state(&athlete, id, "succeeded", Duration::from_secs(30))
+        .await?;
+    assert_eq!(job["result"]["activities"], 3);
+    assert_eq!(job["result"]["days"], 2);
+    let rows: Vec<(chrono::NaiveDate, i32, f64)> = sqlx::query_as(
+        "select day, runs, distance from daily_rollups where athlete_id = 'usr_ath' order by day",
+    )
+    .fetch_all(&app.db)
+    .await?;
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    assert_eq!(
+        rows,
+        vec![(d("2025-04-01"), 2, 8000.0), (d("2025-04-02"), 1, 8000.0)]
+    );
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! Nothing accepted is lost: killed workers, SIGTERM, a Redis flush, a backlog larger than
+//! apalis-redis can promote at once.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use pacer_tests::{RedisServer, TestApp, eventually, types};
+use serde_json::json;
+use uuid::Uuid;
+
+fn plan_input() -> serde_json::Value {
+    let draft = "Week 1: Base\n- Monday: Easy run 30 min\n- Wednesday: Easy run 30 min\n- Friday: Easy run 30 min\n- Sunday: Long run 6 km\n\
+                 Week 2: Base\n- Monday: Easy run 30 min\n- Wednesday: Tempo run 20 min\n- Friday: Easy run 30 min\n- Sunday: Long run 7 km\n";
+    json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": draft})
+}
+
+/// The pid inside a worker name `{host}-{pid}-{random}`.
+fn worker_pid(name: &str) -> Option<i32> {
+    name.rsplit('-').nth(1)?.parse().ok()
+}
+
+async fn running_worker(app: &TestApp, id: Uuid) -> anyhow::Result<String> {
+    eventually(Duration::from_secs(30), "the job to run", || async {
+        let w: Option<(String, Option<String>)> =
+            sqlx::query_as("select state, worker from jobs where id = $1")
+                .bind(id)
+                .fetch_optional(&app.db)
+                .await?;
+        Ok(w.and_then(|(state, worker)| (state == "running").then_some(worker).flatten()))
+    })
+    .await
+}
+
+async fn result_and_done_counts(
+    app: &TestApp,
+    coach: &str,
+    id: Uuid,
+) -> anyhow::Result<(usize, usize)> {
+    let t = types(&app.events(coach, id, None, None).await?);
+    Ok((
+        t.iter().filter(|t| *t == "result").count(),
+        t.iter().filter(|t| *t == "done").count(),
+    ))
+}
+
+#[tokio::test]
+async fn a_sigkilled_workers_job_runs_again_elsewhere_and_is_stored_once() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let slow = [("PACER_RULES_STEP_DELAY_MS", "400")];
+    app.start_worker(&slow)?;
+    app.start_worker(&slow)?;
+    let coach = app.coach();
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+
+    let owner = running_worker(&app, id).await?;
+    let pid = worker_pid(&owner).ok_or_else(|| anyhow::anyhow!("no pid in {owner}"))?;
+    let victim = app
+        .workers
+        .iter()
+        .position(|w| w.pid() == pid)
+        .ok_or_else(|| anyhow::anyhow!("worker {owner} is not ours"))?;
+    app.workers[victim].signal(9);
+
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(90))
+        .await?;
+    assert!(
+        job["attempts"].as_i64() >= Some(2),
+        "the killed attempt counts: {job}"
+    );
+    assert_eq!(job["result"]["content"].as_array().map(Vec::len), Some(8));
+    let (worker,): (String,) = sqlx::query_as("select worker from jobs where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await?;
+    assert_ne!(worker, owner, "another worker finished it");
+    assert_eq!(
+        result_and_done_counts(&app, &coach, id).await?,
+        (1, 1),
+        "exactly one result stored and announced"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_job_finish_or_hands_it_back() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+
+    // 1. within the grace period: the job finishes on the stopping worker, which then exits 0
+    app.start_worker(&[
+        ("PACER_RULES_STEP_DELAY_MS", "200"),
+        ("PACER_SHUTDOWN_GRACE_SECS", "60"),
+    ])?;
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    let owner = running_worker(&app, id).await?;
+    app.workers[0].signal(15);
+    let code = app.workers[0].wait_exit(Duration::from_secs(60)).await?;
+    assert_eq!(code, Some(0));
+    let job = app.job(&coach, id).await?;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (worker,): (String,) = sqlx::query_as("select worker from jobs where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(worker, owner);
+
+    // 2. past the grace period: the job goes back to the queue and another worker finishes it
+    app.start_worker(&[
+        ("PACER_RULES_STEP_DELAY_MS", "1000"),
+        ("PACER_SHUTDOWN_GRACE_SECS", "1"),
+    ])?;
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    running_worker(&app, id).await?;
+    app.workers[1].signal(15);
+    app.workers[1].wait_exit(Duration::from_secs(30)).await?;
+    app.start_worker(&[])?;
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(90))
+        .await?;
+    assert!(job["attempts"].as_i64() >= Some(2), "{job}");
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_job_completes_after_redis_is_flushed_while_they_wait() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.set("PACER_RECONCILE_INTERVAL_SECS", "1")
+        .set("PACER_RECONCILE_STALE_SECS", "2");
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.start_worker(&[
+        ("PACER_CONCURRENCY", "1"),
+        ("PACER_RULES_STEP_DELAY_MS", "300"),
+    ])?;
+    let coach = app.coach();
+    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(app.submit(&coach, "generate_draft", input.clone()).await?);
+    }
+    running_worker(&app, ids[0]).await?;
+
+    let mut conn = app.redis().await?;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
+
+    for id in &ids {
+        let job = app
+            .wait_state(&coach, *id, "succeeded", Duration::from_secs(120))
+            .await?;
+        assert!(job["result"]["draft"].is_string());
+    }
+    // the streams still end properly (events after the flush live on; the rest come from PostgreSQL)
+    for id in &ids {
+        let t = types(&app.events(&coach, *id, None, None).await?);
+        assert_eq!(t.last().map(String::as_str), Some("done"), "{t:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_backlog_of_ten_thousand_jobs_drains_and_a_restarted_worker_rejoins() -> anyhow::Result<()>
+{
+    const N: usize = 10_000;
+    let mut app = TestApp::new().await?;
+    app.set("PACER_QUEUE_HIGH_WATER", "1000");
+    app.start_api().await?;
+    let athlete = app.token("usr_backlog", "athlete", "org_demo");
+
+    // no worker: everything is accepted; Redis holds at most the high-water mark, PostgreSQL the rest
+    let submitted = futures::stream::iter(0..N)
+        .map(|_| {
+            app.submit(
+                &athlete,
+                "recompute_stats",
+                json!({"user_id": "usr_backlog"}),
+            )
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(submitted.into_iter().filter(Result::is_ok).count(), N);
+    let mut redis = app.redis().await?;
+    let scheduled: u64 = redis::cmd("ZCARD")
+        .arg(format!("{}:stats:scheduled", app.prefix))
+        .query_async(&mut redis)
+        .await?;
+    assert!(scheduled <= 1000 + 32, "Redis holds {scheduled} due jobs");
+    assert!(scheduled > 0);
+
+    // a worker drains it; kill it mid-way and restart one at once
+    let worker = [("PACER_CONCURRENCY", "32")];
+    app.start_worker(&worker)?;
+    let db = app.db.clone();
+    let count_done = || {
+        let db = db.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("select count(*) from jobs where state = 'succeeded'")
+                .fetch_one(&db)
+                .await?;
+            Ok::<_, anyhow::Error>(n)
+        }
+    };
+    eventually(
+        Duration::from_secs(300),
+        "a first part of the backlog",
+        || async { Ok((count_done().await? >= 1500).then_some(())) },
+    )
+    .await?;
+    app.workers[0].signal(9);
+    app.start_worker(&worker)?;
+    let before = count_done().await?;
+    eventually(
+        Duration::from_secs(60),
+        "the restarted worker to make progress",
+        || async { Ok((count_done().await? > before + 100).then_some(())) },
+    )
+    .await?;
+    eventually(Duration::from_secs(600), "the whole backlog", || async {
+        Ok((count_done().await? == N as i64).then_some(()))
+    })
+    .await?;
+
+    let failed: i64 = sqlx::query_scalar("select count(*) from jobs where state <> 'succeeded'")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(failed, 0);
+    let depth: u64 = redis::cmd("ZCARD")
+        .arg(format!("{}:stats:scheduled", app.prefix))
+        .query_async(&mut redis)
+        .await?;
+    assert_eq!(depth, 0);
+    Ok(())
+}

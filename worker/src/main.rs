@@ -1,0 +1,23 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use pacer_worker::config::WorkerConfig;
+
+fn main() -> ExitCode {
+    let config = WorkerConfig::parse();
+    pacer_common::telemetry::init(config.common.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pacer-worker: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(pacer_worker::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pacer-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

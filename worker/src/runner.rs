@@ -1,0 +1,287 @@
+//! One attempt of one job: claim it in PostgreSQL, keep its lease alive, run it with the
+//! kind's timeout and cancellation, then finish it (first terminal write wins) or hand it
+//! back for a retry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use pacer_common::db::jobs::{self, Claim, JobRow};
+use pacer_common::events;
+use pacer_common::jobs::{JobKind, JobState};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::context::WorkerCtx;
+
+/// How a job attempt can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt (timeouts, 429/5xx, connection errors).
+    #[error("{0}")]
+    Retryable(anyhow::Error),
+    /// Will fail again (invalid input, unrepairable model output).
+    #[error("{0}")]
+    Permanent(anyhow::Error),
+    #[error("cancelled")]
+    Cancelled,
+    /// The lease was lost (another worker took the job over): drop this attempt silently.
+    #[error("lease lost")]
+    LeaseLost,
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Retryable(e.into())
+    }
+}
+
+impl From<pacer_common::Error> for JobError {
+    fn from(e: pacer_common::Error) -> Self {
+        Self::Retryable(e.into())
+    }
+}
+
+/// What a running job sees: its row and a way to report progress.
+pub struct JobCtx {
+    pub worker: Arc<WorkerCtx>,
+    pub job: JobRow,
+    cancel: CancellationToken,
+    /// LLM token usage to record on the job.
+    pub usage: std::sync::Mutex<Option<Value>>,
+}
+
+impl JobCtx {
+    /// Appends an event; stops the job here when a cancellation was requested.
+    pub async fn emit(&self, event: &Value, progress: Option<(u8, &str)>) -> Result<(), JobError> {
+        self.check_cancelled()?;
+        let appended = self
+            .worker
+            .events
+            .append(self.job.id, event, progress)
+            .await?;
+        if appended.cancel_requested {
+            self.cancel.cancel();
+            return Err(JobError::Cancelled);
+        }
+        Ok(())
+    }
+
+    pub async fn progress(&self, status: &str, message: &str, pct: u8) -> Result<(), JobError> {
+        self.emit(
+            &events::progress(status, message, pct),
+            Some((pct, message)),
+        )
+        .await
+    }
+
+    pub fn check_cancelled(&self) -> Result<(), JobError> {
+        if self.cancel.is_cancelled() {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps unless cancelled first (the rules planner's optional pacing).
+    pub async fn pause(&self, d: Duration) -> Result<(), JobError> {
+        if d.is_zero() {
+            return self.check_cancelled();
+        }
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(JobError::Cancelled),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
+    }
+
+    pub fn input<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(self.job.input.0.clone())
+            .map_err(|e| JobError::Permanent(anyhow!("invalid job input: {e}")))
+    }
+}
+
+/// Runs one delivery of a job. `Err` asks apalis to deliver it again later (after backoff).
+pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
+    let lease = worker.config.common.job_lease().as_secs_f64();
+    let row = match jobs::claim(&worker.db, job_id, &worker.name, lease).await? {
+        Claim::Run(row) => *row,
+        Claim::Cancel(row) => {
+            finish(&worker, &row, Err(JobError::Cancelled), None).await?;
+            return Ok(());
+        }
+        Claim::Skip(why @ "running on another worker") => {
+            // maybe its worker just died and the lease has not expired yet: look again later
+            return Err(JobError::Retryable(anyhow!("job {job_id} is {why}")));
+        }
+        Claim::Skip(why) => {
+            tracing::debug!(job.id = %job_id, why, "skipping delivery");
+            return Ok(());
+        }
+    };
+    let Some(kind) = row.job_kind() else {
+        finish(
+            &worker,
+            &row,
+            Err(JobError::Permanent(anyhow!(
+                "unknown job kind {}",
+                row.kind
+            ))),
+            None,
+        )
+        .await?;
+        return Ok(());
+    };
+    if let Ok(mut r) = worker.running.lock() {
+        r.insert(job_id);
+    }
+    let started = Instant::now();
+    let outcome = attempt(&worker, kind, row.clone()).await;
+    if let Ok(mut r) = worker.running.lock() {
+        r.remove(&job_id);
+    }
+    metrics::histogram!("pacer_job_duration_seconds", "kind" => kind.as_str())
+        .record(started.elapsed().as_secs_f64());
+    let (result, usage) = outcome;
+    match result {
+        Err(JobError::LeaseLost) => {
+            tracing::warn!(job.id = %job_id, "lease lost; another worker owns the job now");
+            Ok(())
+        }
+        Err(JobError::Retryable(e)) if row.attempts < row.max_attempts => {
+            let message = format!(
+                "attempt {} of {} failed: {e}; retrying",
+                row.attempts, row.max_attempts
+            );
+            tracing::warn!(job.id = %job_id, job.kind = kind.as_str(), error = %e, "retrying");
+            metrics::counter!("pacer_job_retries_total", "kind" => kind.as_str()).increment(1);
+            if jobs::requeue_for_retry(&worker.db, job_id, &worker.name, &message).await? {
+                let pct = u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0);
+                let _ = worker
+                    .events
+                    .append(job_id, &events::progress("retrying", &message, pct), None)
+                    .await;
+            }
+            Err(JobError::Retryable(e))
+        }
+        other => {
+            finish(&worker, &row, other, usage.as_ref()).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Runs the job body in its own task (a panic fails the job instead of the worker), under the
+/// kind's timeout, while a heartbeat keeps the lease and watches for cancellation.
+async fn attempt(
+    worker: &Arc<WorkerCtx>,
+    kind: JobKind,
+    row: JobRow,
+) -> (Result<Value, JobError>, Option<Value>) {
+    let cancel = CancellationToken::new();
+    let lost = CancellationToken::new();
+    let ctx = Arc::new(JobCtx {
+        worker: worker.clone(),
+        job: row,
+        cancel: cancel.clone(),
+        usage: Default::default(),
+    });
+    let heartbeat = tokio::spawn(keep_lease(
+        worker.clone(),
+        ctx.job.id,
+        cancel.clone(),
+        lost.clone(),
+    ));
+    let body = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { crate::jobs::run(kind, &ctx).await })
+    };
+    let abort = body.abort_handle();
+    let limit = worker.config.timeout(kind);
+    let result = tokio::select! {
+        joined = tokio::time::timeout(limit, body) => match joined {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) if e.is_panic() => Err(JobError::Permanent(anyhow!("the job panicked"))),
+            Ok(Err(e)) => Err(JobError::Retryable(anyhow!("the job task failed: {e}"))),
+            Err(_) => Err(JobError::Retryable(anyhow!("timed out after {} s", limit.as_secs()))),
+        },
+        _ = cancel.cancelled() => Err(JobError::Cancelled),
+        _ = lost.cancelled() => Err(JobError::LeaseLost),
+    };
+    abort.abort();
+    heartbeat.abort();
+    let usage = ctx.usage.lock().ok().and_then(|u| u.clone());
+    (result, usage)
+}
+
+/// Refreshes the job's lease; cancels the attempt when a cancellation was requested or the
+/// job is no longer ours.
+async fn keep_lease(
+    worker: Arc<WorkerCtx>,
+    job_id: Uuid,
+    cancel: CancellationToken,
+    lost: CancellationToken,
+) {
+    let every = worker.config.common.heartbeat();
+    loop {
+        tokio::time::sleep(every).await;
+        match jobs::heartbeat(&worker.db, job_id, &worker.name).await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => {
+                cancel.cancel();
+                return;
+            }
+            Ok(None) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(job.id = %job_id, error = %e, "lease refresh failed"),
+        }
+    }
+}
+
+/// The terminal write, then `result`/`error` and `done` events, only if this write won.
+async fn finish(
+    worker: &WorkerCtx,
+    row: &JobRow,
+    outcome: Result<Value, JobError>,
+    usage: Option<&Value>,
+) -> Result<(), JobError> {
+    let (state, result, error) = match outcome {
+        Ok(v) => (JobState::Succeeded, Some(v), None),
+        Err(JobError::Cancelled) => (JobState::Cancelled, None, Some("cancelled".to_owned())),
+        Err(JobError::Permanent(e) | JobError::Retryable(e)) => {
+            (JobState::Failed, None, Some(e.to_string()))
+        }
+        Err(JobError::LeaseLost) => return Ok(()),
+    };
+    let won = jobs::finish(
+        &worker.db,
+        row.id,
+        state,
+        result.as_ref(),
+        error.as_deref(),
+        usage,
+    )
+    .await?;
+    if !won {
+        return Ok(());
+    }
+    metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => state.as_str()).increment(1);
+    let last = match (&result, &error) {
+        (Some(r), _) => events::result(r),
+        (None, Some(e)) => events::error(e),
+        (None, None) => events::error("failed"),
+    };
+    // the row is final already; a Redis hiccup here only delays SSE until its PG re-check
+    if let Err(e) = worker.events.append(row.id, &last, None).await {
+        tracing::warn!(job.id = %row.id, error = %e, "could not append the final event");
+    }
+    if let Err(e) = worker.events.append(row.id, &events::done(), None).await {
+        tracing::warn!(job.id = %row.id, error = %e, "could not append the done event");
+    }
+    if let Some(e) = &error {
+        tracing::info!(job.id = %row.id, job.kind = %row.kind, state = state.as_str(), error = %e, "job finished");
+    }
+    Ok(())
+}
