@@ -9,6 +9,9 @@ use crate::error::{ApiError, json_errors};
 use crate::state::AppState;
 
 mod admin;
+mod ai_coach;
+mod ai_training;
+mod analytics;
 mod health;
 mod jobs;
 
@@ -16,11 +19,15 @@ pub fn service(state: AppState) -> Service {
     let api = Router::with_path("api").hoop(require_auth).push(
         Router::with_path("v1")
             .push(jobs::router())
-            .push(admin::router()),
+            .push(admin::router())
+            .push(ai_coach::router())
+            .push(analytics::router()),
     );
     let router = Router::new()
         .hoop(salvo::affix_state::inject(state))
         .push(health::router())
+        // AI Training authenticates on its own (it also accepts single-use custom tokens)
+        .push(ai_training::router())
         .push(api);
     Service::new(router).catcher(Catcher::new(json_errors))
 }

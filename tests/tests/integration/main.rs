@@ -1,6 +1,9 @@
 //! End-to-end tests against real PostgreSQL, Redis and the `pacer-api` / `pacer-worker`
 //! binaries. See `tests/src/lib.rs` for the harness.
 
+mod ai_coach;
+mod ai_training;
+mod analytics;
 mod auth;
 mod jobs;
 mod reliability;

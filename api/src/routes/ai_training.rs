@@ -1,0 +1,7 @@
+//! (being written)
+
+use salvo::prelude::*;
+
+pub fn router() -> Router {
+    Router::new()
+}
