@@ -108,3 +108,47 @@ pub fn require_role(claims: &Claims, roles: &[Role]) -> Result<(), ApiError> {
         )))
     }
 }
+
+/// Like `require_auth`, but a `customToken` query parameter (from `POST /api/auth/exchange-token`)
+/// is accepted instead of the bearer token. The custom token is consumed by this request: a
+/// second use, an expired or an unknown token is a 401. Used by the AI Training routes.
+#[handler]
+pub async fn require_auth_or_custom_token(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let result = match req.query::<String>("customToken").filter(|t| !t.is_empty()) {
+        Some(token) => authenticate_custom_token(&token, depot).await,
+        None => authenticate(req, depot).await,
+    };
+    match result {
+        Ok(claims) => {
+            depot.insert_typed(claims);
+        }
+        Err(e) => {
+            e.write(req, depot, res).await;
+            ctrl.skip_rest();
+        }
+    }
+}
+
+async fn authenticate_custom_token(token: &str, depot: &Depot) -> Result<Claims, ApiError> {
+    let state = app_state(depot)?;
+    let invalid = || {
+        ApiError::Unauthorized(
+            "invalid_custom_token",
+            "the custom token is unknown, expired or already used".into(),
+        )
+    };
+    if token.len() > 200 {
+        return Err(invalid());
+    }
+    let stored = pacer_common::db::ai_training::consume_custom_token(&state.db, token)
+        .await?
+        .ok_or_else(invalid)?;
+    let claims: Claims = serde_json::from_value(stored).map_err(|_| invalid())?;
+    provision(state, &claims).await?;
+    Ok(claims)
+}

@@ -20,6 +20,31 @@ pub enum Command {
     Serve,
     /// Print a signed development token (HS256 with PACER_JWT_SECRET) and exit.
     Token(TokenArgs),
+    /// Write synthetic athletes, activities and health metrics to PostgreSQL (deterministic
+    /// for a seed), e.g. `pacer-api generate --org org_demo --athletes 1000 --days 365 --seed 1`.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// Organization the athletes and coaches belong to (created if missing).
+    #[arg(long, default_value = "org_demo")]
+    pub org: String,
+    /// Number of athletes.
+    #[arg(long, default_value_t = 100)]
+    pub athletes: u32,
+    /// Number of coaches (athletes are assigned at random).
+    #[arg(long, default_value_t = 5)]
+    pub coaches: u32,
+    /// Days of history, ending at --until.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Last day of the history (YYYY-MM-DD, UTC); default today. Fix it for byte-identical runs.
+    #[arg(long)]
+    pub until: Option<chrono::NaiveDate>,
+    /// Random seed: the same seed (and --until) gives the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -24,6 +24,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A generation job failed (the seed's 500 "internal server error during AI generation").
+    #[error("{0}")]
+    GenerationFailed(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -75,7 +78,7 @@ impl ApiError {
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::GenerationFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -89,6 +92,7 @@ impl ApiError {
             Self::Conflict(code, _) => code,
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Unavailable(_) => "unavailable",
+            Self::GenerationFailed(_) => "generation_failed",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -113,6 +117,13 @@ impl Writer for ApiError {
             tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
         }
         res.status_code(self.status());
+        if matches!(self, Self::PayloadTooLarge(_)) {
+            // the unread rest of the body is still on the wire: this connection cannot be reused
+            res.headers_mut().insert(
+                salvo::http::header::CONNECTION,
+                salvo::http::HeaderValue::from_static("close"),
+            );
+        }
         res.render(Json(error_body(
             self.code(),
             &self.to_string(),

@@ -208,3 +208,35 @@ pub fn job_view(row: &JobRow) -> Value {
 pub fn visible(row: &JobRow, claims: &Claims) -> bool {
     claims.role == Role::Admin || row.owner_id == claims.sub
 }
+
+/// Waits until the job is finished, or `timeout` passes (`None`). Follows the job's events
+/// through the hub and re-reads the row on `done` (and every second, in case a notice is lost).
+pub async fn wait_for_job(
+    state: &AppState,
+    id: Uuid,
+    timeout: std::time::Duration,
+) -> Result<Option<JobRow>, ApiError> {
+    let mut sub = state.hub.subscribe(id);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(row) = pacer_common::db::jobs::get_job(&state.db, id).await?
+            && row.is_terminal()
+        {
+            return Ok(Some(row));
+        }
+        let tick = (tokio::time::Instant::now() + std::time::Duration::from_secs(1)).min(deadline);
+        loop {
+            tokio::select! {
+                msg = sub.rx.recv() => match msg {
+                    Ok(crate::hub::HubMsg::Event(ev)) if !ev.is_done() => continue,
+                    _ => break,
+                },
+                _ = tokio::time::sleep_until(tick) => break,
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let row = pacer_common::db::jobs::get_job(&state.db, id).await?;
+            return Ok(row.filter(JobRow::is_terminal));
+        }
+    }
+}

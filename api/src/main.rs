@@ -4,10 +4,25 @@ use clap::Parser;
 use pacer_api::config::{Cli, Command, TokenArgs};
 use pacer_common::auth::{Claims, Role, mint_hs256};
 
+mod generate;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(args)) => token(cli.api.jwt_secret.as_deref(), &args),
+        Some(Command::Generate(args)) => {
+            pacer_common::telemetry::init(cli.api.common.log_format);
+            let result = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(generate::run(&args, &cli.api.common.database_url)));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pacer-api generate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Serve) | None => {
             pacer_common::telemetry::init(cli.api.common.log_format);
             let runtime = match tokio::runtime::Runtime::new() {

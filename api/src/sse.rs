@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use pacer_common::db::jobs::get_job;
-use pacer_common::events::{NumberedEvent, final_events_from_row, read_log};
+use pacer_common::events::{self, NumberedEvent, final_events_from_row, read_log};
 use salvo::prelude::*;
 use salvo::sse::{SseEvent, SseKeepAlive};
 use tokio::sync::{broadcast, mpsc};
@@ -14,12 +14,46 @@ use uuid::Uuid;
 use crate::hub::HubMsg;
 use crate::state::AppState;
 
+/// Which events a stream shows, and in which shape. Event ids stay the job's numbers, so a
+/// client can resume any of these streams at `/api/v1/jobs/{id}/events` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMode {
+    /// Every event as the job wrote it (Jobs API, draft stream).
+    Job,
+    /// Plan stream, batch: progress, one `result` with the full content, error, done.
+    PlanBatch,
+    /// Plan stream, incremental: progress, each `workout`, `weekly_info`, then a `result` with
+    /// `total_workouts` and the full `weekly_info` (seed 000).
+    PlanContent,
+}
+
+impl StreamMode {
+    /// The payload to send for `ev`, or `None` to skip it.
+    fn shape(self, ev: &NumberedEvent) -> Option<String> {
+        if self == Self::Job || ev.is_done() {
+            return Some(ev.data.clone());
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&ev.data).ok()?;
+        match (self, events::event_type(&parsed)) {
+            (Self::PlanBatch, events::WORKOUT | events::WEEKLY_INFO) => None,
+            (Self::PlanContent, events::RESULT) => {
+                let data = &parsed["data"];
+                let total = data.get("total_workouts").cloned().unwrap_or_else(|| {
+                    serde_json::json!(data["content"].as_array().map(Vec::len).unwrap_or(0))
+                });
+                Some(serde_json::json!({"type": events::RESULT, "total_workouts": total, "weekly_info": data["weekly_info"]}).to_string())
+            }
+            _ => Some(ev.data.clone()),
+        }
+    }
+}
+
 /// Starts streaming `job_id`'s events after `after` into `res`.
-pub fn stream_job(state: AppState, job_id: Uuid, after: u64, res: &mut Response) {
+pub fn stream_job(state: AppState, job_id: Uuid, after: u64, mode: StreamMode, res: &mut Response) {
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let keepalive = state.config.sse_keepalive();
     tokio::spawn(async move {
-        if let Err(e) = pump(&state, job_id, after, &tx).await {
+        if let Err(e) = pump(&state, job_id, after, mode, &tx).await {
             tracing::warn!(job.id = %job_id, error = %e, "event stream ended early");
         }
     });
@@ -43,6 +77,7 @@ enum Flow {
 struct Cursor<'a> {
     tx: &'a mpsc::Sender<Result<SseEvent, Infallible>>,
     last: u64,
+    mode: StreamMode,
 }
 
 impl Cursor<'_> {
@@ -51,11 +86,11 @@ impl Cursor<'_> {
         if ev.id <= self.last {
             return Flow::Continue;
         }
-        let sse = SseEvent::default()
-            .id(ev.id.to_string())
-            .text(ev.data.clone());
-        if self.tx.send(Ok(sse)).await.is_err() {
-            return Flow::Finished;
+        if let Some(data) = self.mode.shape(ev) {
+            let sse = SseEvent::default().id(ev.id.to_string()).text(data);
+            if self.tx.send(Ok(sse)).await.is_err() {
+                return Flow::Finished;
+            }
         }
         self.last = ev.id;
         if ev.is_done() {
@@ -70,15 +105,22 @@ async fn pump(
     state: &AppState,
     job_id: Uuid,
     after: u64,
+    mode: StreamMode,
     tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
 ) -> anyhow::Result<()> {
     let mut sub = state.hub.subscribe(job_id);
-    let mut cursor = Cursor { tx, last: after };
-    if let Flow::Finished = catch_up(state, job_id, &mut cursor).await? {
+    let mut cursor = Cursor {
+        tx,
+        last: after,
+        mode,
+    };
+    if let Flow::Finished = catch_up(state, job_id, &mut cursor, true).await? {
         return Ok(());
     }
-    // a quiet stream is re-checked against PostgreSQL now and then, in case a notice was lost
-    let recheck = Duration::from_secs(10);
+    // a quiet stream re-reads its log now and then in case a notice was lost, and asks
+    // PostgreSQL (whether the job ended while its log was lost) only every fourth time
+    let recheck = Duration::from_secs(15);
+    let mut quiet_rounds = 0u32;
     loop {
         tokio::select! {
             _ = tx.closed() => return Ok(()),
@@ -87,7 +129,7 @@ async fn pump(
                     Ok(HubMsg::Event(ev)) if ev.id == cursor.last + 1 => cursor.send(&ev).await,
                     Ok(HubMsg::Event(ev)) if ev.id <= cursor.last => Flow::Continue,
                     // a gap, a lag or a resubscription: the log has everything in order
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => catch_up(state, job_id, &mut cursor).await?,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => catch_up(state, job_id, &mut cursor, true).await?,
                     Err(broadcast::error::RecvError::Closed) => Flow::Finished,
                 };
                 if let Flow::Finished = flow {
@@ -95,7 +137,8 @@ async fn pump(
                 }
             }
             _ = tokio::time::sleep(recheck) => {
-                if let Flow::Finished = catch_up(state, job_id, &mut cursor).await? {
+                quiet_rounds += 1;
+                if let Flow::Finished = catch_up(state, job_id, &mut cursor, quiet_rounds.is_multiple_of(4)).await? {
                     return Ok(());
                 }
             }
@@ -105,13 +148,21 @@ async fn pump(
 
 /// Sends what the log holds after the cursor; for a finished job whose log is gone, the final
 /// events rebuilt from its row.
-async fn catch_up(state: &AppState, job_id: Uuid, cursor: &mut Cursor<'_>) -> anyhow::Result<Flow> {
+async fn catch_up(
+    state: &AppState,
+    job_id: Uuid,
+    cursor: &mut Cursor<'_>,
+    check_row: bool,
+) -> anyhow::Result<Flow> {
     let mut conn = state.redis.clone();
     let logged = read_log(&mut conn, &state.keys, job_id, cursor.last).await?;
     for ev in &logged {
         if let Flow::Finished = cursor.send(ev).await {
             return Ok(Flow::Finished);
         }
+    }
+    if !check_row {
+        return Ok(Flow::Continue);
     }
     let Some(row) = get_job(&state.db, job_id).await? else {
         return Ok(Flow::Finished);

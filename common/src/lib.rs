@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod ai_training;
+pub mod analytics;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -7,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod keys;
+pub mod principle;
 pub mod queue;
 pub mod telemetry;
 pub mod validate;

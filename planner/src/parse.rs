@@ -407,6 +407,34 @@ fn race_name(toks: &[Tok], k: usize) -> Option<RaceDistance> {
     }
 }
 
+/// The draft's text per week: each week header line with the lines under it, up to the next
+/// week header. Lets a model be given one week at a time.
+pub fn draft_sections(refined_draft: &str) -> BTreeMap<u32, String> {
+    let mut out: BTreeMap<u32, String> = BTreeMap::new();
+    let mut current: Option<u32> = None;
+    for line in refined_draft.lines() {
+        if let Some((n, _)) = week_header(&clean(line)) {
+            current = Some(n);
+        }
+        if let Some(n) = current {
+            let section = out.entry(n).or_default();
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    out
+}
+
+/// The highest week number among the draft's week headers (`Week 12: …`), if it has any.
+/// Lets the API reject a generate-plan request whose `weeks` does not match its draft.
+pub fn draft_weeks(refined_draft: &str) -> Option<u32> {
+    refined_draft
+        .lines()
+        .filter_map(|l| week_header(&clean(l)))
+        .map(|(n, _)| n)
+        .max()
+}
+
 pub fn build_plan(input: &PlanInput, refined_draft: &str) -> Plan {
     let ctx = context(input);
     let mut warnings = Vec::new();
@@ -549,6 +577,29 @@ mod tests {
         assert_eq!(read_pace(" 5:23-6:03/km").map(|x| x.0), Some((323, 363)));
         assert_eq!(read_pace(" 7:00/mi").map(|x| x.0), Some((261, 261)));
         assert_eq!(read_pace(" conversational pace"), None);
+    }
+
+    #[test]
+    fn draft_sections_split_at_week_headers() {
+        let s = draft_sections("Title\nWeek 1: a\n- Mon: Easy 5 km\nWeek 2: b\n- Tue: Rest");
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s.get(&1).map(String::as_str),
+            Some("Week 1: a\n- Mon: Easy 5 km\n")
+        );
+        assert_eq!(
+            s.get(&2).map(String::as_str),
+            Some("Week 2: b\n- Tue: Rest\n")
+        );
+    }
+
+    #[test]
+    fn draft_weeks_reads_the_last_header() {
+        assert_eq!(
+            draft_weeks("Title\n**Week 1:** base\n- Mon: Easy 5 km\nWeek 12 (taper): x"),
+            Some(12)
+        );
+        assert_eq!(draft_weeks("no headers here"), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! The binaries are found next to the test executable's `deps/` folder; build them first
 //! (`cargo build --bins`, which `.ci/run` does).
 
+pub mod fake_llm;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -79,6 +79,23 @@ pub struct WorkerConfig {
     #[arg(long, env = "PACER_LLM_MODEL", default_value = "gpt-4o-mini")]
     pub llm_model: String,
 
+    /// Weeks of one plan generated at once by the openai provider.
+    #[arg(long, env = "PACER_LLM_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub llm_concurrency: u32,
+
+    /// Token budget of one job (prompt + completion, all requests); over it the job fails.
+    #[arg(long, env = "PACER_LLM_MAX_TOKENS_PER_JOB", default_value_t = 60_000)]
+    pub llm_max_tokens_per_job: u64,
+
+    /// Timeout of one model request, in seconds.
+    #[arg(long, env = "PACER_LLM_TIMEOUT_SECS", default_value_t = 120)]
+    pub llm_timeout_secs: u64,
+
+    /// Retries of one model request on 429, 5xx or a connection error (then the job attempt fails
+    /// and is retried as a whole, up to its max attempts).
+    #[arg(long, env = "PACER_LLM_REQUEST_RETRIES", default_value_t = 2)]
+    pub llm_request_retries: u32,
+
     /// Pause between the rules planner's steps, in milliseconds, to mimic model latency in
     /// demos and benchmarks (0 = none).
     #[arg(long, env = "PACER_RULES_STEP_DELAY_MS", default_value_t = 0)]

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
+use crate::llm::OpenAi;
 
 /// What every job of this process shares.
 pub struct WorkerCtx {
@@ -23,6 +24,8 @@ pub struct WorkerCtx {
     pub stats: ApalisConfig,
     /// Jobs this process is running now (handed back if shutdown outlasts the grace period).
     pub running: Mutex<HashSet<Uuid>>,
+    /// The `openai` plan provider, when configured (`PACER_LLM_PROVIDER=openai`).
+    pub openai: Option<OpenAi>,
 }
 
 impl WorkerCtx {
@@ -31,7 +34,7 @@ impl WorkerCtx {
         name: String,
         db: PgPool,
         redis: ConnectionManager,
-    ) -> Arc<Self> {
+    ) -> anyhow::Result<Arc<Self>> {
         let keys = Keys::new(config.common.redis_prefix.clone());
         let events = EventSink {
             db: db.clone(),
@@ -42,7 +45,12 @@ impl WorkerCtx {
         let generation =
             pacer_common::queue::apalis_config(&keys, Queue::Generation, &config.common);
         let stats = pacer_common::queue::apalis_config(&keys, Queue::Stats, &config.common);
-        Arc::new(Self {
+        let openai = if config.llm_provider == "openai" {
+            Some(OpenAi::new(&config)?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Self {
             config,
             name,
             db,
@@ -52,7 +60,8 @@ impl WorkerCtx {
             generation,
             stats,
             running: Mutex::default(),
-        })
+            openai,
+        }))
     }
 
     pub fn apalis(&self, queue: Queue) -> &ApalisConfig {

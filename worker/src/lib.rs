@@ -3,6 +3,7 @@
 pub mod config;
 pub mod context;
 pub mod jobs;
+pub mod llm;
 pub mod maintenance;
 pub mod runner;
 
@@ -47,7 +48,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .await
         .context("Redis (REDIS_URL)")?;
     let name = worker_name();
-    let ctx = WorkerCtx::new(config.clone(), name.clone(), db, redis.clone());
+    let ctx = WorkerCtx::new(config.clone(), name.clone(), db, redis.clone())
+        .context("PACER_LLM_PROVIDER settings")?;
     let stop = CancellationToken::new();
     maintenance::spawn_all(&ctx, &stop);
     tracing::info!(worker = %name, queues = ?config.queues, concurrency = config.concurrency, "pacer-worker started");

@@ -13,7 +13,7 @@ mod ai_coach;
 mod ai_training;
 mod analytics;
 mod health;
-mod jobs;
+pub mod jobs;
 
 pub fn service(state: AppState) -> Service {
     let api = Router::with_path("api").hoop(require_auth).push(

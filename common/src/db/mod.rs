@@ -7,9 +7,12 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::error::Result;
 
+pub mod ai_training;
+pub mod analytics;
 pub mod jobs;
 pub mod orgs;
 pub mod users;
+pub mod workouts;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 

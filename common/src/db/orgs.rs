@@ -44,3 +44,17 @@ pub async fn upsert_org(
     .fetch_one(db)
     .await
 }
+
+pub async fn set_training_principle(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    principle: &str,
+) -> sqlx::Result<bool> {
+    let r =
+        sqlx::query("update orgs set training_principle = $2, updated_at = now() where id = $1")
+            .bind(id)
+            .bind(principle)
+            .execute(db)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -103,3 +103,18 @@ pub async fn athlete_ids(
         .fetch_all(db)
         .await
 }
+
+/// A coach's personal training principle (wins over the organization's).
+pub async fn set_training_principle(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    principle: &str,
+) -> sqlx::Result<bool> {
+    let r =
+        sqlx::query("update users set training_principle = $2, updated_at = now() where id = $1")
+            .bind(id)
+            .bind(principle)
+            .execute(db)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -1,1 +1,1222 @@
-//! (being written)
+//! Analytics (seed 004) end to end: ingestion, the debounced recompute, the batch, the six
+//! read endpoints, caches, limits and permissions.
+
+use std::time::Duration;
+
+use chrono::{Datelike, Utc};
+use pacer_tests::{TestApp, eventually, types};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn athlete(app: &TestApp, id: &str, org: &str, tz: &str, extra: Value) -> anyhow::Result<()> {
+    let mut body = json!({"org_id": org, "role": "athlete", "timezone": tz, "display_name": id});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, res) = app
+        .put(&app.admin(), &format!("/api/v1/admin/users/{id}"), &body)
+        .await?;
+    anyhow::ensure!(status == 200, "user upsert failed: {status} {res}");
+    Ok(())
+}
+
+fn run(external_id: &str, start: &str, distance: f64, moving: i64) -> Value {
+    json!({"external_id": external_id, "sport_type": "Run", "start_date": start,
+           "distance": distance, "moving_time": moving, "elapsed_time": moving})
+}
+
+/// Waits until no recompute_stats job of the athlete is queued or running and one succeeded.
+async fn settled(app: &TestApp, user: &str) -> anyhow::Result<()> {
+    eventually(WAIT, "recompute_stats to settle", || async {
+        let (live, done): (i64, i64) = sqlx::query_as(
+            "select count(*) filter (where state in ('queued', 'running')),
+                    count(*) filter (where state = 'succeeded')
+               from jobs where kind = 'recompute_stats' and input->>'user_id' = $1",
+        )
+        .bind(user)
+        .fetch_one(&app.db)
+        .await?;
+        Ok((live == 0 && done > 0).then_some(()))
+    })
+    .await
+}
+
+fn point<'a>(points: &'a Value, date: &str) -> &'a Value {
+    points
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["date"] == date))
+        .unwrap_or(&Value::Null)
+}
+
+fn dates(points: &Value) -> Vec<String> {
+    points
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["date"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn analytics_running_stats_buckets_by_the_requested_zone_across_midnight_and_dst()
+-> anyhow::Result<()> {
+    // Arrange: America/Chicago switches to CDT on 2025-03-09 at 02:00 local (08:00 UTC)
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_chi", "org_demo", "America/Chicago", json!({})).await?;
+    let token = app.token("usr_chi", "athlete", "org_demo");
+    let mut c = run("c", "2025-03-10T05:30:00Z", 8000.0, 2400);
+    c["pace_zone_seconds"] = json!([100, 200, 300, 400, 500]);
+    c["average_heartrate"] = json!(170.5);
+    c["moving_time"] = json!(3600);
+    let body = json!({"activities": [
+        run("a", "2025-03-08T05:30:00Z", 5000.0, 1800),  // Fri 7 Mar 23:30 CST
+        run("b", "2025-03-09T07:30:00Z", 10000.0, 3000), // Sun 9 Mar 01:30 CST
+        c,                                                // Mon 10 Mar 00:30 CDT (Sun 23:30 at a fixed −6 h)
+        {"external_id": "d", "sport_type": "Ride", "start_date": "2025-03-08T18:00:00Z", "distance": 30000, "moving_time": 3600},
+    ]});
+
+    // Act
+    let (status, ingest) = app.post(&token, "/api/v1/activities", &body).await?;
+    let q = |range: &str, from: i64, to: i64, zone: &str| {
+        format!(
+            "/api/v1/analytics/running_stats?from_timestamp={from}&to_timestamp={to}&range_type={range}&{zone}"
+        )
+    };
+    // 2025-03-07 00:00 CST .. 2025-03-10 23:59 CDT
+    let (s1, daily) = app
+        .get(
+            &token,
+            &q(
+                "daily",
+                1_741_327_200,
+                1_741_669_140,
+                "timezone=America/Chicago",
+            ),
+        )
+        .await?;
+    let (s2, fixed) = app
+        .get(
+            &token,
+            &q(
+                "daily",
+                1_741_327_200,
+                1_741_669_140,
+                "timezone_offset_minutes=-360",
+            ),
+        )
+        .await?;
+    let (s3, utc) = app
+        .get(
+            &token,
+            &q("daily", 1_741_327_200, 1_741_669_140, "timezone=UTC"),
+        )
+        .await?;
+    // Mon 2025-03-03 00:00 CST
+    let (s4, weekly) = app
+        .get(
+            &token,
+            &q(
+                "weekly",
+                1_740_981_600,
+                1_741_500_000,
+                "timezone=America/Chicago",
+            ),
+        )
+        .await?;
+    // 2025-03-01 .. 2025-03-31 local
+    let (s5, monthly) = app
+        .get(
+            &token,
+            &q(
+                "monthly",
+                1_740_808_800,
+                1_743_483_540,
+                "timezone=America/Chicago",
+            ),
+        )
+        .await?;
+    // 2025-01-01 .. 2025-12-31 local
+    let (s6, yearly) = app
+        .get(
+            &token,
+            &q(
+                "yearly",
+                1_735_711_200,
+                1_767_247_140,
+                "timezone=America/Chicago",
+            ),
+        )
+        .await?;
+
+    // Assert
+    assert_eq!(status, 200, "{ingest}");
+    assert_eq!(ingest["data"]["accepted"], 4, "{ingest}");
+    assert_eq!([s1, s2, s3, s4, s5, s6], [200; 6]);
+    let d = &daily["data"];
+    assert_eq!(daily["status"], "ok");
+    assert_eq!(
+        dates(d),
+        ["2025-03-07", "2025-03-08", "2025-03-09", "2025-03-10"]
+    );
+    let a = point(d, "2025-03-07");
+    assert_eq!(
+        (
+            a["distance"].as_f64(),
+            a["duration"].as_i64(),
+            a["runs"].as_i64()
+        ),
+        (Some(5000.0), Some(1800), Some(1)),
+        "23:30 local stays on the local day: {d}"
+    );
+    // 6:00/km against a 5:00/km threshold is Z2; rTSS = 100 × 0.5 h × (300/360)² = 34.7
+    assert_eq!(a["pace_z2_time"], 1800);
+    assert_eq!(a["nexrex_training_load"], 34.7);
+    assert_eq!(
+        point(d, "2025-03-08")["runs"],
+        0,
+        "the ride is not a run; empty days are zeros"
+    );
+    assert_eq!(point(d, "2025-03-08")["distance"], 0.0);
+    let b = point(d, "2025-03-09");
+    assert_eq!(
+        (b["runs"].as_i64(), b["pace_z4_time"].as_i64()),
+        (Some(1), Some(3000))
+    );
+    assert_eq!(b["nexrex_training_load"], 83.3);
+    let cc = point(d, "2025-03-10");
+    assert_eq!(
+        cc["runs"], 1,
+        "after the DST change 05:30Z is 00:30 local: {d}"
+    );
+    assert_eq!(
+        [
+            &cc["pace_z1_time"],
+            &cc["pace_z2_time"],
+            &cc["pace_z3_time"],
+            &cc["pace_z4_time"],
+            &cc["pace_z5_time"]
+        ],
+        [100, 200, 300, 400, 500]
+    );
+    assert_eq!(
+        cc["nexrex_training_load"], 100.0,
+        "one hour at LTHR is 100 HRSS"
+    );
+    assert_eq!(
+        point(&fixed["data"], "2025-03-09")["runs"],
+        2,
+        "a fixed −6 h offset has no DST"
+    );
+    assert_eq!(
+        point(&utc["data"], "2025-03-08")["runs"],
+        1,
+        "in UTC the Friday-night run is on Saturday"
+    );
+    assert_eq!(
+        dates(&weekly["data"]),
+        [
+            "2025-03-03",
+            "2025-03-04",
+            "2025-03-05",
+            "2025-03-06",
+            "2025-03-07",
+            "2025-03-08",
+            "2025-03-09"
+        ]
+    );
+    assert_eq!(
+        dates(&monthly["data"]),
+        [
+            "2025-02-24",
+            "2025-03-03",
+            "2025-03-10",
+            "2025-03-17",
+            "2025-03-24",
+            "2025-03-31"
+        ]
+    );
+    assert_eq!(point(&monthly["data"], "2025-03-03")["runs"], 2);
+    assert_eq!(point(&monthly["data"], "2025-03-03")["distance"], 15000.0);
+    assert_eq!(point(&monthly["data"], "2025-03-10")["runs"], 1);
+    let y = &yearly["data"];
+    assert_eq!(y.as_array().map(Vec::len), Some(12));
+    assert_eq!(point(y, "2025-03-01")["runs"], 3);
+    assert_eq!(point(y, "2025-03-01")["distance"], 23000.0);
+    assert_eq!(point(y, "2025-03-01")["duration"], 1800 + 3000 + 3600);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_snapshot_matches_hand_computed_load_pace_fitness_and_flags() -> anyhow::Result<()>
+{
+    // Arrange: zone UTC; weeks are ISO weeks before the current one
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(
+        &app,
+        "usr_snap",
+        "org_demo",
+        "UTC",
+        json!({"assigned_coach_id": "usr_coach"}),
+    )
+    .await?;
+    athlete(&app, "usr_l25", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_snap", "athlete", "org_demo");
+    let today = Utc::now().date_naive();
+    let monday = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    let at = |weeks_back: i64, day: i64, hour: u32| {
+        let d = monday - chrono::Duration::weeks(weeks_back) + chrono::Duration::days(day);
+        format!("{d}T{hour:02}:00:30Z")
+    };
+    // 1 h at 5:00/km = 100; loads by week: −4: 100, −3: 0, −2: 200, −1: 266.67, current: 375
+    let acts = json!([
+        run("w4", &at(4, 0, 6), 12000.0, 3600),
+        run("w2a", &at(2, 0, 6), 12000.0, 3600),
+        run("w2b", &at(2, 1, 6), 12000.0, 3600),
+        run("w1", &at(1, 0, 6), 32000.0, 9600),
+        run("w0", &at(0, 0, 0), 45000.0, 13500),
+    ]);
+    let mut health = Vec::new();
+    for i in 0..14 {
+        let mut h = json!({"date": (today - chrono::Duration::days(i)).to_string(), "resting_hr": 50,
+                           "hrv_rmssd": if i < 7 { 60 } else { 50 }});
+        if i == 2 {
+            h["vo2_max"] = json!(52.0);
+        }
+        if i == 10 {
+            h["vo2_max"] = json!(50.0);
+        }
+        if i == 0 {
+            h["recovery_score"] = json!(80);
+        }
+        if i == 7 {
+            h["recovery_score"] = json!(70);
+        }
+        health.push(h);
+    }
+    let start = (today - chrono::Duration::days(35)).to_string();
+    let race = (today + chrono::Duration::days(60)).to_string();
+    // L25: four runs in the last days, paces weighted by distance
+    let l25_token = app.token("usr_l25", "athlete", "org_demo");
+    let now = Utc::now();
+    let ago = |h: i64| (now - chrono::Duration::hours(h)).to_rfc3339();
+    let mut l25 = vec![
+        run("l1", &ago(30), 10000.0, 3000),
+        run("l2", &ago(50), 8000.0, 2640),
+        run("l3", &ago(70), 21100.0, 7385),
+        run("l4", &ago(90), 5000.0, 1350),
+    ];
+    l25[0]["average_heartrate"] = json!(150);
+    l25[1]["average_heartrate"] = json!(160);
+
+    // Act
+    let (s1, _) = app.post(&token, "/api/v1/activities", &acts).await?;
+    let (s2, _) = app
+        .post(
+            &token,
+            "/api/v1/health_metrics",
+            &json!({"health_metrics": health}),
+        )
+        .await?;
+    let (s3, goal) = app.post(&token, "/api/v1/athletes/usr_snap/goals",
+        &json!({"race_name": "Spring Marathon", "race_date": race, "goal_time": "3:05:00", "distance": 42195})).await?;
+    let (s4, plan) = app.post(&app.coach(), "/api/v1/athletes/usr_snap/plans",
+        &json!({"name": "Marathon Block A", "status": "active", "start_date": start, "total_weeks": 16})).await?;
+    let (s5, _) = app
+        .post(&l25_token, "/api/v1/activities", &json!(l25))
+        .await?;
+    settled(&app, "usr_snap").await?;
+    let (_, profile) = app
+        .get(
+            &token,
+            "/api/v1/analytics/athlete_profile?user_id=usr_snap&refresh=true",
+        )
+        .await?;
+    let (_, roster) = app
+        .get(
+            &app.coach(),
+            "/api/v1/analytics/coach_athletes_metrics?search=usr_snap&no_cache=1",
+        )
+        .await?;
+    let (_, fitness) = app
+        .get(&l25_token, "/api/v1/analytics/fitness_stats?days=7")
+        .await?;
+    let (_, fitness_none) = app
+        .get(&token, "/api/v1/analytics/fitness_stats?days=1")
+        .await?;
+
+    // Assert
+    assert_eq!(
+        [s1, s2, s3, s4, s5],
+        [200, 200, 201, 201, 200],
+        "{goal} {plan}"
+    );
+    let m = &profile["data"]["metrics"];
+    assert_eq!(
+        m["running_analytics"]["weekly_distance_km"], 45.0,
+        "{profile}"
+    );
+    assert_eq!(m["running_analytics"]["avg_pace_per_km"], "5:00");
+    assert_eq!(m["training"]["current_week_load"], 375.0);
+    assert_eq!(
+        m["training"]["four_week_avg_load"], 141.7,
+        "(100 + 0 + 200 + 266.67) / 4"
+    );
+    assert_eq!(m["fitness"]["current"]["vo2_max"], 52.0);
+    assert_eq!(m["fitness"]["current"]["hrv_avg"], 60.0);
+    assert_eq!(m["fitness"]["current"]["recovery_score"], 80.0);
+    let codes: Vec<&str> = m["attention_signals"]["flags"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        codes.contains(&"volume_spike"),
+        "32 km → 45 km is +40.6 %: {codes:?}"
+    );
+    assert_eq!(
+        profile["data"]["current_goals"]["races"][0]["goal_time"],
+        "3:05:00"
+    );
+    assert_eq!(
+        profile["data"]["current_plans"][0]["current_week"], 6,
+        "started 35 days ago"
+    );
+    assert_eq!(profile["data"]["current_plans"][0]["total_weeks"], 16);
+    let a = &roster["data"]["athletes"][0];
+    assert_eq!(a["user_id"], "usr_snap", "{roster}");
+    let cur = &a["metrics"]["fitness"]["current"];
+    assert_eq!(
+        (cur["hrv_avg"].as_f64(), cur["hrv_avg_prev"].as_f64()),
+        (Some(60.0), Some(50.0))
+    );
+    assert_eq!(
+        (cur["vo2_max"].as_f64(), cur["vo2_max_prev"].as_f64()),
+        (Some(52.0), Some(50.0))
+    );
+    assert_eq!(
+        (
+            cur["recovery_score"].as_f64(),
+            cur["recovery_score_prev"].as_f64()
+        ),
+        (Some(80.0), Some(70.0))
+    );
+    assert!(a["metrics"]["last_updated"].is_string());
+    assert_eq!(
+        a["current_goals"]["races"][0]["race_name"],
+        "Spring Marathon"
+    );
+    let f = &fitness["data"];
+    assert_eq!(f["total_activities"], 4, "{fitness}");
+    assert_eq!(f["total_distance"], 44100.0);
+    assert_eq!(f["total_duration"], 14375);
+    assert_eq!(
+        f["avg_pace"], "5:26",
+        "L25: distance-weighted, not the mean of paces"
+    );
+    assert_eq!(
+        f["avg_heart_rate"], 155.0,
+        "(150×3000 + 160×2640) / 5640 = 154.7"
+    );
+    assert!(
+        fitness_none["data"].get("avg_heart_rate").is_none(),
+        "absent without HR data"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_caches_serve_old_values_until_refresh_or_recompute() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_cache", "org_demo", "Europe/London", json!({})).await?;
+    let token = app.token("usr_cache", "athlete", "org_demo");
+    app.post(
+        &token,
+        "/api/v1/activities",
+        &json!(run("x1", "2025-04-02T07:00:00Z", 10000.0, 3000)),
+    )
+    .await?;
+    app.post(
+        &token,
+        "/api/v1/health_metrics",
+        &json!({"date": "2025-04-02", "resting_hr": 50}),
+    )
+    .await?;
+    settled(&app, "usr_cache").await?;
+    let stats = "/api/v1/analytics/activity_stats?from=2025-04-01&to=2025-04-30&granularity=month&timezone=Europe/London";
+    let health = "/api/v1/analytics/health_metrics?from=2025-03-31&to=2025-04-13&granularity=week";
+    let profile = "/api/v1/analytics/athlete_profile?user_id=usr_cache";
+    let (_, s_before) = app.get(&token, stats).await?;
+    let (_, h_before) = app.get(&token, health).await?;
+    let (_, p_before) = app.get(&token, profile).await?;
+
+    // change the database behind the caches
+    sqlx::query("update activities set distance = 12000 where external_id = 'x1'")
+        .execute(&app.db)
+        .await?;
+    sqlx::query("update health_metrics set resting_hr = 60")
+        .execute(&app.db)
+        .await?;
+    sqlx::query("update athlete_metrics set weekly_distance_km = 99")
+        .execute(&app.db)
+        .await?;
+    let (_, s_cached) = app.get(&token, stats).await?;
+    let (_, h_cached) = app.get(&token, health).await?;
+    let (_, p_cached) = app.get(&token, profile).await?;
+    let (_, s_fresh) = app.get(&token, &format!("{stats}&refresh=true")).await?;
+    let (_, h_fresh) = app.get(&token, &format!("{health}&refresh=true")).await?;
+    let (_, p_fresh) = app.get(&token, &format!("{profile}&refresh=true")).await?;
+
+    assert_eq!(
+        s_before["data"]["buckets"][0]["distance"], 10000.0,
+        "{s_before}"
+    );
+    assert_eq!(s_before["data"]["buckets"][0]["date"], "2025-04-01");
+    assert_eq!(
+        s_cached["data"]["buckets"][0]["distance"], 10000.0,
+        "served from the cache"
+    );
+    assert_eq!(
+        s_fresh["data"]["buckets"][0]["distance"], 12000.0,
+        "refresh=true reads PostgreSQL"
+    );
+    assert_eq!(h_before["data"]["points"][0]["date"], "2025-03-31");
+    assert_eq!(
+        h_before["data"]["points"][0]["resting_hr"], 50.0,
+        "{h_before}"
+    );
+    assert_eq!(h_cached["data"]["points"][0]["resting_hr"], 50.0);
+    assert_eq!(h_fresh["data"]["points"][0]["resting_hr"], 60.0);
+    assert_eq!(p_cached["data"], p_before["data"]);
+    assert_eq!(
+        p_fresh["data"]["metrics"]["running_analytics"]["weekly_distance_km"],
+        99.0
+    );
+
+    // a recompute (triggered by an upload) invalidates without refresh
+    sqlx::query("update activities set distance = 15000 where external_id = 'x1'")
+        .execute(&app.db)
+        .await?;
+    app.post(
+        &token,
+        "/api/v1/activities",
+        &json!(run("x2", "2025-05-02T07:00:00Z", 1000.0, 300)),
+    )
+    .await?;
+    let after = eventually(
+        WAIT,
+        "the cache to be invalidated by recompute_stats",
+        || async {
+            let (_, s) = app.get(&token, stats).await?;
+            Ok((s["data"]["buckets"][0]["distance"] == 15000.0).then_some(s))
+        },
+    )
+    .await?;
+    assert_eq!(after["data"]["totals"]["activities"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_ingestion_is_idempotent_and_reports_invalid_items_by_index() -> anyhow::Result<()>
+{
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_ing", "org_demo", "UTC", json!({})).await?;
+    athlete(&app, "usr_other_org", "org_other", "UTC", json!({})).await?;
+    let token = app.token("usr_ing", "athlete", "org_demo");
+    let batch = json!([
+        run("s1", "2025-04-01T06:00:00Z", 5000.0, 1500),
+        {"external_id": "s2", "sport_type": "Run", "distance": "far", "moving_time": -1},
+        {"external_id": 123456, "sport_type": "Run", "start_date": "2025-04-03T06:00:00+02:00",
+         "timezone": "(GMT+01:00) Europe/Paris", "distance": 8000, "moving_time": 2400},
+    ]);
+
+    let (s1, first) = app.post(&token, "/api/v1/activities", &batch).await?;
+    let (s2, again) = app.post(&token, "/api/v1/activities", &batch).await?;
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from activities where athlete_id = 'usr_ing'")
+            .fetch_one(&app.db)
+            .await?;
+    let (s3, none_valid) = app
+        .post(&token, "/api/v1/activities", &json!([{"external_id": "z"}]))
+        .await?;
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| run(&format!("m{i}"), "2025-04-01T06:00:00Z", 1.0, 1))
+        .collect();
+    let (s4, _) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!({"activities": too_many}),
+        )
+        .await?;
+    let (s5, bad_json) = app
+        .request(
+            reqwest::Method::POST,
+            Some(&token),
+            "/api/v1/activities",
+            None,
+        )
+        .await?;
+    let (s6, _) = app.post(&token, "/api/v1/activities", &json!({"athlete_id": "usr_other_org", "activities": [run("o", "2025-04-01T06:00:00Z", 1.0, 1)]})).await?;
+    let (s7, _) = app
+        .post(
+            &app.coach(),
+            "/api/v1/activities",
+            &json!([run("c", "2025-04-01T06:00:00Z", 1.0, 1)]),
+        )
+        .await?;
+    let (s8, coach_ok) = app.post(&app.coach(), "/api/v1/activities", &json!({"athlete_id": "usr_ing", "activities": [run("c", "2025-04-01T06:00:00Z", 1000.0, 300)]})).await?;
+    let (s9, hm_bad) = app
+        .post(
+            &token,
+            "/api/v1/health_metrics",
+            &json!({"date": "2025-13-01", "resting_hr": 500}),
+        )
+        .await?;
+    let (s10, _) = app
+        .post(
+            &token,
+            "/api/v1/health_metrics",
+            &json!({"date": "2025-04-01", "resting_hr": 50}),
+        )
+        .await?;
+    let (s11, _) = app
+        .post(
+            &token,
+            "/api/v1/health_metrics",
+            &json!({"date": "2025-04-01", "hrv_rmssd": 70}),
+        )
+        .await?;
+    let merged: (Option<f64>, Option<f64>) = sqlx::query_as(
+        "select resting_hr, hrv_rmssd from health_metrics where athlete_id = 'usr_ing'",
+    )
+    .fetch_one(&app.db)
+    .await?;
+
+    assert_eq!(s1, 200, "{first}");
+    let d = &first["data"];
+    assert_eq!(
+        (d["accepted"].as_i64(), d["rejected"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(d["results"][0]["index"], 0);
+    assert_eq!(d["results"][1]["index"], 2);
+    assert_eq!(d["results"][1]["external_id"], "123456");
+    assert_eq!(d["results"][0]["status"], "created");
+    assert_eq!(d["errors"][0]["index"], 1);
+    let fields: Vec<&str> = d["errors"][0]["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["start_date", "distance", "moving_time"], "{first}");
+    assert_eq!(s2, 200);
+    assert_eq!(again["data"]["results"][0]["status"], "updated");
+    assert_eq!(count, 2, "a re-upload replaces, never duplicates");
+    assert_eq!(s3, 400);
+    assert_eq!(none_valid["status"], "error");
+    assert_eq!(none_valid["code"], "validation_error");
+    assert!(
+        none_valid["details"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|e| e["field"] == "activities[0].start_date")),
+        "{none_valid}"
+    );
+    assert_eq!(s4, 400, "more than 1,000 items");
+    assert_eq!(s5, 400, "{bad_json}");
+    assert_eq!(s6, 403, "an athlete uploads only for itself");
+    assert_eq!(s7, 400, "a coach must name the athlete");
+    assert_eq!(s8, 200, "{coach_ok}");
+    assert_eq!(s9, 400);
+    let hm_fields: Vec<&str> = hm_bad["details"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        hm_fields,
+        ["health_metrics[0].date", "health_metrics[0].resting_hr"]
+    );
+    assert_eq!([s10, s11], [200, 200]);
+    assert_eq!(
+        merged,
+        (Some(50.0), Some(70.0)),
+        "a later upload keeps fields it leaves out"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_a_burst_of_300_uploads_enqueues_only_a_handful_of_recomputes()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_burst", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_burst", "athlete", "org_demo");
+
+    let mut tasks = Vec::new();
+    let app = std::sync::Arc::new(app);
+    for t in 0..6 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let n = t * 50 + i;
+                let (s, b) = app
+                    .post(
+                        &token,
+                        "/api/v1/activities",
+                        &run(&format!("b{n}"), "2025-04-01T06:00:00Z", 1000.0, 300),
+                    )
+                    .await?;
+                anyhow::ensure!(s == 200, "{b}");
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    settled(&app, "usr_burst").await?;
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs where kind = 'recompute_stats'")
+        .fetch_one(&app.db)
+        .await?;
+    let runs: i64 = sqlx::query_scalar(
+        "select coalesce(sum(runs), 0)::int8 from daily_rollups where athlete_id = 'usr_burst'",
+    )
+    .fetch_one(&app.db)
+    .await?;
+
+    assert!(
+        (1..=30).contains(&jobs),
+        "300 uploads gave {jobs} recompute jobs"
+    );
+    assert_eq!(runs, 300, "the last recompute saw every upload");
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_batch_recompute_reports_progress_to_100_and_its_children_run_on_workers()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    app.start_worker(&[])?;
+    for i in 0..6 {
+        athlete(&app, &format!("usr_b{i}"), "org_demo", "UTC", json!({})).await?;
+    }
+    athlete(&app, "usr_elsewhere", "org_other", "UTC", json!({})).await?;
+    for i in 0..6 {
+        sqlx::query("insert into activities (id, athlete_id, external_id, sport_type, start_date, distance, moving_time, training_load)
+                     values (gen_random_uuid(), $1, 'x', 'Run', now() - interval '1 day', 10000, 3000, 90)")
+            .bind(format!("usr_b{i}"))
+            .execute(&app.db)
+            .await?;
+    }
+
+    let (s_athlete, _) = app
+        .post(
+            &app.token("usr_b0", "athlete", "org_demo"),
+            "/api/v1/admin/analytics/recompute",
+            &json!({}),
+        )
+        .await?;
+    let (s_foreign, _) = app
+        .post(
+            &app.coach(),
+            "/api/v1/admin/analytics/recompute",
+            &json!({"org_id": "org_other"}),
+        )
+        .await?;
+    let coach = app.coach();
+    let (status, started) = app
+        .post(
+            &coach,
+            "/api/v1/admin/analytics/recompute",
+            &json!({"org_id": "org_demo"}),
+        )
+        .await?;
+    let id = uuid::Uuid::parse_str(started["data"]["job_id"].as_str().unwrap_or_default())?;
+    let events = app.events(&coach, id, None, None).await?;
+    let job = app.wait_state(&coach, id, "succeeded", WAIT).await?;
+    let children: Vec<(String, String)> =
+        sqlx::query_as("select input->>'user_id', state from jobs where parent_id = $1 order by 1")
+            .bind(id)
+            .fetch_all(&app.db)
+            .await?;
+    let snapshots: i64 = sqlx::query_scalar("select count(*) from athlete_metrics")
+        .fetch_one(&app.db)
+        .await?;
+
+    assert_eq!(s_athlete, 403);
+    assert_eq!(s_foreign, 403);
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["status"], "ok");
+    let pcts: Vec<i64> = events
+        .iter()
+        .filter_map(|(_, e)| e["progress"].as_i64())
+        .collect();
+    assert_eq!(pcts.first(), Some(&0), "{pcts:?}");
+    assert_eq!(pcts.last(), Some(&100), "{pcts:?}");
+    assert!(pcts.windows(2).all(|w| w[0] <= w[1]), "{pcts:?}");
+    assert_eq!(types(&events).last().map(String::as_str), Some("done"));
+    assert_eq!(job["result"]["athletes"], 6, "{job}");
+    assert_eq!(children.len(), 6, "only the org's athletes");
+    assert!(
+        children.iter().all(|(_, s)| s == "succeeded"),
+        "{children:?}"
+    );
+    assert_eq!(snapshots, 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_roster_filters_paginates_and_caches_per_coach_and_org() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_r1", "org_demo", "UTC", json!({"display_name": "Alice", "assigned_coach_id": "usr_coach", "groups": ["Marathon Block A"], "email": "alice@example.com"})).await?;
+    athlete(
+        &app,
+        "usr_r2",
+        "org_demo",
+        "UTC",
+        json!({"display_name": "Bob", "assigned_coach_id": "usr_coach2", "username": "bobby"}),
+    )
+    .await?;
+    athlete(
+        &app,
+        "usr_r3",
+        "org_demo",
+        "UTC",
+        json!({"display_name": "Carol", "groups": ["5K Squad"]}),
+    )
+    .await?;
+    let coach = app.coach();
+    let coach2 = app.token("usr_coach2", "coach", "org_demo");
+    let path = "/api/v1/analytics/coach_athletes_metrics";
+    let names = |v: &Value| -> Vec<String> {
+        v["data"]["athletes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["display_name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let (s, all) = app.get(&coach, path).await?;
+    let (_, mine) = app
+        .get(&coach, &format!("{path}?filter_by_coach=1"))
+        .await?;
+    let (_, group) = app
+        .get(&coach, &format!("{path}?group_id=5K%20Squad"))
+        .await?;
+    let (_, unassigned) = app
+        .get(&coach, &format!("{path}?unassigned_only=1"))
+        .await?;
+    let (_, search) = app.get(&coach, &format!("{path}?search=BOBB")).await?;
+    let (_, by_email) = app.get(&coach, &format!("{path}?search=alice@")).await?;
+    let (_, page2) = app
+        .get(&coach, &format!("{path}?per_page=1&page=2"))
+        .await?;
+    sqlx::query("update users set display_name = 'Alicia' where id = 'usr_r1'")
+        .execute(&app.db)
+        .await?;
+    let (_, cached) = app.get(&coach, path).await?;
+    let (_, other_coach) = app.get(&coach2, path).await?;
+    let (_, bypass) = app.get(&coach, &format!("{path}?no_cache=1")).await?;
+
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(names(&all), ["Alice", "Bob", "Carol"]);
+    assert_eq!(all["data"]["total_count"], 3);
+    assert_eq!(all["data"]["metadata"]["per_page"], 200, "default per_page");
+    assert_eq!(
+        all["data"]["athletes"][0]["groups"],
+        json!(["Marathon Block A"])
+    );
+    assert_eq!(all["data"]["athletes"][0]["attention_signals"], Value::Null);
+    assert_eq!(
+        all["data"]["athletes"][0]["metrics"]["attention_signals"]["flags"],
+        json!([])
+    );
+    assert_eq!(names(&mine), ["Alice"]);
+    assert_eq!(names(&group), ["Carol"]);
+    assert_eq!(names(&unassigned), ["Bob"]);
+    assert_eq!(names(&search), ["Bob"]);
+    assert_eq!(names(&by_email), ["Alice"]);
+    assert_eq!(names(&page2), ["Bob"]);
+    assert_eq!(
+        page2["data"]["pagination"],
+        json!({"total": 3, "page": 2, "per_page": 1, "total_pages": 3, "has_next": true, "has_prev": true})
+    );
+    assert_eq!(page2["data"]["metadata"], page2["data"]["pagination"]);
+    assert_eq!(
+        names(&cached),
+        ["Alice", "Bob", "Carol"],
+        "coach 1 is served its cached roster"
+    );
+    assert_eq!(
+        names(&other_coach),
+        ["Alicia", "Bob", "Carol"],
+        "coach 2 has its own cache entry"
+    );
+    assert_eq!(names(&bypass), ["Alicia", "Bob", "Carol"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_limits_and_permissions_give_their_documented_status_codes() -> anyhow::Result<()>
+{
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_p1", "org_demo", "UTC", json!({})).await?;
+    athlete(&app, "usr_p2", "org_demo", "UTC", json!({})).await?;
+    athlete(&app, "usr_px", "org_other", "UTC", json!({})).await?;
+    let me = app.token("usr_p1", "athlete", "org_demo");
+    let coach = app.coach();
+    let now = Utc::now().timestamp();
+    let rs = |from: i64, to: i64, extra: &str| {
+        format!(
+            "/api/v1/analytics/running_stats?from_timestamp={from}&to_timestamp={to}&range_type=daily{extra}"
+        )
+    };
+    let cases: Vec<(String, String, u16, Option<&str>)> = vec![
+        (me.clone(), rs(now - 86_400, now, ""), 200, None),
+        (
+            me.clone(),
+            "/api/v1/analytics/running_stats?range_type=daily".into(),
+            400,
+            Some("from_timestamp"),
+        ),
+        (
+            me.clone(),
+            rs(now - 366 * 86_400, now, ""),
+            400,
+            Some("to_timestamp"),
+        ),
+        (me.clone(), rs(now - 365 * 86_400, now, ""), 200, None),
+        (
+            me.clone(),
+            rs(now, now + 8 * 86_400, ""),
+            400,
+            Some("to_timestamp"),
+        ),
+        (me.clone(), rs(now, now - 10, ""), 400, Some("to_timestamp")),
+        (
+            me.clone(),
+            rs(now - 10, now, "&range_type=hourly").replace("range_type=daily&", ""),
+            400,
+            Some("range_type"),
+        ),
+        (
+            me.clone(),
+            rs(now - 10, now, "&metric_type=speed"),
+            400,
+            Some("metric_type"),
+        ),
+        (
+            me.clone(),
+            rs(now - 10, now, "&timezone=Mars/Olympus"),
+            400,
+            Some("timezone"),
+        ),
+        (
+            me.clone(),
+            rs(now - 10, now, "&timezone_offset_minutes=900"),
+            400,
+            Some("timezone_offset_minutes"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/fitness_stats?days=366".into(),
+            400,
+            Some("days"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/fitness_stats?days=0".into(),
+            400,
+            Some("days"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/fitness_stats?days=365".into(),
+            200,
+            None,
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/fitness_stats?user_id=usr_p2".into(),
+            403,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/fitness_stats?user_id=usr_p2".into(),
+            200,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/fitness_stats?user_id=usr_px".into(),
+            403,
+            None,
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/activity_stats?from=2025-01-01&to=2026-02-06".into(),
+            400,
+            Some("to"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/activity_stats?from=2025-01-01&to=2026-02-05".into(),
+            200,
+            None,
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/activity_stats?from=2025-01-01".into(),
+            400,
+            Some("to"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/activity_stats?from=2025-01-01&to=2025-01-31&granularity=week"
+                .into(),
+            400,
+            Some("granularity"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/activity_stats?from=2025-01-01&to=2025-01-31&timezone=Nowhere"
+                .into(),
+            400,
+            Some("timezone"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/health_metrics?from=2025-01-01&to=2025-01-31&granularity=year"
+                .into(),
+            400,
+            Some("granularity"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/health_metrics?from=2025-01-01&to=2025-01-31&refresh=maybe".into(),
+            400,
+            Some("refresh"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/health_metrics?from=2025-01-01&to=2025-01-31&granularity=week"
+                .into(),
+            200,
+            None,
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/athlete_profile".into(),
+            400,
+            Some("user_id"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/athlete_profile?user_id=usr_p1".into(),
+            200,
+            None,
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/athlete_profile?user_id=usr_p2".into(),
+            403,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/athlete_profile?user_id=usr_p2".into(),
+            200,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/athlete_profile?user_id=usr_px".into(),
+            403,
+            None,
+        ),
+        (
+            app.admin(),
+            "/api/v1/analytics/athlete_profile?user_id=usr_px".into(),
+            200,
+            None,
+        ),
+        (
+            app.admin(),
+            "/api/v1/analytics/athlete_profile?user_id=usr_nobody".into(),
+            404,
+            None,
+        ),
+        (
+            me.clone(),
+            "/api/v1/analytics/coach_athletes_metrics".into(),
+            403,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/coach_athletes_metrics?org_id=org_other".into(),
+            403,
+            None,
+        ),
+        (
+            app.admin(),
+            "/api/v1/analytics/coach_athletes_metrics?org_id=org_other".into(),
+            200,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/coach_athletes_metrics?per_page=201".into(),
+            400,
+            Some("per_page"),
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/coach_athletes_metrics?page=0".into(),
+            400,
+            Some("page"),
+        ),
+        (
+            coach.clone(),
+            "/api/v1/analytics/coach_athletes_metrics?group_id=g&unassigned_only=1".into(),
+            400,
+            Some("group_id"),
+        ),
+        (
+            me.clone(),
+            "/api/v1/athletes/usr_p2/goals".into(),
+            403,
+            None,
+        ),
+        (
+            coach.clone(),
+            "/api/v1/athletes/usr_p2/plans".into(),
+            200,
+            None,
+        ),
+    ];
+    for (token, path, want, field) in &cases {
+        let (status, body) = app.get(token, path).await?;
+        assert_eq!(status, *want, "{path}: {body}");
+        if *want >= 400 {
+            assert_eq!(body["status"], "error", "{path}: {body}");
+            assert!(
+                body["code"].is_string() && body["error"].is_string(),
+                "{path}: {body}"
+            );
+        } else {
+            assert_eq!(body["status"], "ok", "{path}: {body}");
+        }
+        if let Some(f) = field {
+            assert!(
+                body["details"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|e| e["field"] == *f)),
+                "{path} names {f}: {body}"
+            );
+        }
+    }
+    let (unauth, _) = app
+        .request(
+            reqwest::Method::GET,
+            None,
+            "/api/v1/analytics/fitness_stats",
+            None,
+        )
+        .await?;
+    assert_eq!(unauth, 401);
+    let (bad_goal, body) = app
+        .post(
+            &me,
+            "/api/v1/athletes/usr_p1/goals",
+            &json!({"race_name": "", "race_date": "soon", "goal_time": "3h"}),
+        )
+        .await?;
+    assert_eq!(bad_goal, 400);
+    assert_eq!(body["details"].as_array().map(Vec::len), Some(3), "{body}");
+    let (bad_plan, _) = app
+        .post(
+            &coach,
+            "/api/v1/athletes/usr_p1/plans",
+            &json!({"name": "x", "start_date": "2025-01-06", "total_weeks": 0, "status": "paused"}),
+        )
+        .await?;
+    assert_eq!(bad_plan, 400);
+    let (missing, _) = app
+        .request(
+            reqwest::Method::PATCH,
+            Some(&coach),
+            "/api/v1/athletes/usr_p1/plans/pi_nope",
+            Some(&json!({"status": "active"})),
+        )
+        .await?;
+    assert_eq!(missing, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_cancelling_a_batch_cancels_its_waiting_children() -> anyhow::Result<()> {
+    // Arrange: one worker slot, so the batch holds it and its children stay queued
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.start_worker(&[("PACER_CONCURRENCY", "1")])?;
+    for i in 0..4 {
+        athlete(&app, &format!("usr_c{i}"), "org_demo", "UTC", json!({})).await?;
+    }
+    let admin = app.admin();
+    let (_, started) = app
+        .post(
+            &admin,
+            "/api/v1/admin/analytics/recompute",
+            &json!({"org_id": "org_demo"}),
+        )
+        .await?;
+    let id = uuid::Uuid::parse_str(started["data"]["job_id"].as_str().unwrap_or_default())?;
+    app.wait_state(&admin, id, "running", WAIT).await?;
+    eventually(WAIT, "the children to exist", || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from jobs where parent_id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+        Ok((n == 4).then_some(()))
+    })
+    .await?;
+
+    // Act
+    let (status, _) = app.delete(&admin, &format!("/api/v1/jobs/{id}")).await?;
+    let batch = eventually(WAIT, "the batch to end", || async {
+        let job = app.job(&admin, id).await?;
+        Ok((job["state"] == "cancelled").then_some(job))
+    })
+    .await?;
+    let states = eventually(WAIT, "every child to be cancelled", || async {
+        let s: Vec<String> = sqlx::query_scalar("select state from jobs where parent_id = $1")
+            .bind(id)
+            .fetch_all(&app.db)
+            .await?;
+        Ok(s.iter().all(|s| s == "cancelled").then_some(s))
+    })
+    .await?;
+    let snapshots: i64 = sqlx::query_scalar("select count(*) from athlete_metrics")
+        .fetch_one(&app.db)
+        .await?;
+
+    // Assert
+    assert_eq!(status, 202);
+    assert_eq!(batch["state"], "cancelled");
+    assert_eq!(states.len(), 4);
+    assert_eq!(snapshots, 0, "no child of the cancelled batch ran");
+    Ok(())
+}

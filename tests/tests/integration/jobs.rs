@@ -296,3 +296,68 @@ async fn recompute_stats_aggregates_activities_by_local_day() -> anyhow::Result<
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> {
+    let redis = pacer_tests::RedisServer::start().await?;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.start().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let id = app.submit(&coach, "generate_draft", draft_input()).await?;
+    app.wait_state(&coach, id, "succeeded", Duration::from_secs(30))
+        .await?;
+
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        text.contains(r#"pacer_jobs{kind="generate_draft",state="succeeded"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"pacer_jobs_submitted_total{kind="generate_draft"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"pacer_queue_depth{queue="generation"} 0"#),
+        "{text}"
+    );
+    let (s, body) = app
+        .request(reqwest::Method::GET, None, "/healthz", None)
+        .await?;
+    assert_eq!((s, body["status"].as_str()), (200, Some("ok")));
+    let (s, body) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    assert_eq!((s, body["redis"].as_bool()), (200, Some(true)));
+
+    // Redis gone: not ready, still alive
+    drop(redis);
+    let (s, body) = pacer_tests::eventually(
+        Duration::from_secs(30),
+        "readyz to report Redis down",
+        || async {
+            let (s, body) = app
+                .request(reqwest::Method::GET, None, "/readyz", None)
+                .await?;
+            Ok((s == 503).then_some((s, body)))
+        },
+    )
+    .await?;
+    assert_eq!(
+        (s, body["redis"].as_bool(), body["postgres"].as_bool()),
+        (503, Some(false), Some(true))
+    );
+    assert_eq!(
+        app.request(reqwest::Method::GET, None, "/healthz", None)
+            .await?
+            .0,
+        200
+    );
+    Ok(())
+}

@@ -5,6 +5,7 @@ mod ai_coach;
 mod ai_training;
 mod analytics;
 mod auth;
+mod cli;
 mod jobs;
 mod reliability;
 mod validation;

@@ -1,46 +1,25 @@
 //! AI Coach jobs with the built-in `rules` provider: `generate_draft` writes the readable draft,
 //! `generate_plan` turns a (possibly edited) draft into workouts, streaming each one.
 
-use std::collections::BTreeMap;
-
 use chrono::{SecondsFormat, Utc};
-use pacer_common::db::{orgs, users};
+use pacer_common::db::workouts::{self, WorkoutRow};
 use pacer_common::events;
 use pacer_common::jobs::{GenerateDraftInput, GeneratePlanInput};
-use pacer_planner::{Level, PlanInput, RaceResult, WeekInfo};
+use pacer_planner::{Level, PlanInput, RaceResult};
 use serde_json::{Value, json};
 
 use crate::runner::{JobCtx, JobError};
 
-/// Used when neither the request, the coach nor the organization has a principle.
-pub const DEFAULT_PRINCIPLE: &str = "Polarized training with an 80/20 easy-hard split: most running easy and \
-conversational, at most two quality sessions a week, gradual progression with regular cut-back weeks.";
-
-/// Request override (non-empty) > coach's personal principle > organization's > built-in default.
-pub async fn resolve_principle(
+async fn resolve_principle(
     ctx: &JobCtx,
     requested: Option<&str>,
     org_id: &str,
 ) -> Result<String, JobError> {
-    if let Some(p) = requested.map(str::trim).filter(|p| !p.is_empty()) {
-        return Ok(p.to_owned());
-    }
-    let db = &ctx.worker.db;
-    if let Some(p) = users::get_user(db, &ctx.job.owner_id)
-        .await?
-        .and_then(|u| u.training_principle)
-        .filter(|p| !p.trim().is_empty())
-    {
-        return Ok(p);
-    }
-    if let Some(p) = orgs::get_org(db, org_id)
-        .await?
-        .and_then(|o| o.training_principle)
-        .filter(|p| !p.trim().is_empty())
-    {
-        return Ok(p);
-    }
-    Ok(DEFAULT_PRINCIPLE.to_owned())
+    Ok(
+        pacer_common::principle::resolve(&ctx.worker.db, requested, &ctx.job.owner_id, org_id)
+            .await?
+            .0,
+    )
 }
 
 fn plan_input(input: &GenerateDraftInput, principle: &str) -> PlanInput {
@@ -78,18 +57,23 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
         .await?;
     let principle =
         resolve_principle(ctx, input.training_principle.as_deref(), &input.org_id).await?;
-    ctx.pause(delay).await?;
-    ctx.progress("thinking", "Generating weekly structure...", 60)
-        .await?;
-    let draft = pacer_planner::write_draft(&plan_input(&input, &principle));
-    ctx.pause(delay).await?;
-    ctx.progress("thinking", "Writing the draft...", 90).await?;
-    Ok(json!({"draft": draft.text, "training_principle": principle, "metadata": metadata(&input)}))
+    let text = match &ctx.worker.openai {
+        Some(model) => model.draft(ctx, &input, &principle).await?,
+        None => {
+            ctx.pause(delay).await?;
+            ctx.progress("thinking", "Generating weekly structure...", 60)
+                .await?;
+            let draft = pacer_planner::write_draft(&plan_input(&input, &principle));
+            ctx.pause(delay).await?;
+            ctx.progress("thinking", "Writing the draft...", 90).await?;
+            draft.text
+        }
+    };
+    Ok(json!({"draft": text, "training_principle": principle, "metadata": metadata(&input)}))
 }
 
 pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
     let input: GeneratePlanInput = ctx.input()?;
-    let delay = ctx.worker.config.rules_step_delay();
     ctx.progress("thinking", "Reading the draft...", 5).await?;
     let principle = resolve_principle(
         ctx,
@@ -97,11 +81,71 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         &input.draft.org_id,
     )
     .await?;
-    let plan =
+    // the rules reading of the draft: the plan itself, or (for a model) the expected day count
+    let rules =
         pacer_planner::build_plan(&plan_input(&input.draft, &principle), &input.refined_draft);
-    let total = plan.workouts.len();
-    let mut content = Vec::with_capacity(total);
-    for (i, workout) in plan.workouts.iter().enumerate() {
+    let library = match input.draft.workout_preference.as_str() {
+        "ai_generate" => Vec::new(),
+        _ => workouts::list(&ctx.worker.db, &input.draft.org_id).await?,
+    };
+    let (content, weekly_info, mut warnings) = match &ctx.worker.openai {
+        Some(model) => {
+            let mut expected = std::collections::BTreeMap::new();
+            for w in &rules.workouts {
+                *expected.entry(w.week).or_insert(0usize) += 1;
+            }
+            model.plan(ctx, &input, &principle, &expected).await?
+        }
+        None => {
+            let planned = rules
+                .workouts
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| JobError::Permanent(e.into()))?;
+            let info = rules
+                .weekly_info
+                .iter()
+                .map(|(w, i)| {
+                    (
+                        w.to_string(),
+                        serde_json::to_value(i).unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            (planned, info, rules.warnings.clone())
+        }
+    };
+    let content = apply_preference(
+        content,
+        &library,
+        &input.draft.workout_preference,
+        &mut warnings,
+    );
+    let weekly_info = with_distances(weekly_info, &content);
+    if ctx.worker.openai.is_none() {
+        stream_workouts(ctx, &content, &weekly_info).await?;
+    }
+    Ok(json!({
+        "content": content,
+        "weekly_info": weekly_info,
+        "total_workouts": content.len(),
+        "warnings": warnings,
+        "training_principle": principle,
+        "metadata": metadata(&input.draft),
+    }))
+}
+
+/// The rules provider's incremental events: progress with count/total, each workout, and a
+/// week's `weekly_info` after its last workout.
+async fn stream_workouts(
+    ctx: &JobCtx,
+    content: &[Value],
+    weekly_info: &Value,
+) -> Result<(), JobError> {
+    let delay = ctx.worker.config.rules_step_delay();
+    let total = content.len();
+    for (i, workout) in content.iter().enumerate() {
         ctx.pause(delay).await?;
         let count = i + 1;
         let pct = u8::try_from(count * 100 / total.max(1))
@@ -111,39 +155,77 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         let progress = json!({"type": events::PROGRESS, "status": "generating", "message": message,
                               "count": count, "total": total, "progress": pct});
         ctx.emit(&progress, Some((pct, &message))).await?;
-        let data = serde_json::to_value(workout).map_err(|e| JobError::Permanent(e.into()))?;
-        ctx.emit(&json!({"type": events::WORKOUT, "data": data}), None)
+        ctx.emit(&json!({"type": events::WORKOUT, "data": workout}), None)
             .await?;
-        content.push(data);
-        let week_done = plan
-            .workouts
+        let week = workout["week"].as_u64().unwrap_or(0);
+        let week_done = content
             .get(i + 1)
-            .is_none_or(|next| next.week != workout.week);
-        if week_done && let Some(info) = plan.weekly_info.get(&workout.week) {
-            let one = json!({ workout.week.to_string(): info });
-            ctx.emit(&json!({"type": events::WEEKLY_INFO, "data": one}), None)
-                .await?;
+            .is_none_or(|next| next["week"].as_u64() != Some(week));
+        if week_done && let Some(info) = weekly_info.get(week.to_string()) {
+            ctx.emit(
+                &json!({"type": events::WEEKLY_INFO, "data": {week.to_string(): info}}),
+                None,
+            )
+            .await?;
         }
     }
-    Ok(json!({
-        "content": content,
-        "weekly_info": weekly_info_json(&plan.weekly_info),
-        "total_workouts": total,
-        "warnings": plan.warnings,
-        "training_principle": principle,
-        "metadata": metadata(&input.draft),
-    }))
+    Ok(())
 }
 
-fn weekly_info_json(info: &BTreeMap<u32, WeekInfo>) -> Value {
-    let map: serde_json::Map<String, Value> = info
-        .iter()
-        .map(|(week, wi)| {
-            (
-                week.to_string(),
-                serde_json::to_value(wi).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    Value::Object(map)
+/// `prefer_existing` swaps in the organization's library workout of the same sub-type (the
+/// closest in duration) where one exists; `strict_existing` uses library workouts only and
+/// leaves out, and reports, a day with no match; `ai_generate` keeps the planner's workouts.
+fn apply_preference(
+    planned: Vec<Value>,
+    library: &[WorkoutRow],
+    preference: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<Value> {
+    if preference == "ai_generate" {
+        return planned;
+    }
+    let mut out = Vec::with_capacity(planned.len());
+    for mut v in planned {
+        let sub_type = v["workout_sub_type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let planned_secs = v["target_duration_in_seconds"].as_i64().unwrap_or(0);
+        let best = library
+            .iter()
+            .filter(|l| l.workout_sub_type.eq_ignore_ascii_case(&sub_type))
+            .min_by_key(|l| (i64::from(l.target_duration_in_seconds) - planned_secs).abs());
+        match best {
+            Some(l) => {
+                v["workout_name"] = json!(l.workout_name);
+                v["workout_description"] = json!(l.workout_description);
+                v["workout_type"] = json!(l.workout_type);
+                v["target_duration_in_seconds"] = json!(l.target_duration_in_seconds);
+                v["target_distance_in_meters"] = json!(l.target_distance_in_meters);
+                v["content_blocks"] = l.content_blocks.0.clone();
+                v["library_workout_id"] = json!(l.id);
+                out.push(v);
+            }
+            None if preference == "strict_existing" => warnings.push(format!(
+                "week {} {}: no library workout of type {sub_type}; left out (strict_existing)",
+                v["week"],
+                v["day"].as_str().unwrap_or_default()
+            )),
+            None => out.push(v),
+        }
+    }
+    out
+}
+
+/// Weekly info with `total_distance_km` recomputed from the final workouts.
+fn with_distances(mut info: serde_json::Map<String, Value>, content: &[Value]) -> Value {
+    for (week, v) in info.iter_mut() {
+        let meters: i64 = content
+            .iter()
+            .filter(|w| w["week"].as_u64().is_some_and(|n| n.to_string() == *week))
+            .filter_map(|w| w["target_distance_in_meters"].as_i64())
+            .sum();
+        v["total_distance_km"] = json!((meters as f64 / 100.0).round() / 10.0);
+    }
+    Value::Object(info)
 }

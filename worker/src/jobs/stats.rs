@@ -1,76 +1,138 @@
-//! Analytics jobs: rebuild an athlete's daily rollups in the athlete's time zone.
+//! Analytics jobs. `recompute_stats` rebuilds one athlete's daily rollups (in the athlete's
+//! zone) and metrics snapshot, then invalidates the caches that show them. `recompute_batch`
+//! fans out one child `recompute_stats` per athlete (run by any worker) and reports the share
+//! finished as its progress.
+
+use std::time::Duration;
 
 use anyhow::anyhow;
-use pacer_common::db::users;
+use pacer_common::analytics::snapshot;
+use pacer_common::db::{analytics as db, users};
 use pacer_common::jobs::{RecomputeBatchInput, RecomputeStatsInput};
+use pacer_common::keys::Keys;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 use crate::runner::{JobCtx, JobError};
 
 /// `recompute_stats`: one athlete.
 pub async fn recompute(ctx: &JobCtx) -> Result<Value, JobError> {
     let input: RecomputeStatsInput = ctx.input()?;
+    let db_pool = &ctx.worker.db;
+    // a child of a cancelled batch does not run
+    if db::parent_cancelled(db_pool, ctx.job.id).await? {
+        return Err(JobError::Cancelled);
+    }
+    let user = users::get_user(db_pool, &input.user_id)
+        .await?
+        .ok_or_else(|| JobError::Permanent(anyhow!("user {} not found", input.user_id)))?;
+    let tz: chrono_tz::Tz = user.timezone.parse().unwrap_or(chrono_tz::UTC);
     ctx.progress("running", "Aggregating activities", 10)
         .await?;
-    let (days, activities) = rebuild_rollups(&ctx.worker.db, &input.user_id).await?;
-    ctx.progress("running", "Daily rollups rebuilt", 90).await?;
-    Ok(json!({"user_id": input.user_id, "days": days, "activities": activities}))
-}
-
-/// `recompute_batch`: every athlete of an organization (or all); progress is the share done.
-pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
-    let input: RecomputeBatchInput = ctx.input()?;
-    let athletes = users::athlete_ids(&ctx.worker.db, input.org_id.as_deref()).await?;
-    let total = athletes.len();
-    ctx.progress("running", &format!("Recomputing {total} athletes"), 0)
-        .await?;
-    let mut activities = 0;
-    let mut last_pct = 0;
-    for (i, athlete) in athletes.iter().enumerate() {
-        ctx.check_cancelled()?;
-        activities += rebuild_rollups(&ctx.worker.db, athlete).await?.1;
-        let pct = u8::try_from((i + 1) * 100 / total.max(1)).unwrap_or(100);
-        if pct > last_pct {
-            last_pct = pct;
-            ctx.progress(
-                "running",
-                &format!("{} of {total} athletes done", i + 1),
-                pct,
-            )
-            .await?;
-        }
-    }
-    Ok(json!({"org_id": input.org_id, "athletes": total, "activities": activities}))
-}
-
-/// Replaces the athlete's daily rollups, bucketing by the local date in the athlete's zone.
-/// Returns (days, activities).
-async fn rebuild_rollups(db: &PgPool, athlete_id: &str) -> Result<(i64, i64), JobError> {
-    let user = users::get_user(db, athlete_id)
-        .await?
-        .ok_or_else(|| JobError::Permanent(anyhow!("user {athlete_id} not found")))?;
-    let mut tx = db.begin().await?;
-    sqlx::query("delete from daily_rollups where athlete_id = $1")
-        .bind(athlete_id)
-        .execute(&mut *tx)
-        .await?;
-    let days = sqlx::query(
-        "insert into daily_rollups (athlete_id, day, runs, distance, moving_time, calories)
-         select athlete_id, (start_date at time zone $2)::date, count(*), sum(distance), sum(moving_time), coalesce(sum(calories), 0)
-           from activities where athlete_id = $1
-          group by athlete_id, (start_date at time zone $2)::date",
-    )
-    .bind(athlete_id)
-    .bind(&user.timezone)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let days = db::rebuild_rollups(db_pool, &user.id, tz.name()).await?;
     let activities: i64 =
         sqlx::query_scalar("select count(*) from activities where athlete_id = $1")
-            .bind(athlete_id)
-            .fetch_one(&mut *tx)
+            .bind(&user.id)
+            .fetch_one(db_pool)
             .await?;
-    tx.commit().await?;
-    Ok((i64::try_from(days).unwrap_or(i64::MAX), activities))
+    ctx.progress("running", "Daily rollups rebuilt", 50).await?;
+
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let totals = db::rollup_totals(db_pool, &user.id).await?;
+    let health = db::health_since(db_pool, &user.id, today - chrono::Duration::days(80)).await?;
+    let snap = snapshot::compute(today, &totals, &health);
+    db::write_snapshot(db_pool, &user.id, today, &snap).await?;
+    invalidate(ctx, &user.id, user.org_id.as_deref()).await;
+    ctx.progress("running", "Metrics snapshot written", 90)
+        .await?;
+    Ok(json!({
+        "user_id": user.id,
+        "days": days,
+        "activities": activities,
+        "weekly_distance_km": snap.weekly_distance_km,
+        "current_week_load": snap.current_week_load,
+        "flags": snap.flags.iter().map(|f| f.code).collect::<Vec<_>>(),
+    }))
+}
+
+/// Drops the athlete's cached profile, bumps the athlete's version (activity_stats and
+/// health_metrics keys include it) and the org's roster version (every coach's roster key of
+/// the org includes it). A Redis failure only delays freshness until the TTL: logged.
+async fn invalidate(ctx: &JobCtx, athlete_id: &str, org_id: Option<&str>) {
+    let keys: &Keys = &ctx.worker.keys;
+    let mut conn = ctx.worker.redis.clone();
+    let mut pipe = redis::pipe();
+    pipe.del(keys.cache(&format!("athlete_profile:{athlete_id}")))
+        .incr(keys.cache(&format!("athlete_version:{athlete_id}")), 1);
+    if let Some(org) = org_id {
+        pipe.incr(keys.cache(&format!("roster_version:{org}")), 1);
+    }
+    if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+        tracing::warn!(athlete = athlete_id, error = %e, "cache invalidation failed");
+    }
+}
+
+/// `recompute_batch`: every athlete of an organization (or all). Inserts one child job per
+/// athlete (the dispatcher pushes them; any worker runs them), then waits for them, emitting
+/// the share finished as progress. Cancelling the batch cancels its unfinished children.
+pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
+    let input: RecomputeBatchInput = ctx.input()?;
+    let db_pool = &ctx.worker.db;
+    let athletes = athletes_with_org(db_pool, input.org_id.as_deref()).await?;
+    db::insert_batch_children(
+        db_pool,
+        ctx.job.id,
+        &ctx.job.owner_id,
+        &athletes,
+        ctx.job.max_attempts,
+    )
+    .await?;
+    let (total, _, _) = db::batch_counts(db_pool, ctx.job.id).await?;
+    ctx.progress("running", &format!("Recomputing {total} athletes"), 0)
+        .await?;
+    let mut last_pct = 0u8;
+    loop {
+        if db::job_cancel_requested(db_pool, ctx.job.id).await? {
+            db::cancel_children(db_pool, ctx.job.id).await?;
+            return Err(JobError::Cancelled);
+        }
+        let (total, done, failed) = db::batch_counts(db_pool, ctx.job.id).await?;
+        let pct = if total == 0 {
+            100
+        } else {
+            u8::try_from(done * 100 / total).unwrap_or(100)
+        };
+        if pct > last_pct {
+            last_pct = pct;
+            if let Err(e) = ctx
+                .progress("running", &format!("{done} of {total} athletes done"), pct)
+                .await
+            {
+                if matches!(e, JobError::Cancelled) {
+                    db::cancel_children(db_pool, ctx.job.id).await?;
+                }
+                return Err(e);
+            }
+        }
+        if done >= total {
+            return Ok(json!({
+                "org_id": input.org_id,
+                "athletes": total,
+                "succeeded": total - failed,
+                "failed": failed,
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn athletes_with_org(
+    db_pool: &sqlx::PgPool,
+    org_id: Option<&str>,
+) -> Result<Vec<(String, Option<String>)>, JobError> {
+    Ok(sqlx::query_as(
+        "select id, org_id from users where role = 'athlete' and ($1::text is null or org_id = $1) order by id",
+    )
+    .bind(org_id)
+    .fetch_all(db_pool)
+    .await?)
 }

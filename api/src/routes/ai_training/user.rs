@@ -1,0 +1,645 @@
+//! End-user routes: they act on the caller only (another user's run or instance is a 404).
+
+use chrono::{NaiveDate, Utc};
+use chrono_tz::Tz;
+use pacer_common::ai_training::progress::{MAX_WINDOW_DAYS, report, window_bounds};
+use pacer_common::ai_training::run::{RunStep, summarize, transition_allowed};
+use pacer_common::ai_training::{CUSTOM_TOKEN_TTL_SECS, new_custom_token, new_id};
+use pacer_common::db::ai_training as db;
+use pacer_common::validate::FieldReader;
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use super::service::{self, parse_plan_body};
+use super::{caller, end_user, limit, path_id, read_optional_json};
+use crate::error::ApiError;
+use crate::routes::{query_param, read_json};
+
+/// `POST /api/auth/exchange-token` (bearer only) → `{"customToken", "expiresIn"}`.
+#[handler]
+pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let (state, claims) = caller(depot)?;
+    let token = new_custom_token();
+    let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
+    // never valid beyond the bearer token it was exchanged for
+    let now = Utc::now();
+    let ttl_end = now + chrono::Duration::seconds(CUSTOM_TOKEN_TTL_SECS);
+    let expires_at = i64::try_from(claims.exp)
+        .ok()
+        .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
+        .map_or(ttl_end, |exp| exp.min(ttl_end));
+    db::insert_custom_token(&state.db, &token, &claims.sub, &stored, expires_at).await?;
+    let expires_in = (expires_at - now).num_seconds().max(0);
+    res.render(Json(json!({"customToken": token, "expiresIn": expires_in})));
+    Ok(())
+}
+
+/// `GET /api/ai-training/my-plan` → `{"plan": {...} | null}` (the newest plan).
+#[handler]
+pub async fn my_plan(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let plan = db::latest_plan(&state.db, &client_id, &claims.sub).await?;
+    res.render(Json(
+        json!({"plan": plan.as_ref().map(db::PlanRow::to_json)}),
+    ));
+    Ok(())
+}
+
+/// `POST /api/ai-training/my-plan/generate` → 201 `{"plan", "routineInstances"}`.
+#[handler]
+pub async fn generate(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let body = read_optional_json(req, &state).await?;
+    let fields = parse_plan_body(&body)?;
+    let (plan, instances) =
+        service::generate_plan(&state, &client_id, &claims.sub, &fields, None).await?;
+    let list: Vec<Value> = instances.iter().map(db::InstanceRow::to_json).collect();
+    res.status_code(StatusCode::CREATED);
+    res.render(Json(
+        json!({"plan": plan.to_json(), "routineInstances": list}),
+    ));
+    Ok(())
+}
+
+/// Hides later instances of a template already listed (the queue's default view).
+fn dedup_by_template(instances: Vec<db::InstanceRow>) -> Vec<db::InstanceRow> {
+    let mut seen = std::collections::HashSet::new();
+    instances
+        .into_iter()
+        .filter(|i| seen.insert(i.routine_template_id.clone()))
+        .collect()
+}
+
+/// `GET /api/ai-training/my-routine-queue?allowDuplicateRoutineTemplates=` →
+/// `{"planId", "routineInstances"}` (queued and in-progress, head first).
+#[handler]
+pub async fn routine_queue(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let allow_duplicates =
+        query_param::<bool>(req, "allowDuplicateRoutineTemplates")?.unwrap_or(false);
+    let mut queue = db::queue(&state.db, &client_id, &claims.sub).await?;
+    if !allow_duplicates {
+        queue = dedup_by_template(queue);
+    }
+    let plan_id = queue.first().map(|i| i.plan_id.clone());
+    let list: Vec<Value> = queue.iter().map(db::InstanceRow::to_json).collect();
+    res.render(Json(json!({"planId": plan_id, "routineInstances": list})));
+    Ok(())
+}
+
+/// `POST /api/ai-training/routine-runs` `{"routineInstanceId", "startedFrom"}` → 201
+/// `{"routineRun"}`. The instance must be queued (409 otherwise) and becomes in-progress.
+#[handler]
+pub async fn create_run(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let instance_id = r.required_str("routineInstanceId", 1, 200);
+    let started_from = r.required_str("startedFrom", 1, 100);
+    r.finish().map_err(ApiError::validation)?;
+    let (Some(instance_id), Some(started_from)) = (instance_id, started_from) else {
+        return Err(ApiError::field("routineInstanceId", "is required"));
+    };
+    let mut tx = state.db.begin().await?;
+    let instance = db::lock_instance(&mut tx, &client_id, &claims.sub, &instance_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("routine instance {instance_id} not found")))?;
+    if instance.status != "queued" {
+        return Err(ApiError::Conflict(
+            "instance_not_queued",
+            format!(
+                "routine instance {instance_id} is {}, only a queued instance can be started",
+                instance.status
+            ),
+        ));
+    }
+    let steps: Vec<RunStep> = instance
+        .steps
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, s)| RunStep::pending(i as i64, s))
+        .collect();
+    let run_id = new_id("run");
+    let run = db::insert_run(
+        &mut tx,
+        &db::NewRun {
+            id: &run_id,
+            instance: &instance,
+            started_from: &started_from,
+            steps: &steps,
+            summary: summarize(&steps),
+        },
+    )
+    .await?;
+    db::set_instance_status(&mut tx, &instance.id, "in-progress").await?;
+    tx.commit().await?;
+    res.status_code(StatusCode::CREATED);
+    res.render(Json(json!({"routineRun": run.to_json()})));
+    Ok(())
+}
+
+/// `GET /api/ai-training/routine-runs?limit=` → `{"routineRuns"}` (newest first, no steps).
+#[handler]
+pub async fn list_runs(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let limit = limit(req, 50)?;
+    let runs = db::list_runs(&state.db, &client_id, Some(&claims.sub), limit).await?;
+    let list: Vec<Value> = runs.iter().map(db::RunRow::to_brief_json).collect();
+    res.render(Json(json!({"routineRuns": list})));
+    Ok(())
+}
+
+/// `GET /api/ai-training/routine-runs/{routineRunId}` → `{"routineRun"}`.
+#[handler]
+pub async fn show_run(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let id = path_id(req, "routineRunId")?;
+    let run = db::get_run(&state.db, &client_id, &claims.sub, &id)
+        .await?
+        .ok_or_else(|| run_not_found(&id))?;
+    res.render(Json(json!({"routineRun": run.to_json()})));
+    Ok(())
+}
+
+fn run_not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("routine run {id} not found"))
+}
+
+/// `PATCH /api/ai-training/routine-runs/{routineRunId}` `{"status"}` → `{"routineRun",
+/// "nextRoutineInstance"}`. Completing completes the instance (the queue advances); abandoning
+/// puts the instance back in the queue. Other transitions are 409 `invalid_transition`.
+#[handler]
+pub async fn patch_run(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let id = path_id(req, "routineRunId")?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let status = r.required_enum("status", &["in-progress", "completed", "abandoned"]);
+    r.finish().map_err(ApiError::validation)?;
+    let Some(status) = status else {
+        return Err(ApiError::field("status", "is required"));
+    };
+    let mut tx = state.db.begin().await?;
+    let run = db::lock_run(&mut tx, &client_id, &claims.sub, &id)
+        .await?
+        .ok_or_else(|| run_not_found(&id))?;
+    if !transition_allowed(&run.status, &status) {
+        return Err(ApiError::Conflict(
+            "invalid_transition",
+            format!("a routine run cannot go from {} to {status}", run.status),
+        ));
+    }
+    let run = db::save_run(
+        &mut tx,
+        &run.id,
+        &status,
+        &run.steps.0,
+        &summarize(&run.steps.0),
+    )
+    .await?;
+    match status.as_str() {
+        "completed" => {
+            db::set_instance_status(&mut tx, &run.routine_instance_id, "completed").await?
+        }
+        "abandoned" => db::set_instance_status(&mut tx, &run.routine_instance_id, "queued").await?,
+        _ => {}
+    }
+    tx.commit().await?;
+    let next = db::queue(&state.db, &client_id, &claims.sub).await?;
+    res.render(Json(json!({
+        "routineRun": run.to_json(),
+        "nextRoutineInstance": next.first().map(db::InstanceRow::to_json),
+    })));
+    Ok(())
+}
+
+/// `POST /api/ai-training/routine-runs/{routineRunId}/sync` `{"aiMoveSessionId"?,
+/// "sequenceIndex"?, "guidedComplete"?, "skipped"?}` → `{"success": true, "routineRun"}`.
+///
+/// With a session id or a step index, that step is synced: `skipped` skips it; otherwise its
+/// latest (or the named) AI Move session is folded in, and `guidedComplete` completes a guided
+/// step. With neither, every step takes its latest session. A `created` run becomes
+/// `in-progress`; a finished run is 409.
+#[handler]
+pub async fn sync_run(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let id = path_id(req, "routineRunId")?;
+    let body = read_optional_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let session_id = r.opt_str("aiMoveSessionId", 200);
+    let index = r.opt_int("sequenceIndex", 0, 999);
+    let guided = r.opt_bool("guidedComplete").unwrap_or(false);
+    let skipped = r.opt_bool("skipped").unwrap_or(false);
+    if guided && skipped {
+        r.error("skipped", "cannot be combined with guidedComplete");
+    }
+    let targeted = session_id.is_some() || index.is_some();
+    if guided && !targeted {
+        r.error("guidedComplete", "needs sequenceIndex or aiMoveSessionId");
+    }
+    if skipped && !targeted {
+        r.error("skipped", "needs sequenceIndex or aiMoveSessionId");
+    }
+    r.finish().map_err(ApiError::validation)?;
+
+    let mut tx = state.db.begin().await?;
+    let run = db::lock_run(&mut tx, &client_id, &claims.sub, &id)
+        .await?
+        .ok_or_else(|| run_not_found(&id))?;
+    if !matches!(run.status.as_str(), "created" | "in-progress") {
+        return Err(ApiError::Conflict(
+            "run_finished",
+            format!("routine run {id} is {}", run.status),
+        ));
+    }
+    let mut steps = run.steps.0.clone();
+    let named = match &session_id {
+        Some(sid) => {
+            let s = db::get_session(&mut *tx, &client_id, &claims.sub, sid)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("AI Move session {sid} not found")))?;
+            if s.routine_run_id.as_deref() != Some(run.id.as_str()) {
+                return Err(ApiError::field(
+                    "aiMoveSessionId",
+                    "belongs to another routine run",
+                ));
+            }
+            if index.is_some_and(|i| Some(i) != s.sequence_index.map(i64::from)) {
+                return Err(ApiError::field(
+                    "sequenceIndex",
+                    "does not match the AI Move session's sequenceIndex",
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let target = index.or_else(|| named.as_ref().and_then(|s| s.sequence_index.map(i64::from)));
+    let latest = db::latest_sessions(&mut *tx, &run.id).await?;
+    match target {
+        Some(i) => {
+            let count = steps.len();
+            let step = usize::try_from(i)
+                .ok()
+                .and_then(|i| steps.get_mut(i))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "sequenceIndex",
+                        &format!("must be less than the run's {count} steps"),
+                    )
+                })?;
+            let session = named.or_else(|| {
+                latest
+                    .into_iter()
+                    .find(|s| s.sequence_index.map(i64::from) == Some(i))
+            });
+            if skipped {
+                step.skip();
+            } else {
+                if let Some(s) = &session {
+                    step.fold_session(&s.result());
+                }
+                if guided {
+                    if !step.guided {
+                        return Err(ApiError::field(
+                            "guidedComplete",
+                            &format!("step {i} is not a guided step"),
+                        ));
+                    }
+                    step.complete_guided();
+                } else if session.is_none() {
+                    return Err(ApiError::Conflict(
+                        "no_session_result",
+                        format!("no AI Move session result for step {i} of routine run {id} yet"),
+                    ));
+                }
+            }
+        }
+        None => {
+            for s in &latest {
+                let slot = s
+                    .sequence_index
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| steps.get_mut(i));
+                if let Some(step) = slot {
+                    step.fold_session(&s.result());
+                }
+            }
+        }
+    }
+    let status = if run.status == "created" {
+        "in-progress"
+    } else {
+        run.status.as_str()
+    };
+    let saved = db::save_run(&mut tx, &run.id, status, &steps, &summarize(&steps)).await?;
+    tx.commit().await?;
+    res.render(Json(
+        json!({"success": true, "routineRun": saved.to_json()}),
+    ));
+    Ok(())
+}
+
+/// `POST /api/ai-training/routine-instances/{routineInstanceId}/defer` → `{"success": true,
+/// "routineInstance", "deferLimit", "remainingDefers"}`. Moves a queued instance behind every
+/// other one; 409 `defer_limit_reached` after the client's limit, 409 `instance_not_queued`.
+#[handler]
+pub async fn defer(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let id = path_id(req, "routineInstanceId")?;
+    let limit = db::defer_limit(&state.db, &client_id).await?;
+    let mut tx = state.db.begin().await?;
+    let instance = db::lock_instance(&mut tx, &client_id, &claims.sub, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("routine instance {id} not found")))?;
+    if instance.status != "queued" {
+        return Err(ApiError::Conflict(
+            "instance_not_queued",
+            format!(
+                "routine instance {id} is {}, only a queued instance can be deferred",
+                instance.status
+            ),
+        ));
+    }
+    if instance.defer_count >= limit {
+        return Err(ApiError::Conflict(
+            "defer_limit_reached",
+            format!("routine instance {id} has already been deferred {limit} times (the limit)"),
+        ));
+    }
+    let deferred = db::defer_instance(&mut tx, &instance).await?;
+    tx.commit().await?;
+    res.render(Json(json!({
+        "success": true,
+        "routineInstance": deferred.to_json(),
+        "deferLimit": limit,
+        "remainingDefers": (limit - deferred.defer_count).max(0),
+    })));
+    Ok(())
+}
+
+/// `GET /api/ai-training/progress-report?days=7` or `?from=YYYY-MM-DD&to=YYYY-MM-DD`
+/// (optional `timezone`, default the user's) → `{"adherence", "totalRuns", "completedRuns",
+/// "completionRate", "expectedRuns", "from", "to", "timezone", "series"}`.
+#[handler]
+pub async fn progress_report(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let tz_param = req.query::<String>("timezone").filter(|s| !s.is_empty());
+    let tz: Tz = match tz_param {
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::field("timezone", "must be an IANA time zone such as Asia/Taipei")
+        })?,
+        None => pacer_common::db::users::get_user(&state.db, &claims.sub)
+            .await?
+            .and_then(|u| u.timezone.parse().ok())
+            .unwrap_or(Tz::UTC),
+    };
+    let (from, to) = window(req, tz)?;
+    let (start, end) = window_bounds(tz, from, to);
+    let runs = db::runs_between(&state.db, &client_id, &claims.sub, start, end).await?;
+    let frequency = db::active_plan(&state.db, &client_id, &claims.sub)
+        .await?
+        .map(|p| i64::from(p.frequency));
+    let report = report(&runs, tz, from, to, frequency);
+    let mut body = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.into()))?;
+    body["from"] = json!(from);
+    body["to"] = json!(to);
+    body["timezone"] = json!(tz.name());
+    res.render(Json(body));
+    Ok(())
+}
+
+/// The report window: `from`+`to` (inclusive, at most 366 days) or the last `days` days
+/// (1..=366, default 7) ending today in `tz`. Every invalid parameter is listed.
+fn window(req: &Request, tz: Tz) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let mut errors = Vec::new();
+    let date = |name: &str, errors: &mut Vec<pacer_common::FieldError>| {
+        let raw = req.query::<String>(name).filter(|s| !s.is_empty())?;
+        match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                errors.push(pacer_common::FieldError::new(
+                    name,
+                    "must be an ISO 8601 date (YYYY-MM-DD)",
+                ));
+                None
+            }
+        }
+    };
+    let from = date("from", &mut errors);
+    let to = date("to", &mut errors);
+    let days = match query_param::<i64>(req, "days") {
+        Ok(Some(d)) if (1..=MAX_WINDOW_DAYS).contains(&d) => Some(d),
+        Ok(Some(_)) | Err(_) => {
+            errors.push(pacer_common::FieldError::new(
+                "days",
+                format!("must be an integer between 1 and {MAX_WINDOW_DAYS}"),
+            ));
+            None
+        }
+        Ok(None) => None,
+    };
+    let has_range = req.query::<String>("from").is_some() || req.query::<String>("to").is_some();
+    if has_range && req.query::<String>("days").is_some() {
+        errors.push(pacer_common::FieldError::new(
+            "days",
+            "cannot be combined with from/to",
+        ));
+    }
+    if errors.is_empty() {
+        match (from, to) {
+            (Some(f), Some(t)) if t < f => {
+                errors.push(pacer_common::FieldError::new(
+                    "to",
+                    "must not be before from",
+                ));
+            }
+            (Some(f), Some(t)) if (t - f).num_days() + 1 > MAX_WINDOW_DAYS => {
+                errors.push(pacer_common::FieldError::new(
+                    "to",
+                    format!("the window must be at most {MAX_WINDOW_DAYS} days"),
+                ));
+            }
+            (Some(f), Some(t)) => return Ok((f, t)),
+            (Some(_), None) => {
+                errors.push(pacer_common::FieldError::new("to", "is required with from"))
+            }
+            (None, Some(_)) => {
+                errors.push(pacer_common::FieldError::new("from", "is required with to"))
+            }
+            (None, None) => {
+                let today = Utc::now().with_timezone(&tz).date_naive();
+                let days = days.unwrap_or(7);
+                return Ok((today - chrono::Duration::days(days - 1), today));
+            }
+        }
+    }
+    Err(ApiError::validation(errors))
+}
+
+/// `POST /api/ai-training/assessments` `{"type", "riskTier"?, "data"?}` → 201
+/// `{"assessment", "assessmentSnapshot"}`.
+#[handler]
+pub async fn record_assessment(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let body = read_json(req, &state).await?;
+    let out =
+        service::record_assessment(&state, &client_id, &claims.sub, &claims.sub, &body).await?;
+    res.status_code(StatusCode::CREATED);
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `GET /api/ai-training/assessments?limit=` → `{"assessments", "assessmentSnapshot"}`.
+#[handler]
+pub async fn list_assessments(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let limit = limit(req, 100)?;
+    let out = service::assessments(&state, &client_id, &claims.sub, limit).await?;
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `POST /api/ai-move/sessions` `{"exerciseId"?, "metadata": {"routineRunId", "sequenceIndex",
+/// ...}, "result": {"completed", "durationSeconds", "caloriesBurned", "repsCompleted",
+/// "score"}}` → 201 `{"aiMoveSession"}`. The minimal surface through which AI Move reports a
+/// child session; the run must be the caller's (404) and the index one of its steps (400).
+#[handler]
+pub async fn record_ai_move_session(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, claims, client_id) = end_user(depot).await?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let exercise_id = r.opt_str("exerciseId", 100);
+    let (mut run_id, mut index) = (None, None);
+    if r.raw("metadata").is_some() {
+        match r.child("metadata") {
+            Ok(mut m) => {
+                run_id = m.opt_str("routineRunId", 200);
+                index = m.opt_int("sequenceIndex", 0, 999);
+                m.opt_str("planId", 200);
+                m.opt_str("routineInstanceId", 200);
+                if run_id.is_some() && index.is_none() && m.raw("sequenceIndex").is_none() {
+                    m.error("sequenceIndex", "is required with routineRunId");
+                }
+                if let Err(e) = m.finish() {
+                    r.extend(e);
+                }
+            }
+            Err(e) => r.extend(e),
+        }
+    }
+    let mut result = (false, 0, 0.0, None, None);
+    match r.child("result") {
+        Ok(mut x) => {
+            if x.raw("completed").is_none() {
+                x.error("completed", "is required");
+            }
+            result = (
+                x.opt_bool("completed").unwrap_or(false),
+                x.opt_int("durationSeconds", 0, 86_400).unwrap_or(0),
+                x.opt_number("caloriesBurned", 0.0, 100_000.0)
+                    .unwrap_or(0.0),
+                x.opt_int("repsCompleted", 0, 100_000),
+                x.opt_number("score", 0.0, 100.0),
+            );
+            if let Err(e) = x.finish() {
+                r.extend(e);
+            }
+        }
+        Err(e) => r.extend(e),
+    }
+    r.finish().map_err(ApiError::validation)?;
+    let mut exercise_id = exercise_id;
+    if let Some(rid) = &run_id {
+        let run = db::get_run(&state.db, &client_id, &claims.sub, rid)
+            .await?
+            .ok_or_else(|| run_not_found(rid))?;
+        let step = index
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| run.steps.0.get(i))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "metadata.sequenceIndex",
+                    &format!("must be less than the run's {} steps", run.steps.0.len()),
+                )
+            })?;
+        exercise_id = exercise_id.or_else(|| Some(step.exercise_id.clone()));
+    }
+    let metadata = body
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let id = new_id("ams");
+    let (completed, duration, calories, reps, score) = result;
+    let session = db::insert_session(
+        &state.db,
+        &db::NewSession {
+            id: &id,
+            client_id: &client_id,
+            user_id: &claims.sub,
+            routine_run_id: run_id.as_deref(),
+            sequence_index: index,
+            exercise_id: exercise_id.as_deref(),
+            completed,
+            duration_seconds: duration,
+            calories_burned: calories,
+            reps_completed: reps,
+            score,
+            metadata: &metadata,
+        },
+    )
+    .await?;
+    res.status_code(StatusCode::CREATED);
+    res.render(Json(json!({"aiMoveSession": session.to_json()})));
+    Ok(())
+}

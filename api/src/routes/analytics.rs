@@ -1,7 +1,0 @@
-//! (being written)
-
-use salvo::prelude::*;
-
-pub fn router() -> Router {
-    Router::new()
-}

@@ -1,0 +1,103 @@
+//! Analytics (seed 004): ingestion (activities, health metrics, goals, plan instances), the
+//! six read endpoints, and the admin recompute that starts a `recompute_batch`.
+
+use pacer_common::auth::Role;
+use pacer_common::jobs::JobKind;
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use crate::auth::{app_state, claims, require_role};
+use crate::error::ApiError;
+use crate::jobs::{job_view, submit};
+use crate::routes::read_json;
+
+mod common;
+mod ingest;
+mod plans;
+mod reads;
+
+pub fn router() -> Router {
+    Router::new()
+        .push(Router::with_path("activities").post(ingest::activities))
+        .push(Router::with_path("health_metrics").post(ingest::health_metrics))
+        .push(
+            Router::with_path("athletes/{user_id}/goals")
+                .get(plans::list_goals)
+                .post(plans::create_goal)
+                .push(
+                    Router::with_path("{goal_id}")
+                        .patch(plans::update_goal)
+                        .put(plans::update_goal),
+                ),
+        )
+        .push(
+            Router::with_path("athletes/{user_id}/plans")
+                .get(plans::list_plans)
+                .post(plans::create_plan)
+                .push(
+                    Router::with_path("{plan_id}")
+                        .patch(plans::update_plan)
+                        .put(plans::update_plan),
+                ),
+        )
+        .push(
+            Router::with_path("analytics")
+                .push(Router::with_path("athlete_profile").get(reads::athlete_profile))
+                .push(Router::with_path("fitness_stats").get(reads::fitness_stats))
+                .push(Router::with_path("running_stats").get(reads::running_stats))
+                .push(Router::with_path("activity_stats").get(reads::activity_stats))
+                .push(Router::with_path("health_metrics").get(reads::health_metrics))
+                .push(
+                    Router::with_path("coach_athletes_metrics").get(reads::coach_athletes_metrics),
+                ),
+        )
+        .push(Router::with_path("admin/analytics/recompute").post(recompute))
+}
+
+/// `POST /api/v1/admin/analytics/recompute` `{"org_id"}` (admin: omit for every org; a coach:
+/// its own org, the default) → 202 with the `recompute_batch` job to poll or stream.
+#[handler]
+async fn recompute(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    require_role(&claims, &[Role::Admin, Role::Coach])?;
+    let empty = req
+        .headers()
+        .get("content-length")
+        .is_none_or(|v| v.to_str().is_ok_and(|s| s.trim() == "0"))
+        && req.headers().get("transfer-encoding").is_none();
+    let mut body = if empty {
+        json!({})
+    } else {
+        read_json(req, &state).await?
+    };
+    if !body.is_object() {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
+    if claims.role == Role::Coach && body.get("org_id").is_none_or(Value::is_null) {
+        body["org_id"] = json!(claims.org_id);
+    }
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .map(str::to_owned);
+    let (row, _) = submit(
+        &state,
+        &claims,
+        JobKind::RecomputeBatch,
+        &body,
+        key.as_deref(),
+    )
+    .await?;
+    res.status_code(StatusCode::ACCEPTED);
+    common::ok(res, job_view(&row));
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Race goals and plan instances per athlete (what `current_goals` / `current_plans` show):
+//! list, create and update under `/api/v1/athletes/{user_id}/goals|plans`. The athlete itself,
+//! a coach of its organization, or an admin.
+
+use pacer_common::db::analytics::{self as db, GoalIn, GoalRow, PlanIn, PlanRow};
+use pacer_common::db::users::UserRow;
+use pacer_common::validate::FieldReader;
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use super::common::{invalidate_athlete, ok, target_user, user_tz};
+use crate::auth::{app_state, claims};
+use crate::error::ApiError;
+use crate::routes::read_json;
+use crate::state::AppState;
+
+pub const PLAN_STATUSES: [&str; 4] = ["scheduled", "active", "completed", "cancelled"];
+
+fn path(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.param::<String>(name)
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .ok_or_else(|| ApiError::field(name, "must be 1 to 200 characters"))
+}
+
+async fn athlete(req: &Request, depot: &Depot) -> Result<(AppState, UserRow), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let user = target_user(&state, &claims, Some(path(req, "user_id")?)).await?;
+    Ok((state, user))
+}
+
+pub fn goal_view(g: &GoalRow) -> Value {
+    json!({
+        "goal_id": g.id,
+        "race_name": g.race_name,
+        "race_date": g.race_date,
+        "goal_time": g.goal_time,
+        "distance": g.distance,
+    })
+}
+
+pub fn plan_view(p: &PlanRow, today: chrono::NaiveDate) -> Value {
+    json!({
+        "plan_instance_id": p.id,
+        "name": p.name,
+        "status": p.status,
+        "start_date": p.start_date,
+        "current_week": p.current_week(today),
+        "total_weeks": p.total_weeks,
+    })
+}
+
+fn today(user: &UserRow) -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&user_tz(user))
+        .date_naive()
+}
+
+/// `H:MM:SS` or `M:SS`.
+fn valid_time(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1..]
+            .iter()
+            .all(|p| p.len() == 2 && p.parse::<u8>().is_ok_and(|n| n < 60))
+}
+
+fn read_goal(r: &mut FieldReader<'_>, create: bool) -> GoalIn {
+    let race_name = if create {
+        r.required_str("race_name", 1, 200)
+    } else {
+        r.opt_str("race_name", 200)
+    };
+    if !create && race_name.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        r.error("race_name", "must not be empty");
+    }
+    if create && r.raw("race_date").is_none() {
+        r.error("race_date", "is required (YYYY-MM-DD)");
+    }
+    let race_date = r.opt_date("race_date");
+    let goal_time = r.opt_str("goal_time", 10);
+    if goal_time.as_deref().is_some_and(|t| !valid_time(t)) {
+        r.error("goal_time", "must be H:MM:SS or M:SS");
+    }
+    let distance = r.opt_number("distance", 1.0, 1_000_000.0);
+    GoalIn {
+        race_name,
+        race_date,
+        goal_time,
+        distance,
+    }
+}
+
+fn read_plan(r: &mut FieldReader<'_>, create: bool) -> PlanIn {
+    let name = if create {
+        r.required_str("name", 1, 200)
+    } else {
+        r.opt_str("name", 200)
+    };
+    let status = r.opt_enum("status", &PLAN_STATUSES);
+    if create && r.raw("start_date").is_none() {
+        r.error("start_date", "is required (YYYY-MM-DD)");
+    }
+    let start_date = r.opt_date("start_date");
+    let total_weeks = if create {
+        r.required_int("total_weeks", 1, 104)
+    } else {
+        r.opt_int("total_weeks", 1, 104)
+    };
+    PlanIn {
+        name,
+        status,
+        start_date,
+        total_weeks: total_weeks.and_then(|n| i32::try_from(n).ok()),
+    }
+}
+
+#[handler]
+pub async fn list_goals(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, user) = athlete(req, depot).await?;
+    let goals = db::list_goals(&state.db, std::slice::from_ref(&user.id)).await?;
+    ok(
+        res,
+        json!({"goals": goals.iter().map(goal_view).collect::<Vec<_>>()}),
+    );
+    Ok(())
+}
+
+#[handler]
+pub async fn create_goal(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, user) = athlete(req, depot).await?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let g = read_goal(&mut r, true);
+    r.finish().map_err(ApiError::validation)?;
+    let row = db::create_goal(&state.db, &user.id, &g).await?;
+    invalidate_athlete(&state, &user).await;
+    res.status_code(StatusCode::CREATED);
+    ok(res, goal_view(&row));
+    Ok(())
+}
+
+#[handler]
+pub async fn update_goal(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, user) = athlete(req, depot).await?;
+    let id = path(req, "goal_id")?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let g = read_goal(&mut r, false);
+    r.finish().map_err(ApiError::validation)?;
+    let row = db::update_goal(&state.db, &user.id, &id, &g)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("goal {id} not found")))?;
+    invalidate_athlete(&state, &user).await;
+    ok(res, goal_view(&row));
+    Ok(())
+}
+
+#[handler]
+pub async fn list_plans(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, user) = athlete(req, depot).await?;
+    let plans = db::list_plans(&state.db, std::slice::from_ref(&user.id)).await?;
+    let t = today(&user);
+    ok(
+        res,
+        json!({"plans": plans.iter().map(|p| plan_view(p, t)).collect::<Vec<_>>()}),
+    );
+    Ok(())
+}
+
+#[handler]
+pub async fn create_plan(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, user) = athlete(req, depot).await?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let p = read_plan(&mut r, true);
+    r.finish().map_err(ApiError::validation)?;
+    let row = db::create_plan(&state.db, &user.id, &p).await?;
+    invalidate_athlete(&state, &user).await;
+    res.status_code(StatusCode::CREATED);
+    ok(res, plan_view(&row, today(&user)));
+    Ok(())
+}
+
+#[handler]
+pub async fn update_plan(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (state, user) = athlete(req, depot).await?;
+    let id = path(req, "plan_id")?;
+    let body = read_json(req, &state).await?;
+    let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
+    let p = read_plan(&mut r, false);
+    r.finish().map_err(ApiError::validation)?;
+    let row = db::update_plan(&state.db, &user.id, &id, &p)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("plan instance {id} not found")))?;
+    invalidate_athlete(&state, &user).await;
+    ok(res, plan_view(&row, today(&user)));
+    Ok(())
+}

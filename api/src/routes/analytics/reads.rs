@@ -1,0 +1,660 @@
+//! The six read endpoints of seed 004. Limits, caches and bucket rules are the seed's;
+//! `docs/analytics.md` says how each number is computed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use pacer_common::analytics::format_pace;
+use pacer_common::auth::{Claims, Role};
+use pacer_common::db::analytics::{self as db, DayAgg, MetricsRow, RosterFilter, Zone};
+use pacer_common::db::users::UserRow;
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use super::common::*;
+use super::plans::plan_view;
+use crate::auth::{app_state, claims, require_role};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const PROFILE_TTL: u64 = 900;
+const V2_TTL: u64 = 300;
+const ROSTER_TTL: u64 = 600;
+
+/// Goals still ahead and plans active or scheduled, per athlete.
+async fn goals_and_plans(
+    state: &AppState,
+    users: &[&UserRow],
+) -> Result<(HashMap<String, Vec<Value>>, HashMap<String, Vec<Value>>), ApiError> {
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let today: HashMap<&str, NaiveDate> = users
+        .iter()
+        .map(|u| {
+            (
+                u.id.as_str(),
+                Utc::now().with_timezone(&user_tz(u)).date_naive(),
+            )
+        })
+        .collect();
+    let mut goals: HashMap<String, Vec<Value>> = HashMap::new();
+    for g in db::list_goals(&state.db, &ids).await? {
+        if today
+            .get(g.athlete_id.as_str())
+            .is_some_and(|t| g.race_date >= *t)
+        {
+            goals.entry(g.athlete_id.clone()).or_default().push(json!({
+                "race_name": g.race_name,
+                "race_date": g.race_date,
+                "goal_time": g.goal_time,
+            }));
+        }
+    }
+    let mut plans: HashMap<String, Vec<Value>> = HashMap::new();
+    for p in db::list_plans(&state.db, &ids).await? {
+        if p.status == "active" || p.status == "scheduled" {
+            let t = today
+                .get(p.athlete_id.as_str())
+                .copied()
+                .unwrap_or_default();
+            let mut v = plan_view(&p, t);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("start_date");
+            }
+            plans.entry(p.athlete_id.clone()).or_default().push(v);
+        }
+    }
+    Ok((goals, plans))
+}
+
+fn flags(m: Option<&MetricsRow>) -> Value {
+    m.map(|m| m.flags.0.clone()).unwrap_or_else(|| json!([]))
+}
+
+/// `GET /api/v1/analytics/athlete_profile?user_id=…[&refresh=true]`.
+#[handler]
+pub async fn athlete_profile(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let user_id =
+        str_param(req, "user_id")?.ok_or_else(|| ApiError::field("user_id", "is required"))?;
+    let refresh = bool_param(req, "refresh")?;
+    let user = target_user(&state, &claims, Some(user_id)).await?;
+    let key = profile_key(&state, &user.id);
+    if !refresh && let Some(cached) = cache_get(&state, &key).await {
+        ok(res, cached);
+        return Ok(());
+    }
+    let metrics = db::metrics_for(&state.db, std::slice::from_ref(&user.id)).await?;
+    let m = metrics.first();
+    let (goals, plans) = goals_and_plans(&state, &[&user]).await?;
+    let today = Utc::now().with_timezone(&user_tz(&user)).date_naive();
+    let history =
+        db::health_between(&state.db, &user.id, today - Duration::days(29), today).await?;
+    let series = |f: &dyn Fn(&db::HealthIn) -> Option<f64>| -> Vec<Value> {
+        history
+            .iter()
+            .filter_map(|h| f(h).map(|v| json!({"date": h.day, "value": v})))
+            .collect()
+    };
+    let data = json!({
+        "user_id": user.id,
+        "display_name": user.display_name,
+        "profile_image_url": user.profile_image_url,
+        "metrics": {
+            "running_analytics": {
+                "weekly_distance_km": m.map(|m| round1(m.weekly_distance_km)),
+                "avg_pace_per_km": m.and_then(|m| m.avg_pace_s_per_km).and_then(format_pace),
+            },
+            "fitness": {
+                "current": {
+                    "vo2_max": opt_round1(m.and_then(|m| m.vo2_max)),
+                    "hrv_avg": opt_round1(m.and_then(|m| m.hrv_avg)),
+                    "recovery_score": opt_round1(m.and_then(|m| m.recovery_score)),
+                    "vo2_max_history": series(&|h| h.vo2_max),
+                    "hrv_history": series(&|h| h.hrv_rmssd),
+                    "recovery_score_history": series(&|h| h.recovery_score),
+                },
+                "seven_days_ago": {
+                    "vo2_max": opt_round1(m.and_then(|m| m.vo2_max_prev)),
+                    "hrv_avg": opt_round1(m.and_then(|m| m.hrv_avg_prev)),
+                    "recovery_score": opt_round1(m.and_then(|m| m.recovery_score_prev)),
+                },
+            },
+            "training": {
+                "current_week_load": m.map(|m| round1(m.current_week_load)),
+                "four_week_avg_load": m.map(|m| round1(m.four_week_avg_load)),
+                "ctl": m.map(|m| round1(m.ctl)),
+                "atl": m.map(|m| round1(m.atl)),
+                "acwr": m.and_then(|m| m.acwr).map(|a| pacer_common::analytics::round(a, 2)),
+            },
+            "attention_signals": {"flags": flags(m)},
+            "last_updated": m.map(|m| m.last_updated),
+        },
+        "current_goals": {"races": goals.get(&user.id).cloned().unwrap_or_default()},
+        "current_plans": plans.get(&user.id).cloned().unwrap_or_default(),
+    });
+    cache_put(&state, &key, &data, PROFILE_TTL).await;
+    ok(res, data);
+    Ok(())
+}
+
+/// `GET /api/v1/analytics/fitness_stats?days=30` (1..=365).
+#[handler]
+pub async fn fitness_stats(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let days = int_param(req, "days", 1, 365)?.unwrap_or(30);
+    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let t = db::fitness_totals(&state.db, &user.id, Utc::now() - Duration::days(days)).await?;
+    #[allow(clippy::cast_precision_loss)]
+    let pace = pacer_common::analytics::avg_pace(t.run_moving_time as f64, t.run_distance)
+        .and_then(format_pace);
+    let mut data = json!({
+        "days": days,
+        "total_activities": t.total_activities,
+        "total_distance": round1(t.total_distance),
+        "total_duration": t.total_duration,
+        "avg_pace": pace,
+    });
+    if let Some(hr) = t.avg_heart_rate {
+        data["avg_heart_rate"] = json!(hr.round());
+    }
+    ok(res, data);
+    Ok(())
+}
+
+/// Sums day aggregates into bucket points (bucket start → totals).
+fn fold(days: &[DayAgg], gran: Gran, buckets: &[NaiveDate]) -> Vec<DayAgg> {
+    let mut out: Vec<DayAgg> = buckets
+        .iter()
+        .map(|d| DayAgg {
+            day: *d,
+            ..DayAgg::default()
+        })
+        .collect();
+    let index: HashMap<NaiveDate, usize> =
+        buckets.iter().enumerate().map(|(i, d)| (*d, i)).collect();
+    for d in days {
+        if let Some(&i) = index.get(&gran.start(d.day)) {
+            let b = &mut out[i];
+            b.activities += d.activities;
+            b.distance += d.distance;
+            b.moving_time += d.moving_time;
+            b.training_load += d.training_load;
+            b.calories += d.calories;
+            b.z1 += d.z1;
+            b.z2 += d.z2;
+            b.z3 += d.z3;
+            b.z4 += d.z4;
+            b.z5 += d.z5;
+        }
+    }
+    out
+}
+
+/// The zone of a read: `timezone` (IANA) wins, then legacy `timezone_offset_minutes`
+/// (east of UTC), then `default`.
+fn zone_params(req: &Request, default: &str) -> Result<(Zone, String), ApiError> {
+    if let Some(name) = str_param(req, "timezone")? {
+        let tz = parse_tz("timezone", &name)?;
+        return Ok((Zone::Iana(tz.name().to_owned()), tz.name().to_owned()));
+    }
+    if let Some(off) = int_param(req, "timezone_offset_minutes", -840, 840)? {
+        let off = i32::try_from(off).unwrap_or(0);
+        return Ok((Zone::Offset(off), format!("{off:+}min")));
+    }
+    let tz = parse_tz("timezone", default)?;
+    Ok((Zone::Iana(tz.name().to_owned()), tz.name().to_owned()))
+}
+
+fn local_date(ts: DateTime<Utc>, zone: &Zone) -> NaiveDate {
+    match zone {
+        Zone::Iana(n) => n
+            .parse::<chrono_tz::Tz>()
+            .map(|tz| ts.with_timezone(&tz).date_naive())
+            .unwrap_or_else(|_| ts.date_naive()),
+        Zone::Offset(m) => (ts + Duration::minutes(i64::from(*m))).date_naive(),
+    }
+}
+
+/// `GET /api/v1/analytics/running_stats?from_timestamp&to_timestamp&range_type[&metric_type][&timezone|&timezone_offset_minutes]`.
+#[handler]
+pub async fn running_stats(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let mut errors = Vec::new();
+    let mut check = |r: Result<Option<i64>, ApiError>, name: &str, required: bool| match r {
+        Ok(Some(v)) => Some(v),
+        Ok(None) => {
+            if required {
+                errors.push(pacer_common::FieldError::new(
+                    name,
+                    "is required (Unix seconds)",
+                ));
+            }
+            None
+        }
+        Err(ApiError::Validation(_, d)) => {
+            errors.extend(d);
+            None
+        }
+        Err(_) => None,
+    };
+    let from = check(
+        int_param(req, "from_timestamp", 0, 32_503_680_000),
+        "from_timestamp",
+        true,
+    );
+    let to = check(
+        int_param(req, "to_timestamp", 0, 32_503_680_000),
+        "to_timestamp",
+        true,
+    );
+    let range = str_param(req, "range_type")?;
+    match range.as_deref() {
+        Some("daily" | "weekly" | "monthly" | "yearly") => {}
+        Some(_) => errors.push(pacer_common::FieldError::new(
+            "range_type",
+            "must be one of daily, weekly, monthly, yearly",
+        )),
+        None => errors.push(pacer_common::FieldError::new(
+            "range_type",
+            "is required (daily, weekly, monthly or yearly)",
+        )),
+    }
+    let metric = str_param(req, "metric_type")?.unwrap_or_else(|| "distance".into());
+    if !["distance", "duration", "training_load"].contains(&metric.as_str()) {
+        errors.push(pacer_common::FieldError::new(
+            "metric_type",
+            "must be one of distance, duration, training_load",
+        ));
+    }
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            errors.push(pacer_common::FieldError::new(
+                "to_timestamp",
+                "must not be before from_timestamp",
+            ));
+        } else if t - f > 365 * 86_400 {
+            errors.push(pacer_common::FieldError::new(
+                "to_timestamp",
+                "must be within 365 days of from_timestamp",
+            ));
+        }
+        if t > Utc::now().timestamp() + 7 * 86_400 {
+            errors.push(pacer_common::FieldError::new(
+                "to_timestamp",
+                "must not be more than 7 days in the future",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (Some(from), Some(to), Some(range)) = (from, to, range) else {
+        return Err(ApiError::field("from_timestamp", "is required"));
+    };
+    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let (zone, _) = zone_params(req, &user.timezone)?;
+    let ts = |s: i64| {
+        DateTime::from_timestamp(s, 0)
+            .ok_or_else(|| ApiError::field("from_timestamp", "is out of range"))
+    };
+    let from_day = local_date(ts(from)?, &zone);
+    let to_day = local_date(ts(to)?, &zone);
+    let (lo, hi, gran) = match range.as_str() {
+        "daily" => (from_day, to_day, Gran::Day),
+        "weekly" => (from_day, from_day + Duration::days(6), Gran::Day),
+        "monthly" => (from_day, to_day, Gran::Week),
+        _ => (from_day, to_day, Gran::Month),
+    };
+    let days = db::day_aggregates(&state.db, &user.id, &zone, lo, hi, true).await?;
+    let points: Vec<Value> = fold(&days, gran, &gran.buckets(lo, hi))
+        .iter()
+        .map(|b| {
+            json!({
+                "date": b.day,
+                "distance": round1(b.distance),
+                "duration": b.moving_time,
+                "nexrex_training_load": round1(b.training_load),
+                "runs": b.activities,
+                "calories": round1(b.calories),
+                "pace_z1_time": b.z1,
+                "pace_z2_time": b.z2,
+                "pace_z3_time": b.z3,
+                "pace_z4_time": b.z4,
+                "pace_z5_time": b.z5,
+            })
+        })
+        .collect();
+    ok(res, Value::Array(points));
+    Ok(())
+}
+
+/// `from`/`to` (YYYY-MM-DD, ≤ 400 days apart) for the v2 endpoints.
+fn date_range(req: &Request) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let mut errors = Vec::new();
+    let mut get = |name: &str| match date_param(req, name) {
+        Ok(Some(d)) => Some(d),
+        Ok(None) => {
+            errors.push(pacer_common::FieldError::new(
+                name,
+                "is required (YYYY-MM-DD)",
+            ));
+            None
+        }
+        Err(ApiError::Validation(_, d)) => {
+            errors.extend(d);
+            None
+        }
+        Err(_) => None,
+    };
+    let from = get("from");
+    let to = get("to");
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            errors.push(pacer_common::FieldError::new(
+                "to",
+                "must not be before from",
+            ));
+        } else if (t - f).num_days() > 400 {
+            errors.push(pacer_common::FieldError::new(
+                "to",
+                "must be within 400 days of from",
+            ));
+        }
+    }
+    match (from, to) {
+        (Some(f), Some(t)) if errors.is_empty() => Ok((f, t)),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
+
+/// `GET /api/v1/analytics/activity_stats?from&to[&timezone=UTC][&granularity=day|month][&refresh]`.
+#[handler]
+pub async fn activity_stats(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let (from, to) = date_range(req)?;
+    let gran = match str_param(req, "granularity")?.as_deref() {
+        None | Some("day") => Gran::Day,
+        Some("month") => Gran::Month,
+        Some(_) => return Err(ApiError::field("granularity", "must be day or month")),
+    };
+    let tz_name = str_param(req, "timezone")?.unwrap_or_else(|| "UTC".into());
+    let tz = parse_tz("timezone", &tz_name)?;
+    let refresh = bool_param(req, "refresh")?;
+    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let ver = version(&state, &format!("athlete_version:{}", user.id)).await;
+    let key = state.keys.cache(&format!(
+        "activity_stats:{}:v{ver}:{from}:{to}:{}:{gran:?}",
+        user.id,
+        tz.name()
+    ));
+    if !refresh && let Some(cached) = cache_get(&state, &key).await {
+        ok(res, cached);
+        return Ok(());
+    }
+    let zone = Zone::Iana(tz.name().to_owned());
+    let days = db::day_aggregates(&state.db, &user.id, &zone, from, to, false).await?;
+    let buckets = fold(&days, gran, &gran.buckets(from, to));
+    let view = |b: &DayAgg| {
+        json!({
+            "date": b.day,
+            "activities": b.activities,
+            "distance": round1(b.distance),
+            "duration": b.moving_time,
+            "training_load": round1(b.training_load),
+            "calories": round1(b.calories),
+            "pace_z1_time": b.z1,
+            "pace_z2_time": b.z2,
+            "pace_z3_time": b.z3,
+            "pace_z4_time": b.z4,
+            "pace_z5_time": b.z5,
+        })
+    };
+    let mut sum = DayAgg::default();
+    for b in &buckets {
+        sum.activities += b.activities;
+        sum.distance += b.distance;
+        sum.moving_time += b.moving_time;
+        sum.training_load += b.training_load;
+        sum.calories += b.calories;
+        sum.z1 += b.z1;
+        sum.z2 += b.z2;
+        sum.z3 += b.z3;
+        sum.z4 += b.z4;
+        sum.z5 += b.z5;
+    }
+    let mut totals = view(&sum);
+    if let Some(o) = totals.as_object_mut() {
+        o.remove("date");
+    }
+    let data = json!({
+        "from": from,
+        "to": to,
+        "timezone": tz.name(),
+        "granularity": if gran == Gran::Day { "day" } else { "month" },
+        "buckets": buckets.iter().map(view).collect::<Vec<_>>(),
+        "totals": totals,
+    });
+    cache_put(&state, &key, &data, V2_TTL).await;
+    ok(res, data);
+    Ok(())
+}
+
+/// `GET /api/v1/analytics/health_metrics?from&to[&granularity=day|week|month][&refresh]`.
+#[handler]
+pub async fn health_metrics(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims = claims(depot)?.clone();
+    let (from, to) = date_range(req)?;
+    let gran = match str_param(req, "granularity")?.as_deref() {
+        None | Some("day") => Gran::Day,
+        Some("week") => Gran::Week,
+        Some("month") => Gran::Month,
+        Some(_) => return Err(ApiError::field("granularity", "must be day, week or month")),
+    };
+    let refresh = bool_param(req, "refresh")?;
+    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let ver = version(&state, &format!("athlete_version:{}", user.id)).await;
+    let key = state.keys.cache(&format!(
+        "health_metrics:{}:v{ver}:{from}:{to}:{gran:?}",
+        user.id
+    ));
+    if !refresh && let Some(cached) = cache_get(&state, &key).await {
+        ok(res, cached);
+        return Ok(());
+    }
+    let rows = db::health_between(&state.db, &user.id, from, to).await?;
+    let starts = gran.buckets(from, to);
+    let mut acc: HashMap<NaiveDate, [(f64, u32); 4]> = HashMap::new();
+    for r in &rows {
+        let e = acc.entry(gran.start(r.day)).or_default();
+        for (slot, v) in e
+            .iter_mut()
+            .zip([r.resting_hr, r.hrv_rmssd, r.vo2_max, r.recovery_score])
+        {
+            if let Some(v) = v {
+                slot.0 += v;
+                slot.1 += 1;
+            }
+        }
+    }
+    let avg = |s: (f64, u32)| (s.1 > 0).then(|| round1(s.0 / f64::from(s.1)));
+    let points: Vec<Value> = starts
+        .iter()
+        .map(|d| {
+            let a = acc.get(d).copied().unwrap_or_default();
+            json!({
+                "date": d,
+                "resting_hr": avg(a[0]),
+                "hrv_rmssd": avg(a[1]),
+                "vo2_max": avg(a[2]),
+                "recovery_score": avg(a[3]),
+            })
+        })
+        .collect();
+    let data = json!({
+        "from": from,
+        "to": to,
+        "granularity": match gran { Gran::Day => "day", Gran::Week => "week", Gran::Month => "month" },
+        "points": points,
+    });
+    cache_put(&state, &key, &data, V2_TTL).await;
+    ok(res, data);
+    Ok(())
+}
+
+fn flag_param(req: &Request, name: &str) -> Result<bool, ApiError> {
+    match str_param(req, name)?.as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(ApiError::field(name, "must be \"1\" or \"0\"")),
+    }
+}
+
+/// `GET /api/v1/analytics/coach_athletes_metrics` (coach or admin).
+#[handler]
+pub async fn coach_athletes_metrics(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = app_state(depot)?.clone();
+    let claims: Claims = claims(depot)?.clone();
+    require_role(&claims, &[Role::Coach, Role::Admin])?;
+    let org_id = str_param(req, "org_id")?.unwrap_or_else(|| claims.org_id.clone());
+    let by_coach = flag_param(req, "filter_by_coach")?;
+    let group_id = str_param(req, "group_id")?;
+    let unassigned = flag_param(req, "unassigned_only")?;
+    if group_id.is_some() && unassigned {
+        return Err(ApiError::validation(vec![
+            pacer_common::FieldError::new("group_id", "cannot be combined with unassigned_only"),
+            pacer_common::FieldError::new("unassigned_only", "cannot be combined with group_id"),
+        ]));
+    }
+    let search = str_param(req, "search")?
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let page = int_param(req, "page", 1, 1_000_000)?.unwrap_or(1);
+    let per_page = int_param(req, "per_page", 1, 200)?.unwrap_or(200);
+    let no_cache = flag_param(req, "no_cache")?;
+    if claims.role != Role::Admin && org_id != claims.org_id {
+        return Err(ApiError::Forbidden(
+            "a coach may only list its own organization".into(),
+        ));
+    }
+
+    let ver = version(&state, &format!("roster_version:{org_id}")).await;
+    let params = json!([by_coach, group_id, unassigned, search, page, per_page]);
+    let key = state
+        .keys
+        .cache(&format!("roster:{org_id}:v{ver}:{}:{params}", claims.sub));
+    if !no_cache && let Some(cached) = cache_get(&state, &key).await {
+        ok(res, cached);
+        return Ok(());
+    }
+    let filter = RosterFilter {
+        org_id: org_id.clone(),
+        assigned_coach_id: by_coach.then(|| claims.sub.clone()),
+        group_id,
+        unassigned_only: unassigned,
+        search,
+        limit: per_page,
+        offset: (page - 1).saturating_mul(per_page),
+    };
+    let (users, total) = db::roster(&state.db, &filter).await?;
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let metrics: HashMap<String, MetricsRow> = db::metrics_for(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|m| (m.athlete_id.clone(), m))
+        .collect();
+    let refs: Vec<&UserRow> = users.iter().collect();
+    let (goals, plans) = goals_and_plans(&state, &refs).await?;
+    let athletes: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            let m = metrics.get(&u.id);
+            let races: Vec<Value> = goals
+                .get(&u.id)
+                .map(|g| {
+                    g.iter()
+                        .map(|r| json!({"race_name": r["race_name"], "race_date": r["race_date"]}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "user_id": u.id,
+                "username": u.username,
+                "display_name": u.display_name,
+                "profile_image": u.profile_image_url,
+                "email": u.email,
+                "assigned_coach_id": u.assigned_coach_id,
+                "groups": u.groups,
+                "labels": u.labels,
+                "current_plans": plans.get(&u.id).cloned().unwrap_or_default(),
+                "current_goals": {"races": races},
+                // Pacer stores no push tokens (no notification service yet)
+                "has_push_token": false,
+                "metrics": {
+                    "running_analytics": {"weekly_distance_km": m.map(|m| round1(m.weekly_distance_km))},
+                    "fitness": {"current": {
+                        "vo2_max": opt_round1(m.and_then(|m| m.vo2_max)),
+                        "hrv_avg": opt_round1(m.and_then(|m| m.hrv_avg)),
+                        "recovery_score": opt_round1(m.and_then(|m| m.recovery_score)),
+                        "hrv_avg_prev": opt_round1(m.and_then(|m| m.hrv_avg_prev)),
+                        "recovery_score_prev": opt_round1(m.and_then(|m| m.recovery_score_prev)),
+                        "vo2_max_prev": opt_round1(m.and_then(|m| m.vo2_max_prev)),
+                    }},
+                    "training": {"current_week_load": m.map(|m| round1(m.current_week_load))},
+                    "attention_signals": {"flags": flags(m)},
+                    "last_updated": m.map(|m| m.last_updated),
+                },
+            })
+        })
+        .collect();
+    let total_pages = if total == 0 {
+        0
+    } else {
+        (total + per_page - 1) / per_page
+    };
+    let pagination = json!({
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "total_pages": total_pages,
+        "has_next": page < total_pages,
+        "has_prev": page > 1,
+    });
+    let data = json!({
+        "athletes": athletes,
+        "total_count": total,
+        "metadata": pagination,
+        "pagination": pagination,
+    });
+    cache_put(&state, &key, &data, ROSTER_TTL).await;
+    ok(res, data);
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Attention signals (§5.1–5.3) and the recovery score (§5.4).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flag {
+    pub code: &'static str,
+    /// "warning" or "info"
+    pub severity: &'static str,
+    pub message: String,
+}
+
+impl Flag {
+    fn new(code: &'static str, severity: &'static str, message: String) -> Self {
+        Self {
+            code,
+            severity,
+            message,
+        }
+    }
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// Sample standard deviation; `None` below two values.
+fn sample_sd(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let m = mean(xs)?;
+    let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
+    Some(var.sqrt())
+}
+
+/// HRV z-score (§5.1) on ln(rMSSD): baseline = the 60 days before the last 7 (≥ 30 values),
+/// recent = mean of the last 7 days (≥ 3 values). Inputs are already ln values.
+pub fn hrv_z(baseline_ln: &[f64], recent_ln: &[f64]) -> Option<f64> {
+    if baseline_ln.len() < 30 || recent_ln.len() < 3 {
+        return None;
+    }
+    let sd = sample_sd(baseline_ln).filter(|sd| *sd > 0.0)?;
+    Some((mean(recent_ln)? - mean(baseline_ln)?) / sd)
+}
+
+/// `hrv_low` (warning) when z < −1, `hrv_below_swc` (info) when z < −0.5.
+pub fn hrv_flag(z: Option<f64>) -> Option<Flag> {
+    let z = z?;
+    if z < -1.0 {
+        Some(Flag::new(
+            "hrv_low",
+            "warning",
+            format!("7-day HRV is {:.1} SD below the 60-day baseline", -z),
+        ))
+    } else if z < -0.5 {
+        Some(Flag::new(
+            "hrv_below_swc",
+            "info",
+            format!("7-day HRV is {:.1} SD below the 60-day baseline", -z),
+        ))
+    } else {
+        None
+    }
+}
+
+/// `rhr_elevated` (§5.2): 7-day mean ≥ 28-day baseline + 5 bpm, or a single recent day ≥
+/// baseline + 10.
+pub fn rhr_flag(baseline: &[f64], recent: &[f64]) -> Option<Flag> {
+    let b = mean(baseline)?;
+    let r = mean(recent)?;
+    let spike = recent.iter().any(|x| *x >= b + 10.0);
+    // compare at 0.01 bpm so a mean exactly 5 over (L35) is not lost to rounding
+    let delta = ((r - b) * 100.0).round() / 100.0;
+    (delta >= 5.0 || spike).then(|| {
+        Flag::new(
+            "rhr_elevated",
+            "warning",
+            format!("resting HR is {delta:+.1} bpm over the 28-day baseline"),
+        )
+    })
+}
+
+/// `volume_spike` (§5.3): this week's run distance ≥ 1.30 × last week's, when last week had
+/// at least 10 km.
+pub fn volume_spike(this_week_km: f64, last_week_km: f64) -> Option<Flag> {
+    (last_week_km >= 10.0 && this_week_km >= 1.30 * last_week_km).then(|| {
+        Flag::new(
+            "volume_spike",
+            "warning",
+            format!(
+                "weekly distance up {:.1} % ({last_week_km:.1} → {this_week_km:.1} km)",
+                (this_week_km / last_week_km - 1.0) * 100.0
+            ),
+        )
+    })
+}
+
+/// `acwr_high`: EWMA ACWR > 1.5 warning, 1.3–1.5 info.
+pub fn acwr_flag(acwr: Option<f64>) -> Option<Flag> {
+    let a = acwr?;
+    if a > 1.5 {
+        Some(Flag::new(
+            "acwr_high",
+            "warning",
+            format!("acute:chronic load ratio {a:.2}"),
+        ))
+    } else if a >= 1.3 {
+        Some(Flag::new(
+            "acwr_high",
+            "info",
+            format!("acute:chronic load ratio {a:.2}"),
+        ))
+    } else {
+        None
+    }
+}
+
+/// `ctl_ramp_high`: CTL rose more than 7 in a week.
+pub fn ctl_ramp_flag(ctl_now: f64, ctl_week_ago: f64) -> Option<Flag> {
+    let ramp = ctl_now - ctl_week_ago;
+    (ramp > 7.0).then(|| {
+        Flag::new(
+            "ctl_ramp_high",
+            "info",
+            format!("fitness (CTL) rose {ramp:.1} in 7 days"),
+        )
+    })
+}
+
+/// `tsb_very_negative`: form going into today below −30.
+pub fn tsb_flag(tsb_pre: f64) -> Option<Flag> {
+    (tsb_pre < -30.0).then(|| {
+        Flag::new(
+            "tsb_very_negative",
+            "warning",
+            format!("form (TSB) is {tsb_pre:.1}"),
+        )
+    })
+}
+
+/// `intensity_drift`: Z3–Z5 share of pace-zone time above 25 % over 14 days.
+pub fn intensity_flag(zone_secs: [f64; 5]) -> Option<Flag> {
+    let total: f64 = zone_secs.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let hard = (zone_secs[2] + zone_secs[3] + zone_secs[4]) / total;
+    (hard > 0.25).then(|| {
+        Flag::new(
+            "intensity_drift",
+            "info",
+            format!("{:.0} % of the last 14 days in Z3–Z5", hard * 100.0),
+        )
+    })
+}
+
+/// Recovery score (§5.4, a placeholder convention): `clamp(50 + 15·(0.7·z_hrv + 0.3·z_rhr))`
+/// against 60-day baselines (ln rMSSD for HRV). `None` without enough baseline values.
+pub fn recovery_score(
+    today_ln_rmssd: f64,
+    today_rhr: f64,
+    baseline_ln: &[f64],
+    baseline_rhr: &[f64],
+) -> Option<f64> {
+    if baseline_ln.len() < 30 || baseline_rhr.len() < 30 {
+        return None;
+    }
+    let sd_h = sample_sd(baseline_ln).filter(|s| *s > 0.0)?;
+    let sd_r = sample_sd(baseline_rhr).filter(|s| *s > 0.0)?;
+    let z_hrv = (today_ln_rmssd - mean(baseline_ln)?) / sd_h;
+    let z_rhr = (mean(baseline_rhr)? - today_rhr) / sd_r;
+    Some((50.0 + 15.0 * (0.7 * z_hrv + 0.3 * z_rhr)).clamp(0.0, 100.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l34_hrv_low() {
+        let base: Vec<f64> = [4.10, 4.05, 4.20, 4.15, 4.00, 4.12, 4.08, 4.18, 4.02, 4.11].repeat(6);
+        let recent = [3.95, 3.90, 4.00, 3.85, 3.92, 3.98, 3.88];
+        assert!((mean(&base).unwrap() - 4.1010).abs() < 1e-4);
+        assert!((sample_sd(&base).unwrap() - 0.0627).abs() < 1e-4);
+        let z = hrv_z(&base, &recent).unwrap();
+        assert!((z - -2.794).abs() < 0.001, "{z}");
+        assert_eq!(hrv_flag(Some(z)).unwrap().code, "hrv_low");
+        assert_eq!(hrv_flag(Some(-0.7)).unwrap().code, "hrv_below_swc");
+        assert_eq!(
+            hrv_z(&base[..29], &recent),
+            None,
+            "needs 30 baseline values"
+        );
+    }
+
+    #[test]
+    fn l35_rhr_elevated_boundary_is_inclusive() {
+        let base: Vec<f64> = [48.0, 49.0, 47.0, 48.0, 50.0, 48.0, 49.0].repeat(4);
+        let recent = [53.0, 54.0, 52.0, 55.0, 53.0, 54.0, 53.0];
+        assert!((mean(&base).unwrap() - 48.43).abs() < 0.01);
+        assert_eq!(rhr_flag(&base, &recent).unwrap().code, "rhr_elevated");
+        assert!(rhr_flag(&base, &[50.0; 7]).is_none());
+    }
+
+    #[test]
+    fn l36_volume_spike() {
+        let f = volume_spike(45.0, 32.0).unwrap();
+        assert!(f.message.contains("40.6 %"), "{}", f.message);
+        assert!(volume_spike(41.0, 32.0).is_none());
+        assert!(volume_spike(20.0, 9.0).is_none(), "last week under 10 km");
+    }
+
+    #[test]
+    fn load_signals_thresholds() {
+        assert_eq!(acwr_flag(Some(1.6)).unwrap().severity, "warning");
+        assert_eq!(acwr_flag(Some(1.4)).unwrap().severity, "info");
+        assert!(acwr_flag(Some(1.2)).is_none() && acwr_flag(None).is_none());
+        assert!(ctl_ramp_flag(20.0, 12.0).is_some() && ctl_ramp_flag(20.0, 13.0).is_none());
+        assert!(tsb_flag(-30.5).is_some() && tsb_flag(-30.0).is_none());
+        assert!(intensity_flag([600.0, 50.0, 100.0, 100.0, 50.0]).is_some());
+        assert!(intensity_flag([800.0, 0.0, 100.0, 100.0, 0.0]).is_none());
+    }
+
+    #[test]
+    fn recovery_score_is_neutral_at_baseline_and_moves_15_per_sd() {
+        let base_h: Vec<f64> = [4.0, 4.2].repeat(15);
+        let base_r: Vec<f64> = [48.0, 52.0].repeat(15);
+        let s = recovery_score(4.1, 50.0, &base_h, &base_r).unwrap();
+        assert!((s - 50.0).abs() < 1e-9);
+        let sd = sample_sd(&base_h).unwrap();
+        let s = recovery_score(4.1 + sd, 50.0, &base_h, &base_r).unwrap();
+        assert!((s - 60.5).abs() < 1e-9, "{s}");
+        assert_eq!(recovery_score(4.1, 50.0, &base_h[..10], &base_r), None);
+    }
+}

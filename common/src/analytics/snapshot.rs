@@ -1,0 +1,293 @@
+//! The per-athlete metrics snapshot (what `recompute_stats` stores): weekly distance and pace,
+//! load this week and its 4-week average, CTL/ATL/ACWR, fitness values now and 7 days ago,
+//! and attention flags. Pure: the worker loads the rows and writes the result.
+
+use chrono::{Datelike, Duration, NaiveDate};
+use serde::Serialize;
+
+use super::load::{acwr_ewma, ctl_atl};
+use super::signals::{self, Flag};
+use super::{avg_pace, four_week_avg};
+
+/// One local day of the athlete's rollups.
+#[derive(Debug, Clone, Default)]
+pub struct DayTotals {
+    pub day: NaiveDate,
+    pub run_distance: f64,
+    pub run_moving_time: f64,
+    pub load: f64,
+    pub pace_zone_seconds: [f64; 5],
+}
+
+/// One local day of health metrics.
+#[derive(Debug, Clone, Default)]
+pub struct HealthDay {
+    pub day: NaiveDate,
+    pub resting_hr: Option<f64>,
+    pub hrv_rmssd: Option<f64>,
+    pub vo2_max: Option<f64>,
+    pub recovery_score: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub weekly_distance_km: f64,
+    pub avg_pace_s_per_km: Option<f64>,
+    pub current_week_load: f64,
+    pub four_week_avg_load: f64,
+    pub ctl: f64,
+    pub atl: f64,
+    pub acwr: Option<f64>,
+    pub vo2_max: Option<f64>,
+    pub vo2_max_prev: Option<f64>,
+    pub hrv_avg: Option<f64>,
+    pub hrv_avg_prev: Option<f64>,
+    pub recovery_score: Option<f64>,
+    pub recovery_score_prev: Option<f64>,
+    pub flags: Vec<Flag>,
+}
+
+/// Monday of the ISO week holding `d`.
+pub fn week_start(d: NaiveDate) -> NaiveDate {
+    d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
+}
+
+/// Computes the snapshot for local date `today`. `days` and `health` may come in any order
+/// and may include days after `today` (ignored).
+pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Snapshot {
+    let days: Vec<&DayTotals> = days.iter().filter(|d| d.day <= today).collect();
+    let monday = week_start(today);
+    let sum_in = |from: NaiveDate, to: NaiveDate, f: &dyn Fn(&DayTotals) -> f64| -> f64 {
+        days.iter()
+            .filter(|d| d.day >= from && d.day <= to)
+            .map(|d| f(d))
+            .sum()
+    };
+
+    // §3.8: current ISO week so far; the 4 completed weeks before it
+    let week_dist = sum_in(monday, today, &|d| d.run_distance);
+    let week_moving = sum_in(monday, today, &|d| d.run_moving_time);
+    let current_week_load = sum_in(monday, today, &|d| d.load);
+    let completed: Vec<f64> = (1..=4)
+        .rev()
+        .map(|w| {
+            let start = monday - Duration::weeks(w);
+            sum_in(start, start + Duration::days(6), &|d| d.load)
+        })
+        .collect();
+    let last_week_km = sum_in(
+        monday - Duration::weeks(1),
+        monday - Duration::days(1),
+        &|d| d.run_distance,
+    ) / 1000.0;
+
+    // daily load series from the first day with data to today (rest days = 0)
+    let first = days.iter().map(|d| d.day).min();
+    let series: Vec<f64> = match first {
+        Some(first) => {
+            let n = (today - first).num_days() + 1;
+            let mut s = vec![0.0; usize::try_from(n).unwrap_or(0)];
+            for d in &days {
+                if let Ok(i) = usize::try_from((d.day - first).num_days()) {
+                    s[i] += d.load;
+                }
+            }
+            s
+        }
+        None => Vec::new(),
+    };
+    let pmc = ctl_atl(&series);
+    let (ctl, atl) = pmc.last().copied().unwrap_or((0.0, 0.0));
+    let (ctl_week_ago, _) = pmc
+        .len()
+        .checked_sub(8)
+        .map(|i| pmc[i])
+        .unwrap_or((0.0, 0.0));
+    let tsb_pre = pmc
+        .len()
+        .checked_sub(2)
+        .map(|i| pmc[i].0 - pmc[i].1)
+        .unwrap_or(0.0);
+    let acwr = acwr_ewma(&series);
+
+    let mut zones14 = [0.0; 5];
+    for d in days.iter().filter(|d| d.day > today - Duration::days(14)) {
+        for (z, s) in zones14.iter_mut().zip(d.pace_zone_seconds) {
+            *z += s;
+        }
+    }
+
+    // fitness values now and 7 days ago
+    let h = |from: NaiveDate, to: NaiveDate| -> Vec<&HealthDay> {
+        health
+            .iter()
+            .filter(|x| x.day >= from && x.day <= to)
+            .collect()
+    };
+    let latest = |until: NaiveDate, f: &dyn Fn(&HealthDay) -> Option<f64>| -> Option<f64> {
+        health
+            .iter()
+            .filter(|x| x.day <= until && x.day > until - Duration::days(30))
+            .filter_map(|x| f(x).map(|v| (x.day, v)))
+            .max_by_key(|(d, _)| *d)
+            .map(|(_, v)| v)
+    };
+    let mean_of = |xs: Vec<f64>| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+    let hrv_mean = |until: NaiveDate| {
+        mean_of(
+            h(until - Duration::days(6), until)
+                .iter()
+                .filter_map(|x| x.hrv_rmssd)
+                .collect(),
+        )
+    };
+    let week_ago = today - Duration::days(7);
+    let recovery = |until: NaiveDate| -> Option<f64> {
+        // the device's own score wins; else the §5.4 score of the latest day with HRV and RHR
+        let day = health
+            .iter()
+            .filter(|x| x.day <= until && x.day > until - Duration::days(7))
+            .filter(|x| {
+                x.recovery_score.is_some() || (x.hrv_rmssd.is_some() && x.resting_hr.is_some())
+            })
+            .max_by_key(|x| x.day)?;
+        if let Some(s) = day.recovery_score {
+            return Some(s);
+        }
+        let base = h(day.day - Duration::days(67), day.day - Duration::days(8));
+        let ln: Vec<f64> = base
+            .iter()
+            .filter_map(|x| x.hrv_rmssd.filter(|v| *v > 0.0).map(f64::ln))
+            .collect();
+        let rhr: Vec<f64> = base.iter().filter_map(|x| x.resting_hr).collect();
+        signals::recovery_score(day.hrv_rmssd?.max(1e-9).ln(), day.resting_hr?, &ln, &rhr)
+    };
+
+    let mut flags = Vec::new();
+    flags.extend(signals::volume_spike(week_dist / 1000.0, last_week_km));
+    flags.extend(signals::acwr_flag(acwr));
+    flags.extend(signals::ctl_ramp_flag(ctl, ctl_week_ago));
+    flags.extend(signals::tsb_flag(tsb_pre));
+    flags.extend(signals::intensity_flag(zones14));
+    let recent = h(today - Duration::days(6), today);
+    let baseline = h(today - Duration::days(66), today - Duration::days(7));
+    let ln = |xs: &[&HealthDay]| -> Vec<f64> {
+        xs.iter()
+            .filter_map(|x| x.hrv_rmssd.filter(|v| *v > 0.0).map(f64::ln))
+            .collect()
+    };
+    flags.extend(signals::hrv_flag(signals::hrv_z(
+        &ln(&baseline),
+        &ln(&recent),
+    )));
+    let rhr_base: Vec<f64> = h(today - Duration::days(34), today - Duration::days(7))
+        .iter()
+        .filter_map(|x| x.resting_hr)
+        .collect();
+    let rhr_recent: Vec<f64> = recent.iter().filter_map(|x| x.resting_hr).collect();
+    if rhr_base.len() >= 14 && rhr_recent.len() >= 3 {
+        flags.extend(signals::rhr_flag(&rhr_base, &rhr_recent));
+    }
+
+    Snapshot {
+        weekly_distance_km: week_dist / 1000.0,
+        avg_pace_s_per_km: avg_pace(week_moving, week_dist),
+        current_week_load,
+        four_week_avg_load: four_week_avg(&completed),
+        ctl,
+        atl,
+        acwr,
+        vo2_max: latest(today, &|x| x.vo2_max),
+        vo2_max_prev: latest(week_ago, &|x| x.vo2_max),
+        hrv_avg: hrv_mean(today),
+        hrv_avg_prev: hrv_mean(week_ago),
+        recovery_score: recovery(today),
+        recovery_score_prev: recovery(week_ago),
+        flags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn run(day: &str, km: f64, secs: f64, load: f64) -> DayTotals {
+        DayTotals {
+            day: date(day),
+            run_distance: km * 1000.0,
+            run_moving_time: secs,
+            load,
+            pace_zone_seconds: [secs, 0.0, 0.0, 0.0, 0.0],
+        }
+    }
+
+    #[test]
+    fn weekly_figures_and_l26_four_week_average() {
+        // today is Wednesday 2025-04-23; the current ISO week started Monday 04-21
+        let today = date("2025-04-23");
+        let days = [
+            run("2025-03-24", 10.0, 3000.0, 300.0),
+            run("2025-03-31", 10.0, 3000.0, 320.0),
+            run("2025-04-07", 10.0, 3000.0, 350.0),
+            run("2025-04-14", 10.0, 3000.0, 200.0),
+            run("2025-04-20", 5.0, 1500.0, 60.0),
+            run("2025-04-21", 10.0, 3000.0, 300.0),
+            run("2025-04-23", 8.0, 2640.0, 80.0),
+            run("2025-04-24", 50.0, 9000.0, 999.0),
+        ];
+        let s = compute(today, &days, &[]);
+        assert!((s.weekly_distance_km - 18.0).abs() < 1e-9);
+        assert!((s.avg_pace_s_per_km.unwrap() - 5640.0 / 18.0).abs() < 1e-9);
+        assert!(
+            (s.current_week_load - 380.0).abs() < 1e-9,
+            "future days ignored"
+        );
+        assert!((s.four_week_avg_load - 307.5).abs() < 1e-9);
+        assert!(
+            s.flags.iter().all(|f| f.code != "volume_spike"),
+            "18 < 1.3 × 15"
+        );
+    }
+
+    #[test]
+    fn fitness_now_and_seven_days_ago() {
+        let today = date("2025-04-23");
+        let mut health = Vec::new();
+        for i in 0..14 {
+            let day = today - Duration::days(i);
+            health.push(HealthDay {
+                day,
+                resting_hr: Some(50.0),
+                hrv_rmssd: Some(if i < 7 { 60.0 } else { 50.0 }),
+                vo2_max: (i == 2 || i == 10).then_some(if i == 2 { 52.0 } else { 50.0 }),
+                recovery_score: (i == 0 || i == 7).then_some(if i == 0 { 80.0 } else { 70.0 }),
+            });
+        }
+        let s = compute(today, &[], &health);
+        assert_eq!(s.vo2_max, Some(52.0));
+        assert_eq!(s.vo2_max_prev, Some(50.0));
+        assert_eq!(s.hrv_avg, Some(60.0));
+        assert_eq!(s.hrv_avg_prev, Some(50.0));
+        assert_eq!(s.recovery_score, Some(80.0));
+        assert_eq!(s.recovery_score_prev, Some(70.0));
+    }
+
+    #[test]
+    fn l36_volume_spike_against_last_week() {
+        let today = date("2025-04-23");
+        let days = [
+            run("2025-04-15", 32.0, 9600.0, 100.0),
+            run("2025-04-22", 45.0, 13500.0, 100.0),
+        ];
+        let s = compute(today, &days, &[]);
+        assert!(
+            s.flags.iter().any(|f| f.code == "volume_spike"),
+            "{:?}",
+            s.flags
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! A local stand-in for an OpenAI-compatible server: it speaks the real chat-completions wire
+//! protocol (JSON answers, and `data:` chunks ending with `[DONE]` for `"stream": true`), and
+//! answers each request with what the test's handler says.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What to answer one request with.
+pub enum Reply {
+    /// A completed chat completion whose message content is this text.
+    Content(String),
+    /// A streamed chat completion: these content deltas, then usage, then `[DONE]`.
+    Chunks(Vec<String>),
+    /// An HTTP error with this status and body.
+    Error(u16, String),
+}
+
+type Handler = dyn Fn(&Value, usize) -> Reply + Send + Sync;
+
+pub struct FakeLlm {
+    /// Base URL including `/v1`.
+    pub url: String,
+    /// Every request body received, in order.
+    pub requests: Arc<Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeLlm {
+    pub async fn start(
+        handler: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/v1", listener.local_addr()?);
+        let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (seen, handler) = (seen.clone(), handler.clone());
+                tokio::spawn(async move {
+                    let _ = serve(socket, &seen, handler.as_ref()).await;
+                });
+            }
+        });
+        Ok(Self {
+            url,
+            requests,
+            task,
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// The text of every user message sent so far.
+    pub fn user_messages(&self) -> Vec<String> {
+        let requests = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
+        requests
+            .iter()
+            .flat_map(|r| r["messages"].as_array().cloned().unwrap_or_default())
+            .filter(|m| m["role"] == "user")
+            .filter_map(|m| m["content"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The week a plan request asks for ("Return week N as JSON."), if any.
+pub fn requested_week(body: &Value) -> Option<u32> {
+    let text = body["messages"]
+        .as_array()?
+        .iter()
+        .find(|m| m["role"] == "user")?["content"]
+        .as_str()?;
+    let at = text.find("Return week ")? + "Return week ".len();
+    text[at..].split_whitespace().next()?.parse().ok()
+}
+
+async fn serve(mut socket: TcpStream, seen: &Mutex<Vec<Value>>, handler: &Handler) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body: Value = serde_json::from_slice(&buf[header_end..]).unwrap_or(Value::Null);
+    let n = {
+        let mut s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        s.push(body.clone());
+        s.len() - 1
+    };
+    let usage = json!({"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150});
+    let response = match handler(&body, n) {
+        Reply::Content(text) => {
+            let payload = json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": usage})
+            .to_string();
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",
+                payload.len()
+            )
+        }
+        Reply::Chunks(deltas) => {
+            let mut out = String::from(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for d in deltas {
+                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                    "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": null}]});
+                out.push_str(&format!("data: {c}\n\n"));
+            }
+            let last = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [], "usage": usage});
+            out.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
+            out
+        }
+        Reply::Error(status, text) => {
+            format!(
+                "HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            )
+        }
+    };
+    socket.write_all(response.as_bytes()).await?;
+    socket.shutdown().await?;
+    Ok(())
+}

@@ -1,0 +1,754 @@
+//! The `openai` plan provider: any OpenAI-compatible chat-completions server (OpenAI, vLLM,
+//! llama.cpp, Ollama) through async-openai.
+//!
+//! - Drafts are streamed; progress events follow the text as it arrives.
+//! - Plans are generated one week per request, several weeks at once (bounded), each asked for
+//!   JSON matching a schema. An answer that does not validate is sent back once with the errors;
+//!   a second bad answer fails the job with a clear message. Each week's workouts are emitted
+//!   as soon as the week is valid, then its `weekly_info`.
+//! - 429, 5xx and connection errors are retried with backoff; token usage is recorded on the job
+//!   and capped per job.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use chrono::{Datelike, NaiveDate, Weekday};
+use futures::StreamExt;
+use pacer_common::events;
+use pacer_common::jobs::{GenerateDraftInput, GeneratePlanInput};
+use serde_json::{Value, json};
+
+use crate::config::WorkerConfig;
+use crate::runner::{JobCtx, JobError};
+
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const PHASES: [&str; 4] = ["base", "build", "peak", "taper"];
+const BLOCKS: [&str; 3] = ["warmup", "main", "cooldown"];
+/// The sub-types a model may choose (the rules planner's vocabulary, so libraries match both).
+const SUB_TYPES: [&str; 11] = [
+    "easy-run",
+    "recovery-run",
+    "long-run",
+    "tempo",
+    "intervals",
+    "repetition",
+    "hills",
+    "fartlek",
+    "marathon-pace",
+    "race",
+    "cross-training",
+];
+
+pub struct OpenAi {
+    client: Client<OpenAIConfig>,
+    model: String,
+    max_tokens_per_job: u64,
+    concurrency: usize,
+    retries: u32,
+}
+
+/// Token usage of one job, across all its requests.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    prompt: u64,
+    completion: u64,
+    requests: u64,
+}
+
+impl Usage {
+    fn total(&self) -> u64 {
+        self.prompt + self.completion
+    }
+}
+
+/// What one job shares between its concurrent requests.
+struct Budget {
+    usage: Mutex<Usage>,
+    max: u64,
+}
+
+impl Budget {
+    /// Tokens a request may still generate; fails the job when the budget is spent.
+    fn allowance(&self, wanted: u64) -> Result<u64, JobError> {
+        let used = self.usage.lock().map(|u| u.total()).unwrap_or(0);
+        let left = self.max.saturating_sub(used);
+        if left < 64 {
+            return Err(JobError::Permanent(anyhow!(
+                "the job's token budget ({} tokens) is spent",
+                self.max
+            )));
+        }
+        Ok(wanted.min(left))
+    }
+
+    fn add(&self, prompt: u64, completion: u64) {
+        if let Ok(mut u) = self.usage.lock() {
+            u.prompt += prompt;
+            u.completion += completion;
+            u.requests += 1;
+        }
+    }
+
+    fn record(&self, ctx: &JobCtx, model: &str) {
+        let u = self.usage.lock().map(|u| *u).unwrap_or_default();
+        let value = json!({"provider": "openai", "model": model, "prompt_tokens": u.prompt,
+                           "completion_tokens": u.completion, "total_tokens": u.total(), "requests": u.requests});
+        if let Ok(mut slot) = ctx.usage.lock() {
+            *slot = Some(value);
+        }
+        metrics::counter!("pacer_llm_tokens_total", "kind" => "prompt").increment(u.prompt);
+        metrics::counter!("pacer_llm_tokens_total", "kind" => "completion").increment(u.completion);
+    }
+}
+
+impl OpenAi {
+    pub fn new(config: &WorkerConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.llm_timeout_secs.max(1)))
+            .build()?;
+        let openai = OpenAIConfig::new()
+            .with_api_base(config.openai_base_url.trim_end_matches('/'))
+            .with_api_key(config.openai_api_key.clone());
+        Ok(Self {
+            client: Client::with_config(openai).with_http_client(http),
+            model: config.llm_model.clone(),
+            max_tokens_per_job: config.llm_max_tokens_per_job,
+            concurrency: config.llm_concurrency as usize,
+            retries: config.llm_request_retries,
+        })
+    }
+
+    fn budget(&self) -> Arc<Budget> {
+        Arc::new(Budget {
+            usage: Mutex::default(),
+            max: self.max_tokens_per_job,
+        })
+    }
+
+    /// Writes a draft in the line format the rules planner reads, streaming it.
+    pub async fn draft(
+        &self,
+        ctx: &JobCtx,
+        input: &GenerateDraftInput,
+        principle: &str,
+    ) -> Result<String, JobError> {
+        let budget = self.budget();
+        let result = self.draft_inner(ctx, input, principle, &budget).await;
+        budget.record(ctx, &self.model);
+        result
+    }
+
+    async fn draft_inner(
+        &self,
+        ctx: &JobCtx,
+        input: &GenerateDraftInput,
+        principle: &str,
+        budget: &Budget,
+    ) -> Result<String, JobError> {
+        let system = "You are an experienced running coach. Write a periodized training plan draft that another coach \
+            will read and edit. Format: a title line; then for every week a header line 'Week N (phase): focus' \
+            where phase is base, build, peak or taper; under it one line per day of the week, Monday to Sunday, \
+            like '- Tuesday: Easy run 45 min', '- Thursday: Tempo run 30 min', '- Saturday: Long run 12 km' or \
+            '- Friday: Rest'. No other text.";
+        let mut user = format!(
+            "Weeks: {}\nAthlete level: {}\nTraining principle: {principle}\n",
+            input.weeks, input.level
+        );
+        if let Some(d) = input.start_date {
+            user.push_str(&format!("Start date: {d}\n"));
+        }
+        if let Some(p) = &input.additional_prompt {
+            user.push_str(&format!("Coach's instructions: {p}\n"));
+        }
+        if let Some(r) = input.recent_race {
+            user.push_str(&format!(
+                "Recent race: {:.0} m in {:.0} s\n",
+                r.distance_m, r.time_s
+            ));
+        }
+        let wanted = 200 + 260 * u64::from(input.weeks);
+        let body = json!({
+            "model": self.model,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "max_tokens": budget.allowance(wanted)?,
+            "temperature": 0.4,
+        });
+        let expected_chars = 120 + 330 * usize::try_from(input.weeks).unwrap_or(1);
+        let mut last_pct = 20u8;
+        let mut text = String::new();
+        let mut stream = self
+            .with_retries(|| async {
+                self.client
+                    .chat()
+                    .create_stream_byot::<Value, Value>(body.clone())
+                    .await
+            })
+            .await?;
+        let mut usage_seen = false;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(classify)?;
+            if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(delta);
+                let pct =
+                    u8::try_from((20 + text.len() * 70 / expected_chars).min(90)).unwrap_or(90);
+                if pct >= last_pct + 10 {
+                    last_pct = pct;
+                    ctx.progress("thinking", "Writing the draft...", pct)
+                        .await?;
+                }
+            }
+            if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+                usage_seen = true;
+                budget.add(
+                    u["prompt_tokens"].as_u64().unwrap_or(0),
+                    u["completion_tokens"].as_u64().unwrap_or(0),
+                );
+            }
+        }
+        if !usage_seen {
+            // the server did not report usage: count roughly (4 characters a token)
+            budget.add(
+                ((system.len() + user.len()) / 4) as u64,
+                (text.len() / 4) as u64,
+            );
+        }
+        let text = text.trim().to_owned();
+        if text.len() < 10 {
+            return Err(JobError::Permanent(anyhow!(
+                "the model returned an empty draft"
+            )));
+        }
+        Ok(text)
+    }
+
+    /// Generates the plan week by week (several at once), emitting each week's workouts and
+    /// weekly info as soon as they validate. Returns (workouts in plan order, weekly info, warnings).
+    pub async fn plan(
+        &self,
+        ctx: &JobCtx,
+        input: &GeneratePlanInput,
+        principle: &str,
+        expected: &BTreeMap<u32, usize>,
+    ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError> {
+        let budget = self.budget();
+        let result = self
+            .plan_inner(ctx, input, principle, expected, &budget)
+            .await;
+        budget.record(ctx, &self.model);
+        result
+    }
+
+    async fn plan_inner(
+        &self,
+        ctx: &JobCtx,
+        input: &GeneratePlanInput,
+        principle: &str,
+        expected: &BTreeMap<u32, usize>,
+        budget: &Budget,
+    ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError> {
+        let expected_total: usize = expected.values().sum();
+        let sections = pacer_planner::draft_sections(&input.refined_draft);
+        let mut warnings = Vec::new();
+        let mut weeks = Vec::new();
+        for w in 1..=input.draft.weeks {
+            match sections.get(&w) {
+                Some(text) => weeks.push((w, text.clone())),
+                None => warnings.push(format!(
+                    "week {w}: not found in the draft; no workouts for it"
+                )),
+            }
+        }
+        let mut generated = futures::stream::iter(weeks)
+            .map(|(w, text)| {
+                // as many workouts as the draft has training days that week (bounds the answer)
+                let days = expected.get(&w).copied().unwrap_or(7).clamp(1, 7);
+                self.week(input, principle, w, text, days, budget)
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        let mut by_week: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
+        let mut info = serde_json::Map::new();
+        let mut count = 0usize;
+        while let Some(week) = generated.next().await {
+            let (w, workouts, week_info, week_warnings) = week?;
+            warnings.extend(week_warnings);
+            let total = expected_total.max(count + workouts.len());
+            for workout in &workouts {
+                count += 1;
+                let pct = u8::try_from(count * 100 / total.max(1))
+                    .unwrap_or(99)
+                    .min(99);
+                let message = format!("Generating workout {count} of {total}");
+                let progress = json!({"type": events::PROGRESS, "status": "generating", "message": message,
+                                      "count": count, "total": total, "progress": pct});
+                ctx.emit(&progress, Some((pct, &message))).await?;
+                ctx.emit(&json!({"type": events::WORKOUT, "data": workout}), None)
+                    .await?;
+            }
+            ctx.emit(
+                &json!({"type": events::WEEKLY_INFO, "data": {w.to_string(): week_info}}),
+                None,
+            )
+            .await?;
+            info.insert(w.to_string(), week_info);
+            by_week.insert(w, workouts);
+        }
+        Ok((by_week.into_values().flatten().collect(), info, warnings))
+    }
+
+    /// One week: ask, validate, re-ask once with the errors, or fail clearly.
+    async fn week(
+        &self,
+        input: &GeneratePlanInput,
+        principle: &str,
+        week: u32,
+        section: String,
+        days: usize,
+        budget: &Budget,
+    ) -> Result<(u32, Vec<Value>, Value, Vec<String>), JobError> {
+        let system = "You convert one week of a running coach's approved plan into structured workouts. Reply with \
+            JSON only, matching the schema: one workout per training day (leave rest days out), durations in \
+            seconds, distances in meters, content_blocks of type warmup, main or cooldown whose duration_seconds \
+            add up to target_duration_in_seconds, workout_sub_type such as easy-run, recovery-run, long-run, \
+            tempo, intervals, repetition, hills, fartlek, marathon-pace or race.";
+        let mut user = format!(
+            "Plan: {} weeks, athlete level {}. Training principle: {principle}\n",
+            input.draft.weeks, input.draft.level
+        );
+        if let Some(p) = &input.draft.additional_prompt {
+            user.push_str(&format!("Coach's instructions: {p}\n"));
+        }
+        user.push_str(&format!(
+            "Week {week} of the approved draft:\n{section}\nReturn week {week} as JSON."
+        ));
+        let mut messages = vec![
+            json!({"role": "system", "content": system}),
+            json!({"role": "user", "content": user}),
+        ];
+        for round in 0..2 {
+            let body = json!({
+                "model": self.model,
+                "messages": messages,
+                "stream": false,
+                "max_tokens": budget.allowance(250 + 300 * days as u64)?,
+                "temperature": 0.2,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "training_week", "strict": true, "schema": week_schema(days)}},
+            });
+            let response: Value = self
+                .with_retries(|| async {
+                    self.client
+                        .chat()
+                        .create_byot::<Value, Value>(body.clone())
+                        .await
+                })
+                .await?;
+            let answer = response["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match response.get("usage").filter(|u| u.is_object()) {
+                Some(u) => budget.add(
+                    u["prompt_tokens"].as_u64().unwrap_or(0),
+                    u["completion_tokens"].as_u64().unwrap_or(0),
+                ),
+                None => budget.add(
+                    ((system.len() + user.len()) / 4) as u64,
+                    (answer.len() / 4) as u64,
+                ),
+            }
+            match validate_week(week, &answer, input.draft.start_date) {
+                Ok((workouts, info, warnings)) => return Ok((week, workouts, info, warnings)),
+                Err(errors) if round == 0 => {
+                    messages.push(json!({"role": "assistant", "content": answer}));
+                    messages.push(json!({"role": "user", "content": format!(
+                        "That answer is invalid: {}. Reply again with corrected JSON only.", errors.join("; "))}));
+                }
+                Err(errors) => {
+                    return Err(JobError::Permanent(anyhow!(
+                        "the model's answer for week {week} is still invalid after one correction: {}",
+                        errors.join("; ")
+                    )));
+                }
+            }
+        }
+        Err(JobError::Permanent(anyhow!("week {week}: no valid answer")))
+    }
+
+    /// Runs a request, retrying 429, 5xx and connection errors with exponential backoff.
+    async fn with_retries<T, F, Fut>(&self, f: F) -> Result<T, JobError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, OpenAIError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let err = classify(e);
+                    if !matches!(err, JobError::Retryable(_)) || attempt >= self.retries {
+                        return Err(err);
+                    }
+                    let base = 250u64.saturating_mul(1 << attempt.min(6));
+                    let jitter = rand::random::<u64>() % 250;
+                    tracing::warn!(attempt, error = %err, "model request failed; retrying");
+                    tokio::time::sleep(Duration::from_millis((base + jitter).min(10_000))).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// 429, 5xx and transport errors are worth retrying; other refusals are not.
+fn classify(e: OpenAIError) -> JobError {
+    match e {
+        OpenAIError::Reqwest(e) => JobError::Retryable(anyhow!("model server unreachable: {e}")),
+        OpenAIError::StreamError(e) => JobError::Retryable(anyhow!("model stream broke: {e}")),
+        OpenAIError::ApiError(r)
+            if r.status_code.as_u16() == 429 || r.status_code.is_server_error() =>
+        {
+            JobError::Retryable(anyhow!("model server answered {}", r.status_code))
+        }
+        OpenAIError::ApiError(r) => {
+            JobError::Permanent(anyhow!("model server refused the request: {r}"))
+        }
+        // llama.cpp sends a numeric error code that async-openai cannot parse; read it ourselves
+        OpenAIError::JSONDeserialize(_, raw) => {
+            let code = serde_json::from_str::<Value>(&raw)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_u64());
+            match code {
+                Some(c) if c == 429 || c >= 500 => {
+                    JobError::Retryable(anyhow!("model server answered {c}"))
+                }
+                Some(c) => {
+                    JobError::Permanent(anyhow!("model server refused the request ({c}): {raw}"))
+                }
+                None => {
+                    JobError::Retryable(anyhow!("unreadable answer from the model server: {raw}"))
+                }
+            }
+        }
+        other => JobError::Permanent(anyhow!("model request failed: {other}")),
+    }
+}
+
+/// The JSON a week must match. String patterns and numeric bounds keep a grammar-constrained
+/// model from looping inside a value; `days` caps the number of workouts.
+fn week_schema(days: usize) -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["phase", "focus", "workouts"],
+        "properties": {
+            "phase": {"type": "string", "enum": PHASES},
+            "focus": {"type": "string", "pattern": "^[^\\n\"]{1,80}$"},
+            "workouts": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": days,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["day", "workout_name", "workout_description", "workout_sub_type",
+                                 "target_duration_in_seconds", "target_distance_in_meters", "content_blocks"],
+                    "properties": {
+                        "day": {"type": "string", "enum": DAYS},
+                        "workout_name": {"type": "string", "pattern": "^[^\\n\"]{1,60}$"},
+                        "workout_description": {"type": "string", "pattern": "^[^\\n\"]{0,200}$"},
+                        "workout_sub_type": {"type": "string", "enum": SUB_TYPES},
+                        "target_duration_in_seconds": {"type": "integer", "minimum": 600, "maximum": 14400},
+                        "target_distance_in_meters": {"type": "integer", "minimum": 0, "maximum": 60000},
+                        "content_blocks": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 3,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["type", "duration_seconds"],
+                                "properties": {
+                                    "type": {"type": "string", "enum": BLOCKS},
+                                    "duration_seconds": {"type": "integer", "minimum": 0, "maximum": 14400}
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The calendar date of `day` in plan week `week` (week 1 = the 7 days from `start`).
+fn date_of(start: NaiveDate, week: u32, day: Weekday) -> Option<String> {
+    let first = start.checked_add_days(chrono::Days::new(u64::from(week.saturating_sub(1)) * 7))?;
+    (0..7u64)
+        .filter_map(|i| first.checked_add_days(chrono::Days::new(i)))
+        .find(|d| d.weekday() == day)
+        .map(|d| d.to_string())
+}
+
+/// Checks a model's week against the schema and the plan's rules. Blocks that do not add up to
+/// the stated duration are trusted over it (the duration becomes their sum); a duplicated day
+/// keeps its first workout, with a warning. Everything else wrong is an error sent back once.
+pub fn validate_week(
+    week: u32,
+    answer: &str,
+    start: Option<NaiveDate>,
+) -> Result<(Vec<Value>, Value, Vec<String>), Vec<String>> {
+    let v: Value =
+        serde_json::from_str(answer.trim()).map_err(|e| vec![format!("not valid JSON ({e})")])?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let phase = v["phase"]
+        .as_str()
+        .map(str::to_lowercase)
+        .filter(|p| PHASES.contains(&p.as_str()));
+    if phase.is_none() {
+        errors.push("phase must be one of base, build, peak, taper".to_owned());
+    }
+    let focus = v["focus"]
+        .as_str()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .unwrap_or("Training")
+        .to_owned();
+    let items = v["workouts"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        errors.push("workouts must list at least one workout".to_owned());
+    }
+    let mut out: Vec<(usize, Value)> = Vec::new();
+    for (i, w) in items.iter().enumerate() {
+        let at = |what: &str| format!("workouts[{i}].{what}");
+        let day = w["day"]
+            .as_str()
+            .and_then(|d| DAYS.iter().position(|x| x.eq_ignore_ascii_case(d.trim())));
+        let sub_type = w["workout_sub_type"]
+            .as_str()
+            .map(|s| s.trim().to_lowercase().replace([' ', '_'], "-"))
+            .filter(|s| !s.is_empty());
+        // a nameless workout is named after its type rather than rejected
+        let name = w["workout_name"]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| sub_type.as_deref().map(title));
+        let distance = w["target_distance_in_meters"]
+            .as_i64()
+            .filter(|d| (0..=100_000).contains(d));
+        let mut duration = w["target_duration_in_seconds"]
+            .as_i64()
+            .filter(|d| (60..=21_600).contains(d));
+        let mut blocks = Vec::new();
+        let mut sum = 0i64;
+        let given_blocks = w["content_blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty());
+        for (j, b) in w["content_blocks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let t = b["type"]
+                .as_str()
+                .map(str::to_lowercase)
+                .filter(|t| BLOCKS.contains(&t.as_str()));
+            let d = b["duration_seconds"]
+                .as_i64()
+                .filter(|d| (0..=21_600).contains(d));
+            match (t, d) {
+                (Some(t), Some(d)) => {
+                    sum += d;
+                    blocks.push(json!({"type": t, "duration_seconds": d}));
+                }
+                _ => errors.push(format!(
+                    "{}: type must be warmup, main or cooldown and duration_seconds 0..21600",
+                    at(&format!("content_blocks[{j}]"))
+                )),
+            }
+        }
+        if !given_blocks {
+            if let Some(d) = duration {
+                blocks.push(json!({"type": "main", "duration_seconds": d}));
+            }
+        } else if duration != Some(sum) && (60..=21_600).contains(&sum) {
+            duration = Some(sum);
+        }
+        if day.is_none() {
+            errors.push(format!("{} must be a weekday name", at("day")));
+        }
+        if sub_type.is_none() {
+            errors.push(format!("{} must not be empty", at("workout_sub_type")));
+        }
+        if duration.is_none() {
+            errors.push(format!(
+                "{} must be an integer between 60 and 21600",
+                at("target_duration_in_seconds")
+            ));
+        }
+        if distance.is_none() {
+            errors.push(format!(
+                "{} must be an integer between 0 and 100000",
+                at("target_distance_in_meters")
+            ));
+        }
+        if let (Some(day), Some(name), Some(sub_type), Some(duration), Some(distance)) =
+            (day, name, sub_type, duration, distance)
+        {
+            if out.iter().any(|(d, _)| *d == day) {
+                warnings.push(format!(
+                    "week {week} {}: the model gave two workouts; kept the first",
+                    DAYS[day]
+                ));
+                continue;
+            }
+            let mut workout = json!({
+                "week": week,
+                "phase": phase.clone().unwrap_or_default(),
+                "day": DAYS[day],
+                "workout_name": name,
+                "workout_description": w["workout_description"].as_str().unwrap_or_default(),
+                "workout_type": "run",
+                "workout_sub_type": sub_type,
+                "target_duration_in_seconds": duration,
+                "target_distance_in_meters": distance,
+                "content_blocks": blocks,
+            });
+            if let Some(start) = start
+                && let Some(date) = date_of(start, week, weekday(day))
+            {
+                workout["date"] = json!(date);
+            }
+            out.push((day, workout));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    out.sort_by_key(|(d, _)| *d);
+    let total_m: i64 = out
+        .iter()
+        .filter_map(|(_, w)| w["target_distance_in_meters"].as_i64())
+        .sum();
+    let info = json!({"phase": phase.unwrap_or_default(), "focus": focus, "total_distance_km": (total_m as f64 / 100.0).round() / 10.0});
+    Ok((out.into_iter().map(|(_, w)| w).collect(), info, warnings))
+}
+
+fn title(sub_type: &str) -> String {
+    let words: Vec<String> = sub_type
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    words.join(" ")
+}
+
+fn weekday(i: usize) -> Weekday {
+    [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ][i.min(6)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn week_json(blocks_sum_ok: bool) -> String {
+        let main = if blocks_sum_ok { 1800 } else { 1500 };
+        json!({"phase": "base", "focus": "Aerobic", "workouts": [
+            {"day": "wednesday", "workout_name": "Tempo", "workout_description": "", "workout_sub_type": "tempo",
+             "target_duration_in_seconds": 2400, "target_distance_in_meters": 7000,
+             "content_blocks": [{"type": "warmup", "duration_seconds": 600}, {"type": "main", "duration_seconds": main}]},
+            {"day": "Monday", "workout_name": "Easy", "workout_description": "", "workout_sub_type": "Easy Run",
+             "target_duration_in_seconds": 1800, "target_distance_in_meters": 5000, "content_blocks": []}
+        ]})
+        .to_string()
+    }
+
+    #[test]
+    fn a_valid_week_is_normalised_and_sorted() {
+        let start = NaiveDate::from_ymd_opt(2025, 5, 7);
+        let (w, info, warnings) = validate_week(2, &week_json(true), start).unwrap();
+        assert_eq!(w[0]["day"], "Monday");
+        assert_eq!(w[0]["workout_sub_type"], "easy-run");
+        assert_eq!(
+            w[0]["content_blocks"],
+            json!([{"type": "main", "duration_seconds": 1800}])
+        );
+        // week 2 of a plan starting Wednesday 7 May runs 14–20 May: its Monday is the 19th
+        assert_eq!(w[0]["date"], "2025-05-19");
+        assert_eq!(w[1]["date"], "2025-05-14");
+        assert_eq!(info["total_distance_km"], 12.0);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn blocks_win_over_a_wrong_duration() {
+        let (w, _, _) = validate_week(1, &week_json(false), None).unwrap();
+        let tempo = w.iter().find(|x| x["day"] == "Wednesday").unwrap();
+        assert_eq!(tempo["target_duration_in_seconds"], 2100);
+        assert!(tempo.get("date").is_none());
+    }
+
+    #[test]
+    fn invalid_answers_list_their_errors() {
+        assert!(validate_week(1, "{not json", None).unwrap_err()[0].contains("not valid JSON"));
+        let errs = validate_week(
+            1,
+            r#"{"phase": "x", "focus": "", "workouts": [{"day": "Funday"}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("phase")));
+        assert!(errs.iter().any(|e| e.contains("workouts[0].day")));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("target_duration_in_seconds"))
+        );
+    }
+
+    #[test]
+    fn rate_limits_and_server_errors_are_retryable() {
+        let raw =
+            r#"{"error":{"code":429,"message":"busy","type":"unavailable_error"}}"#.to_owned();
+        let e = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(matches!(
+            classify(OpenAIError::JSONDeserialize(e, raw)),
+            JobError::Retryable(_)
+        ));
+        let raw = r#"{"error":{"code":400,"message":"bad"}}"#.to_owned();
+        let e = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(matches!(
+            classify(OpenAIError::JSONDeserialize(e, raw)),
+            JobError::Permanent(_)
+        ));
+    }
+}
