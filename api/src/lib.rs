@@ -5,7 +5,10 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod jobs;
+pub mod nul;
+pub mod openapi;
 pub mod routes;
+pub mod schemas;
 pub mod sse;
 pub mod state;
 

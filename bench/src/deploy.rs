@@ -15,7 +15,6 @@ use crate::util::{Arrival, expect_status, read_sse};
 /// A spawned binary, killed (SIGKILL) and reaped when dropped.
 pub struct Proc {
     pub child: Child,
-    pub name: String,
 }
 
 impl Proc {
@@ -55,6 +54,8 @@ pub struct Deploy {
 }
 
 pub const ORG: &str = "org_bench";
+/// `PACER_DB_MAX_CONNECTIONS` of each worker process (the API keeps its default, 20).
+pub const WORKER_DB_POOL: u32 = 12;
 
 impl Deploy {
     pub async fn create(
@@ -79,10 +80,12 @@ impl Deploy {
         let mut admin = sqlx::ConnectOptions::connect(&options.clone().database("postgres"))
             .await
             .context("connecting to PostgreSQL")?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{db_name}\"")))
-            .execute(&mut admin)
-            .await
-            .context("create database")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "create database \"{db_name}\""
+        )))
+        .execute(&mut admin)
+        .await
+        .context("create database")?;
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .connect(&database_url)
@@ -149,10 +152,7 @@ impl Deploy {
             cmd.env(k, v);
         }
         let child = cmd.spawn().with_context(|| format!("spawning {bin}"))?;
-        Ok(Proc {
-            child,
-            name: bin.to_owned(),
-        })
+        Ok(Proc { child })
     }
 
     pub async fn start_api(&mut self, extra: &[(&str, &str)]) -> Result<()> {
@@ -170,7 +170,10 @@ impl Deploy {
             if let Some(api) = self.api.as_mut()
                 && let Ok(Some(status)) = api.child.try_wait()
             {
-                bail!("pacer-api exited at start-up ({status}); see {}", self.log_dir.display());
+                bail!(
+                    "pacer-api exited at start-up ({status}); see {}",
+                    self.log_dir.display()
+                );
             }
             if Instant::now() > deadline {
                 bail!("pacer-api not ready after 60 s");
@@ -184,7 +187,11 @@ impl Deploy {
     }
 
     pub fn start_worker(&mut self, extra: &[(&str, &str)]) -> Result<u32> {
-        let p = self.spawn("pacer-worker", &[], extra)?;
+        // PostgreSQL here allows 100 connections: 4 workers × 12 + the API's 20 leave room
+        let pool = WORKER_DB_POOL.to_string();
+        let mut env: Vec<(&str, &str)> = vec![("PACER_DB_MAX_CONNECTIONS", pool.as_str())];
+        env.extend_from_slice(extra);
+        let p = self.spawn("pacer-worker", &[], &env)?;
         let pid = p.pid();
         self.workers.push(p);
         Ok(pid)
@@ -245,7 +252,10 @@ impl Deploy {
                 .query_async(&mut conn)
                 .await?;
             if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await?;
                 deleted += n;
             }
             cursor = next;
@@ -308,66 +318,23 @@ impl Deploy {
         json!({"kind": "generate_draft", "input": {"weeks": weeks, "level": "beginner", "org_id": ORG}})
     }
 
-    /// `POST /api/v1/jobs`; returns the job id.
+    pub fn client(&self) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base(),
+        }
+    }
+
     pub async fn submit(&self, token: &str, body: &Value) -> Result<Uuid> {
-        let res = self
-            .http
-            .post(format!("{}/api/v1/jobs", self.base()))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await?;
-        let v = expect_status(res, 202).await?;
-        let id = v["data"]["job_id"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no job_id in {v}"))?;
-        Ok(Uuid::parse_str(id)?)
+        self.client().submit(token, body).await
     }
 
-    /// Opens the job's event stream; returns once the response headers are in.
-    pub async fn open_events(&self, token: &str, id: Uuid) -> Result<reqwest::Response> {
-        let res = self
-            .http
-            .get(format!("{}/api/v1/jobs/{id}/events", self.base()))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        if res.status() != 200 {
-            bail!("events of {id}: HTTP {}", res.status());
-        }
-        Ok(res)
-    }
-
-    /// Follows a job's events to `done`.
     pub async fn follow(&self, token: &str, id: Uuid, timeout: Duration) -> Result<Vec<Arrival>> {
-        let res = self.open_events(token, id).await?;
-        read_sse(res, timeout).await
+        self.client().follow(token, id, timeout).await
     }
 
-    pub async fn job(&self, token: &str, id: Uuid) -> Result<Value> {
-        let res = self
-            .http
-            .get(format!("{}/api/v1/jobs/{id}", self.base()))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        Ok(expect_status(res, 200).await?["data"].clone())
-    }
-
-    /// Polls the job until it is finished; returns it.
     pub async fn wait_finished(&self, token: &str, id: Uuid, timeout: Duration) -> Result<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let job = self.job(token, id).await?;
-            let state = job["state"].as_str().unwrap_or_default();
-            if ["succeeded", "failed", "cancelled"].contains(&state) {
-                return Ok(job);
-            }
-            if Instant::now() > deadline {
-                bail!("job {id} still {state} after {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.client().wait_finished(token, id, timeout).await
     }
 
     /// One job submitted and followed to `done` (checks the system answers end to end).
@@ -402,4 +369,75 @@ impl Deploy {
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// A cheap, cloneable HTTP client of the deployment's API (for spawned tasks).
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    /// `POST /api/v1/jobs`; returns the job id.
+    pub async fn submit(&self, token: &str, body: &Value) -> Result<Uuid> {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/jobs", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        let v = expect_status(res, 202).await?;
+        let id = v["data"]["job_id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no job_id in {v}"))?;
+        Ok(Uuid::parse_str(id)?)
+    }
+
+    /// Opens the job's event stream; returns once the response headers are in.
+    pub async fn open_events(&self, token: &str, id: Uuid) -> Result<reqwest::Response> {
+        let res = self
+            .http
+            .get(format!("{}/api/v1/jobs/{id}/events", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        if res.status() != 200 {
+            bail!("events of {id}: HTTP {}", res.status());
+        }
+        Ok(res)
+    }
+
+    /// Follows a job's events to `done`.
+    pub async fn follow(&self, token: &str, id: Uuid, timeout: Duration) -> Result<Vec<Arrival>> {
+        let res = self.open_events(token, id).await?;
+        read_sse(res, timeout).await
+    }
+
+    pub async fn job(&self, token: &str, id: Uuid) -> Result<Value> {
+        let res = self
+            .http
+            .get(format!("{}/api/v1/jobs/{id}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        Ok(expect_status(res, 200).await?["data"].clone())
+    }
+
+    /// Polls the job until it is finished; returns it.
+    pub async fn wait_finished(&self, token: &str, id: Uuid, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(token, id).await?;
+            let state = job["state"].as_str().unwrap_or_default();
+            if ["succeeded", "failed", "cancelled"].contains(&state) {
+                return Ok(job);
+            }
+            if Instant::now() > deadline {
+                bail!("job {id} still {state} after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -103,7 +103,12 @@ pub async fn read_sse(res: reqwest::Response, timeout: Duration) -> Result<Vec<A
     loop {
         let next = tokio::time::timeout_at(deadline, body.next())
             .await
-            .map_err(|_| anyhow!("SSE stream not done after {timeout:?} ({} events)", out.len()))?;
+            .map_err(|_| {
+                anyhow!(
+                    "SSE stream not done after {timeout:?} ({} events)",
+                    out.len()
+                )
+            })?;
         let Some(chunk) = next else { return Ok(out) };
         let chunk = chunk?;
         let at = Instant::now();
@@ -148,7 +153,10 @@ pub struct Published {
 
 impl Published {
     /// Subscribes to `channel` and records every `"<job id> <seq> <payload>"` message.
-    pub async fn listen(redis_url: &str, channel: &str) -> Result<(Self, tokio::task::JoinHandle<()>)> {
+    pub async fn listen(
+        redis_url: &str,
+        channel: &str,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>)> {
         let client = redis::Client::open(redis_url)?;
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(channel).await?;
@@ -175,13 +183,10 @@ impl Published {
     }
 
     pub fn get(&self, job: Uuid, seq: u64) -> Option<Instant> {
-        self.inner.lock().ok().and_then(|m| m.get(&(job, seq)).copied())
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.clear();
-        }
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(job, seq)).copied())
     }
 }
 
@@ -209,7 +214,10 @@ pub async fn expect_status(res: reqwest::Response, status: u16) -> Result<Value>
     let got = res.status().as_u16();
     let text = res.text().await?;
     if got != status {
-        bail!("HTTP {got} (wanted {status}): {}", text.chars().take(300).collect::<String>());
+        bail!(
+            "HTTP {got} (wanted {status}): {}",
+            text.chars().take(300).collect::<String>()
+        );
     }
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }

@@ -120,9 +120,22 @@ async fn handle(
     )
     .map_err(|e| format!("retry settings: {e:?}"))?
     .make_backoff();
+    // a job leased by another worker is looked at again until that lease could have expired
+    // (its owner died) and then left to the owner
+    let busy_limit = ctx.config.common.job_lease() * 3;
+    let mut busy_since = None;
     loop {
         match runner::run(ctx.clone(), msg.job_id).await {
             Ok(()) => return Ok(()),
+            Err(runner::JobError::Busy)
+                if busy_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    > busy_limit =>
+            {
+                tracing::debug!(job.id = %msg.job_id, "leaving the job to the worker that holds it");
+                return Ok(());
+            }
             Err(e) if worker.is_shutting_down() => return Err(e.into()),
             Err(_) => backoff.next_backoff().await,
         }

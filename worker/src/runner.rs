@@ -26,6 +26,9 @@ pub enum JobError {
     Permanent(anyhow::Error),
     #[error("cancelled")]
     Cancelled,
+    /// Another worker holds the job's lease (a duplicate delivery, or an owner that just died).
+    #[error("the job is running on another worker")]
+    Busy,
     /// The lease was lost (another worker took the job over): drop this attempt silently.
     #[error("lease lost")]
     LeaseLost,
@@ -110,9 +113,9 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             finish(&worker, &row, Err(JobError::Cancelled), None).await?;
             return Ok(());
         }
-        Claim::Skip(why @ "running on another worker") => {
+        Claim::Skip("running on another worker") => {
             // maybe its worker just died and the lease has not expired yet: look again later
-            return Err(JobError::Retryable(anyhow!("job {job_id} is {why}")));
+            return Err(JobError::Busy);
         }
         Claim::Skip(why) => {
             tracing::debug!(job.id = %job_id, why, "skipping delivery");
@@ -253,7 +256,7 @@ async fn finish(
         Err(JobError::Permanent(e) | JobError::Retryable(e)) => {
             (JobState::Failed, None, Some(e.to_string()))
         }
-        Err(JobError::LeaseLost) => return Ok(()),
+        Err(JobError::LeaseLost | JobError::Busy) => return Ok(()),
     };
     let won = jobs::finish(
         &worker.db,

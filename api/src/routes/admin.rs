@@ -6,6 +6,8 @@ use pacer_common::db::orgs::{get_org, upsert_org};
 use pacer_common::db::users::{UserUpsert, get_user, upsert_user};
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::json;
 
 use crate::auth::{app_state, claims, require_role};
@@ -34,7 +36,18 @@ fn path_id(req: &Request, name: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::field(name, "must be 1 to 200 characters"))
 }
 
-#[handler]
+#[endpoint(
+    tags("admin"),
+    summary = "Show an organization (admin)",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = String, Path, min_length = 1, max_length = 200, description = "Organization id"),
+    ),
+    responses(
+        (status_code = 200, description = "The organization", body = s::OrgEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 async fn show_org(
     req: &mut Request,
     depot: &mut Depot,
@@ -51,7 +64,19 @@ async fn show_org(
 }
 
 /// `PUT /api/v1/admin/orgs/{org_id}` `{"name", "features": [..], "training_principle"}`.
-#[handler]
+#[endpoint(
+    tags("admin"),
+    summary = "Create or update an organization (admin, idempotent)",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = String, Path, min_length = 1, max_length = 200, description = "Organization id"),
+    ),
+    request_body = s::OrgUpsert,
+    responses(
+        (status_code = 200, description = "The organization", body = s::OrgEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 413, 500)
+)]
 async fn put_org(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     require_role(claims(depot)?, &[Role::Admin])?;
     let state = app_state(depot)?.clone();
@@ -76,7 +101,18 @@ async fn put_org(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("admin"),
+    summary = "Show a user (admin; a coach: its organization's users)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+    ),
+    responses(
+        (status_code = 200, description = "The user", body = s::UserEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 async fn show_user(
     req: &mut Request,
     depot: &mut Depot,
@@ -98,7 +134,19 @@ async fn show_user(
 
 /// `PUT /api/v1/admin/users/{user_id}` `{"org_id", "role", "display_name", "username", "email",
 /// "profile_image_url", "assigned_coach_id", "groups": [..], "labels": [..], "timezone"}`.
-#[handler]
+#[endpoint(
+    tags("admin"),
+    summary = "Create or update a user (admin; a coach: athletes of its organization)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+    ),
+    request_body = s::UserUpsert,
+    responses(
+        (status_code = 200, description = "The user", body = s::UserEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 413, 500)
+)]
 async fn put_user(
     req: &mut Request,
     depot: &mut Depot,

@@ -12,6 +12,8 @@ use pacer_common::db::{orgs, users, workouts};
 use pacer_common::jobs::{GenerateDraftInput, GeneratePlanInput, JobKind, JobState};
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -140,7 +142,21 @@ fn stream(state: AppState, row: &JobRow, mode: StreamMode, res: &mut Response) {
 }
 
 /// `POST /api/v1/ai-coach/generate-draft`
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Generate a readable plan draft",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = s::GenerateDraftRequest,
+    responses(
+        (status_code = 200, description = "The draft", body = s::DraftEnvelope),
+        (status_code = 202, description = "Still running after `PACER_SYNC_TIMEOUT_SECS`: follow `status_url` or `events_url`", body = s::JobAcceptedEnvelope),
+        (status_code = 500, description = "The generation failed (`generation_failed`) or an internal error", body = s::ErrorBody),
+    ),
+    status_codes(200, 202, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn generate_draft(
     req: &mut Request,
     depot: &mut Depot,
@@ -151,7 +167,19 @@ async fn generate_draft(
 }
 
 /// `POST /api/v1/ai-coach/generate-draft/stream`: progress, result, error, done.
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Generate a draft, streamed (SSE)",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = s::GenerateDraftRequest,
+    responses(
+        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each `data:` line is a JobEvent: progress, result (data = DraftResult), error, done", body = s::JobEvent, content_type = "text/event-stream"),
+    ),
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn generate_draft_stream(
     req: &mut Request,
     depot: &mut Depot,
@@ -163,7 +191,21 @@ async fn generate_draft_stream(
 }
 
 /// `POST /api/v1/ai-coach/generate-plan`
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Turn a draft into structured workouts",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = s::GeneratePlanRequest,
+    responses(
+        (status_code = 200, description = "The plan", body = s::PlanEnvelope),
+        (status_code = 202, description = "Still running after `PACER_SYNC_TIMEOUT_SECS`: follow `status_url` or `events_url`", body = s::JobAcceptedEnvelope),
+        (status_code = 500, description = "The generation failed (`generation_failed`) or an internal error", body = s::ErrorBody),
+    ),
+    status_codes(200, 202, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn generate_plan(
     req: &mut Request,
     depot: &mut Depot,
@@ -174,7 +216,19 @@ async fn generate_plan(
 }
 
 /// `POST /api/v1/ai-coach/generate-plan/stream`: progress, one result with the content, done.
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Generate a plan, streamed (SSE): progress, one result, done",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = s::GeneratePlanRequest,
+    responses(
+        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each `data:` line is a JobEvent: progress, result (data = PlanResult), error, done", body = s::JobEvent, content_type = "text/event-stream"),
+    ),
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn generate_plan_stream(
     req: &mut Request,
     depot: &mut Depot,
@@ -186,7 +240,19 @@ async fn generate_plan_stream(
 }
 
 /// `POST /api/v1/ai-coach/generate-plan/stream-content`: progress, workout, weekly_info, result, done.
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Generate a plan, workout by workout (SSE)",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = s::GeneratePlanRequest,
+    responses(
+        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each `data:` line is a JobEvent: progress (count/total), workout (data = PlanWorkout), weekly_info (data = {week: WeeklyInfo}) after each week, result (total_workouts, weekly_info), error, done", body = s::JobEvent, content_type = "text/event-stream"),
+    ),
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn generate_plan_stream_content(
     req: &mut Request,
     depot: &mut Depot,
@@ -204,7 +270,18 @@ fn org_param(req: &Request) -> Result<String, ApiError> {
 }
 
 /// `GET /api/v1/ai-coach/training-principle/{org_id}`: personal > organization > default.
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "The resolved training principle (personal > organization > default)",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = String, Path, min_length = 1, max_length = 200, description = "Organization id (the coach's own)"),
+    ),
+    responses(
+        (status_code = 200, description = "The principle and its source", body = s::TrainingPrincipleEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 async fn get_principle(
     req: &mut Request,
     depot: &mut Depot,
@@ -222,7 +299,19 @@ async fn get_principle(
 }
 
 /// `PUT /api/v1/ai-coach/training-principle/{org_id}` `{"training_principle", "scope": "org" | "personal"}`.
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Set the organization's or the coach's personal training principle",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = String, Path, min_length = 1, max_length = 200, description = "Organization id (the coach's own)"),
+    ),
+    request_body = s::TrainingPrincipleUpdate,
+    responses(
+        (status_code = 200, description = "The principle written and its scope", body = s::TrainingPrincipleEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 async fn put_principle(
     req: &mut Request,
     depot: &mut Depot,
@@ -329,7 +418,18 @@ fn read_workout(body: &Value) -> Result<workouts::WorkoutFields, ApiError> {
     })
 }
 
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "The organization's workout library",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "Library workouts", body = s::LibraryWorkoutListEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 async fn list_workouts(
     req: &mut Request,
     depot: &mut Depot,
@@ -344,7 +444,19 @@ async fn list_workouts(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Add a library workout",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+    ),
+    request_body = s::LibraryWorkoutInput,
+    responses(
+        (status_code = 201, description = "Created", body = s::LibraryWorkoutEnvelope),
+    ),
+    status_codes(201, 400, 401, 403, 404, 413, 500)
+)]
 async fn create_workout(
     req: &mut Request,
     depot: &mut Depot,
@@ -361,7 +473,19 @@ async fn create_workout(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Show a library workout",
+    security(("bearer" = [])),
+    parameters(
+        ("workout_id" = uuid::Uuid, Path, description = "Library workout id"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "The workout", body = s::LibraryWorkoutEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 async fn show_workout(
     req: &mut Request,
     depot: &mut Depot,
@@ -376,7 +500,20 @@ async fn show_workout(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Replace a library workout",
+    security(("bearer" = [])),
+    parameters(
+        ("workout_id" = uuid::Uuid, Path, description = "Library workout id"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+    ),
+    request_body = s::LibraryWorkoutInput,
+    responses(
+        (status_code = 200, description = "The workout", body = s::LibraryWorkoutEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 async fn update_workout(
     req: &mut Request,
     depot: &mut Depot,
@@ -395,7 +532,19 @@ async fn update_workout(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "Delete a library workout",
+    security(("bearer" = [])),
+    parameters(
+        ("workout_id" = uuid::Uuid, Path, description = "Library workout id"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 204, description = "Deleted"),
+    ),
+    status_codes(204, 400, 401, 403, 404, 500)
+)]
 async fn delete_workout(
     req: &mut Request,
     depot: &mut Depot,
@@ -412,7 +561,19 @@ async fn delete_workout(
 
 /// `GET /api/v1/ai-coach/paces?distance_m=&time_s=`: VDOT, training paces and race predictions
 /// from a race result (Daniels & Gilbert).
-#[handler]
+#[endpoint(
+    tags("ai-coach"),
+    summary = "VDOT, training paces and race predictions from a race result",
+    security(("bearer" = [])),
+    parameters(
+        ("distance_m" = f64, Query, minimum = 800, maximum = 100000, description = "Race distance in meters"),
+        ("time_s" = f64, Query, minimum = 60, maximum = 86400, description = "Race time in seconds (the VDOT must fall within 15 to 90)"),
+    ),
+    responses(
+        (status_code = 200, description = "Paces (Daniels & Gilbert)", body = s::PacesEnvelope),
+    ),
+    status_codes(200, 400, 401, 500)
+)]
 async fn paces(req: &mut Request, res: &mut Response) -> Result<(), ApiError> {
     let mut details = Vec::new();
     let mut number = |name: &str, min: f64, max: f64| match req

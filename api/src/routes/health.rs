@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use pacer_common::jobs::Queue;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::json;
 
 use crate::auth::app_state;
@@ -15,13 +17,28 @@ pub fn router() -> Router {
 }
 
 /// Liveness: the process answers.
-#[handler]
+#[endpoint(
+    tags("health"),
+    summary = "Liveness",
+    responses(
+        (status_code = 200, description = "The process answers", body = s::Healthz),
+    ),
+    status_codes(200)
+)]
 async fn healthz(res: &mut Response) {
     res.render(Json(json!({"status": "ok"})));
 }
 
 /// Readiness: PostgreSQL and Redis answer.
-#[handler]
+#[endpoint(
+    tags("health"),
+    summary = "Readiness: PostgreSQL and Redis answer",
+    responses(
+        (status_code = 200, description = "Ready", body = s::Readyz),
+        (status_code = 503, description = "A dependency does not answer", body = s::Readyz),
+    ),
+    status_codes(200, 503, 500)
+)]
 async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
     let pg = tokio::time::timeout(
@@ -46,7 +63,14 @@ async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
 }
 
 /// Prometheus text format. Queue depths and job counts are read at scrape time.
-#[handler]
+#[endpoint(
+    tags("health"),
+    summary = "Prometheus metrics",
+    responses(
+        (status_code = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+    ),
+    status_codes(200, 500)
+)]
 async fn metrics_text(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
     let mut conn = state.redis.clone();

@@ -6,6 +6,8 @@ use pacer_common::events;
 use pacer_common::jobs::{JobKind, JobState};
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -24,7 +26,19 @@ pub fn router() -> Router {
 }
 
 /// `POST /api/v1/jobs` `{"kind", "input"}` with an optional `Idempotency-Key` header → 202.
-#[handler]
+#[endpoint(
+    tags("jobs"),
+    summary = "Submit a job",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = s::SubmitJob,
+    responses(
+        (status_code = 202, description = "Queued", body = s::JobAcceptedEnvelope),
+    ),
+    status_codes(202, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
@@ -90,7 +104,18 @@ pub async fn visible_job(
     }
 }
 
-#[handler]
+#[endpoint(
+    tags("jobs"),
+    summary = "Poll a job",
+    security(("bearer" = [])),
+    parameters(
+        ("job_id" = uuid::Uuid, Path, description = "The job id (another user's job is a 404)"),
+    ),
+    responses(
+        (status_code = 200, description = "The job", body = s::JobEnvelope),
+    ),
+    status_codes(200, 400, 401, 404, 500)
+)]
 async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
     let row = visible_job(state, claims(depot)?, job_id(req)?).await?;
@@ -100,7 +125,20 @@ async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
 
 /// `DELETE`: a queued job never runs (200, `cancelled`); a running one stops at its next step
 /// (202); a finished one cannot be cancelled (409).
-#[handler]
+#[endpoint(
+    tags("jobs"),
+    summary = "Cancel a job",
+    security(("bearer" = [])),
+    parameters(
+        ("job_id" = uuid::Uuid, Path, description = "The job id (another user's job is a 404)"),
+    ),
+    responses(
+        (status_code = 200, description = "Cancelled before it ran", body = s::JobEnvelope),
+        (status_code = 202, description = "Running: it stops at its next step", body = s::JobEnvelope),
+        (status_code = 409, description = "Already finished (`job_finished`)", body = s::ErrorBody),
+    ),
+    status_codes(200, 202, 400, 401, 404, 409, 500)
+)]
 async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
@@ -130,7 +168,21 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
 }
 
 /// `GET /api/v1/jobs?state=&kind=&page=&per_page=`: the caller's jobs (admin: all), newest first.
-#[handler]
+#[endpoint(
+    tags("jobs"),
+    summary = "List the caller's jobs (admins: everyone's), newest first",
+    security(("bearer" = [])),
+    parameters(
+        ("state" = Option<s::JobStateName>, Query, description = "Only jobs in this state"),
+        ("kind" = Option<s::JobKindName>, Query, description = "Only jobs of this kind"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 2147483647, description = "Page number (default 1)"),
+        ("per_page" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+    ),
+    responses(
+        (status_code = 200, description = "A page of jobs", body = s::JobListEnvelope),
+    ),
+    status_codes(200, 400, 401, 500)
+)]
 async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
     let claims = claims(depot)?;
@@ -183,7 +235,20 @@ async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
 }
 
 /// `GET /api/v1/jobs/{id}/events`: replay + live SSE; `Last-Event-ID` or `?after=n` resumes.
-#[handler]
+#[endpoint(
+    tags("jobs"),
+    summary = "Stream a job's events (SSE)",
+    security(("bearer" = [])),
+    parameters(
+        ("job_id" = uuid::Uuid, Path, description = "The job id (another user's job is a 404)"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id (wins over `after`)"),
+        ("after" = Option<u64>, Query, description = "Resume after this event id"),
+    ),
+    responses(
+        (status_code = 200, description = "`text/event-stream`: every event from the start (or after `Last-Event-ID` / `after`), then live ones until `done`; a keep-alive comment every 15 s. Each `data:` line is a JobEvent", body = s::JobEvent, content_type = "text/event-stream"),
+    ),
+    status_codes(200, 400, 401, 404, 500)
+)]
 async fn stream_events(
     req: &mut Request,
     depot: &mut Depot,

@@ -25,10 +25,14 @@ pub fn service(state: AppState) -> Service {
     );
     let router = Router::new()
         .hoop(salvo::affix_state::inject(state))
+        .hoop(crate::nul::reject_nul)
         .push(health::router())
         // AI Training authenticates on its own (it also accepts single-use custom tokens)
         .push(ai_training::router())
         .push(api);
+    // the OpenAPI document and Swagger UI, outside the auth hoop
+    let (doc, ui) = crate::openapi::routers(&router);
+    let router = router.push(doc).push(ui);
     Service::new(router).catcher(Catcher::new(json_errors))
 }
 
@@ -62,12 +66,17 @@ pub async fn read_json(req: &mut Request, state: &AppState) -> Result<Value, Api
             "the request body is empty; send a JSON object".into(),
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(
             "malformed_json",
             format!("the request body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    let nul = crate::nul::nul_fields(&value);
+    if !nul.is_empty() {
+        return Err(ApiError::validation(nul));
+    }
+    Ok(value)
 }
 
 /// A query parameter parsed as `T`; absent = `None`, unparsable = 400 naming it.

@@ -26,17 +26,22 @@ fn run(external_id: &str, start: &str, distance: f64, moving: i64) -> Value {
            "distance": distance, "moving_time": moving, "elapsed_time": moving})
 }
 
-/// Waits until no recompute_stats job of the athlete is queued or running and one succeeded.
+/// Waits until no recompute_stats job of the athlete is queued or running and one succeeded;
+/// fails at once (with the job's error) when one failed.
 async fn settled(app: &TestApp, user: &str) -> anyhow::Result<()> {
     eventually(WAIT, "recompute_stats to settle", || async {
-        let (live, done): (i64, i64) = sqlx::query_as(
+        let (live, done, failed): (i64, i64, Option<String>) = sqlx::query_as(
             "select count(*) filter (where state in ('queued', 'running')),
-                    count(*) filter (where state = 'succeeded')
+                    count(*) filter (where state = 'succeeded'),
+                    string_agg(error, '; ') filter (where state = 'failed')
                from jobs where kind = 'recompute_stats' and input->>'user_id' = $1",
         )
         .bind(user)
         .fetch_one(&app.db)
         .await?;
+        if let Some(e) = failed {
+            anyhow::bail!("recompute_stats failed: {e}");
+        }
         Ok((live == 0 && done > 0).then_some(()))
     })
     .await

@@ -4,6 +4,8 @@
 use pacer_common::db::ai_training as db;
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::{Value, json};
 
 use super::service::{self, parse_plan_body};
@@ -13,7 +15,20 @@ use crate::routes::read_json;
 
 /// `GET /api/ai-training/records?clientId=&userId=&limit=` → `{"clientId", "records"}`
 /// (routine runs, newest first; `limit` 1..=500, default 100).
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "Routine runs of a client, newest first",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+        ("userId" = Option<String>, Query, max_length = 200, description = "Only this user's runs"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"),
+    ),
+    responses(
+        (status_code = 200, description = "Runs without steps", body = s::Records),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn records(
     req: &mut Request,
     depot: &mut Depot,
@@ -49,7 +64,19 @@ async fn target(
 
 /// `GET /api/client/{clientId}/users/{userId}/ai-training/plan` → `{"plan" | null,
 /// "routineInstances"}` (the latest plan and the user's current queue).
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "A user's plan and queue",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
+        ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+    ),
+    responses(
+        (status_code = 200, description = "The plan (or null) and the queue", body = s::MyPlan),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn user_plan(
     req: &mut Request,
     depot: &mut Depot,
@@ -67,7 +94,20 @@ pub async fn user_plan(
 }
 
 /// `POST .../assign-starter-plan` (body as `my-plan/generate`) → 201 `{"plan", "routineInstances"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "Generate a plan for a user",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
+        ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+    ),
+    request_body = s::GeneratePlanInput,
+    responses(
+        (status_code = 201, description = "The plan and its routine instances", body = s::PlanWithInstances),
+    ),
+    status_codes(201, 400, 401, 403, 409, 413, 500)
+)]
 pub async fn assign_starter_plan(
     req: &mut Request,
     depot: &mut Depot,
@@ -87,7 +127,20 @@ pub async fn assign_starter_plan(
 }
 
 /// `POST .../assign-routine-template` `{"routineTemplateId"}` → 201 `{"plan", "routineInstance"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "Append a routine template to a user's queue",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
+        ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+    ),
+    request_body = s::AssignTemplate,
+    responses(
+        (status_code = 201, description = "The plan and the new instance", body = s::PlanWithInstance),
+    ),
+    status_codes(201, 400, 401, 403, 404, 409, 413, 500)
+)]
 pub async fn assign_routine_template(
     req: &mut Request,
     depot: &mut Depot,
@@ -111,7 +164,20 @@ pub async fn assign_routine_template(
 }
 
 /// `GET .../routine-runs?limit=` → `{"routineRuns"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "A user's runs",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
+        ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 50)"),
+    ),
+    responses(
+        (status_code = 200, description = "Runs", body = s::RoutineRunList),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn user_runs(
     req: &mut Request,
     depot: &mut Depot,
@@ -126,7 +192,20 @@ pub async fn user_runs(
 }
 
 /// `GET .../assessments?limit=` → `{"assessments", "assessmentSnapshot"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "A user's assessments",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
+        ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"),
+    ),
+    responses(
+        (status_code = 200, description = "Assessments and the snapshot", body = s::AssessmentList),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn user_assessments(
     req: &mut Request,
     depot: &mut Depot,
@@ -141,7 +220,20 @@ pub async fn user_assessments(
 }
 
 /// `POST .../assessments` (body as `POST /api/ai-training/assessments`) → 201.
-#[handler]
+#[endpoint(
+    tags("ai-training-admin"),
+    summary = "Record an assessment for a user",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
+        ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
+    ),
+    request_body = s::AssessmentInput,
+    responses(
+        (status_code = 201, description = "The assessment and the new snapshot", body = s::AssessmentRecorded),
+    ),
+    status_codes(201, 400, 401, 403, 413, 500)
+)]
 pub async fn record_user_assessment(
     req: &mut Request,
     depot: &mut Depot,

@@ -6,6 +6,8 @@ use pacer_common::ai_training::{GOALS, INTENSITIES, new_id};
 use pacer_common::db::ai_training as db;
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::{Value, json};
 
 use super::{admin_client, client_override, label_list, path_id};
@@ -14,7 +16,18 @@ use crate::routes::read_json;
 
 /// `GET /api/b2b/ai-training/routine-templates` → `{"clientId", "routineTemplates"}`: the
 /// library (with `visible` per the catalog) and the client's own templates (drafts included).
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "The GOFA library and the client's own templates",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "Templates", body = s::RoutineTemplateList),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn list_templates(
     req: &mut Request,
     depot: &mut Depot,
@@ -128,7 +141,19 @@ fn read_steps(r: &mut FieldReader<'_>, value: &Value) -> Option<Vec<TemplateStep
 }
 
 /// `POST /api/b2b/ai-training/routine-templates` → 201 `{"routineTemplate"}` (a draft).
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "Create a draft routine template",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    request_body = s::TemplateInput,
+    responses(
+        (status_code = 201, description = "The draft template", body = s::RoutineTemplateBody),
+    ),
+    status_codes(201, 400, 401, 403, 413, 500)
+)]
 pub async fn create_template(
     req: &mut Request,
     depot: &mut Depot,
@@ -165,7 +190,19 @@ fn read_only(id: &str) -> ApiError {
 }
 
 /// `GET /api/b2b/ai-training/routine-templates/{routineTemplateId}` → `{"routineTemplate"}`.
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "Show a routine template",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineTemplateId" = String, Path, min_length = 1, max_length = 200, description = "Routine template id"),
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "The template", body = s::RoutineTemplateBody),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn show_template(
     req: &mut Request,
     depot: &mut Depot,
@@ -181,7 +218,20 @@ pub async fn show_template(
 /// `PATCH .../routine-templates/{routineTemplateId}` (any template field) → `{"routineTemplate"}`.
 /// Library templates are read-only (403); another client's template is a 404. Queued routine
 /// instances keep the steps they were created with.
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "Update the client's own routine template",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineTemplateId" = String, Path, min_length = 1, max_length = 200, description = "Routine template id"),
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    request_body = s::TemplatePatch,
+    responses(
+        (status_code = 200, description = "The template", body = s::RoutineTemplateBody),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn update_template(
     req: &mut Request,
     depot: &mut Depot,
@@ -206,7 +256,19 @@ pub async fn update_template(
 }
 
 /// `POST .../routine-templates/{routineTemplateId}/publish` → `{"routineTemplate"}` (idempotent).
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "Publish the client's own routine template",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineTemplateId" = String, Path, min_length = 1, max_length = 200, description = "Routine template id"),
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "The published template", body = s::RoutineTemplateBody),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn publish_template(
     req: &mut Request,
     depot: &mut Depot,
@@ -251,7 +313,18 @@ async fn catalog_json(state: &crate::state::AppState, client_id: &str) -> Result
 
 /// `GET /api/b2b/ai-training/catalog` → `{"catalog": {"clientId", "customized",
 /// "visibleRoutineTemplateIds", "routineTemplates"}}`.
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "The client's library catalog",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "The catalog", body = s::CatalogBody),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn show_catalog(
     req: &mut Request,
     depot: &mut Depot,
@@ -264,7 +337,19 @@ pub async fn show_catalog(
 
 /// `PATCH /api/b2b/ai-training/catalog` `{"visibleRoutineTemplateIds": [...]}`: exactly these
 /// library templates become visible (the others hidden). Unknown ids are a 400.
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "Set which library templates are visible",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    request_body = s::CatalogPatch,
+    responses(
+        (status_code = 200, description = "The catalog", body = s::CatalogBody),
+    ),
+    status_codes(200, 400, 401, 403, 413, 500)
+)]
 pub async fn update_catalog(
     req: &mut Request,
     depot: &mut Depot,
@@ -315,7 +400,18 @@ pub async fn update_catalog(
 }
 
 /// `GET /api/b2b/ai-training/settings` → `{"settings": {"clientId", "deferLimit"}}`.
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "The client's AI Training settings",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    responses(
+        (status_code = 200, description = "Settings", body = s::SettingsBody),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn show_settings(
     req: &mut Request,
     depot: &mut Depot,
@@ -330,7 +426,19 @@ pub async fn show_settings(
 }
 
 /// `PATCH /api/b2b/ai-training/settings` `{"deferLimit": 0..=100}` → `{"settings"}`.
-#[handler]
+#[endpoint(
+    tags("b2b"),
+    summary = "Change the client's AI Training settings",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
+    ),
+    request_body = s::SettingsPatch,
+    responses(
+        (status_code = 200, description = "Settings", body = s::SettingsBody),
+    ),
+    status_codes(200, 400, 401, 403, 413, 500)
+)]
 pub async fn update_settings(
     req: &mut Request,
     depot: &mut Depot,

@@ -8,6 +8,8 @@ use pacer_common::ai_training::{CUSTOM_TOKEN_TTL_SECS, new_custom_token, new_id}
 use pacer_common::db::ai_training as db;
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
+
+use crate::schemas as s;
 use serde_json::{Value, json};
 
 use super::service::{self, parse_plan_body};
@@ -16,7 +18,15 @@ use crate::error::ApiError;
 use crate::routes::{query_param, read_json};
 
 /// `POST /api/auth/exchange-token` (bearer only) → `{"customToken", "expiresIn"}`.
-#[handler]
+#[endpoint(
+    tags("auth"),
+    summary = "Exchange a bearer token for a single-use custom token",
+    security(("bearer" = [])),
+    responses(
+        (status_code = 200, description = "A single-use token for `?customToken=`", body = s::CustomToken),
+    ),
+    status_codes(200, 400, 401, 500)
+)]
 pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (state, claims) = caller(depot)?;
     let token = new_custom_token();
@@ -35,7 +45,15 @@ pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(),
 }
 
 /// `GET /api/ai-training/my-plan` → `{"plan": {...} | null}` (the newest plan).
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "The caller's latest plan",
+    security(("bearer" = []), ("customToken" = [])),
+    responses(
+        (status_code = 200, description = "The plan, or null", body = s::MyPlan),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn my_plan(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (state, claims, client_id) = end_user(depot).await?;
     let plan = db::latest_plan(&state.db, &client_id, &claims.sub).await?;
@@ -46,7 +64,16 @@ pub async fn my_plan(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErr
 }
 
 /// `POST /api/ai-training/my-plan/generate` → 201 `{"plan", "routineInstances"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Generate a plan (replaces the active one)",
+    security(("bearer" = []), ("customToken" = [])),
+    request_body = s::GeneratePlanInput,
+    responses(
+        (status_code = 201, description = "The plan and its queued routine instances", body = s::PlanWithInstances),
+    ),
+    status_codes(201, 400, 401, 403, 409, 413, 500)
+)]
 pub async fn generate(
     req: &mut Request,
     depot: &mut Depot,
@@ -76,7 +103,18 @@ fn dedup_by_template(instances: Vec<db::InstanceRow>) -> Vec<db::InstanceRow> {
 
 /// `GET /api/ai-training/my-routine-queue?allowDuplicateRoutineTemplates=` →
 /// `{"planId", "routineInstances"}` (queued and in-progress, head first).
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "The routine queue of the active plan",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("allowDuplicateRoutineTemplates" = Option<bool>, Query, description = "Show every instance (default: later instances of a listed template are hidden)"),
+    ),
+    responses(
+        (status_code = 200, description = "Queued and in-progress instances, head first", body = s::RoutineQueue),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn routine_queue(
     req: &mut Request,
     depot: &mut Depot,
@@ -97,7 +135,16 @@ pub async fn routine_queue(
 
 /// `POST /api/ai-training/routine-runs` `{"routineInstanceId", "startedFrom"}` → 201
 /// `{"routineRun"}`. The instance must be queued (409 otherwise) and becomes in-progress.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Start a run of a queued routine instance",
+    security(("bearer" = []), ("customToken" = [])),
+    request_body = s::CreateRun,
+    responses(
+        (status_code = 201, description = "The run", body = s::RoutineRunBody),
+    ),
+    status_codes(201, 400, 401, 403, 404, 409, 413, 500)
+)]
 pub async fn create_run(
     req: &mut Request,
     depot: &mut Depot,
@@ -152,7 +199,18 @@ pub async fn create_run(
 }
 
 /// `GET /api/ai-training/routine-runs?limit=` → `{"routineRuns"}` (newest first, no steps).
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "The caller's runs, newest first (without steps)",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 50)"),
+    ),
+    responses(
+        (status_code = 200, description = "Runs", body = s::RoutineRunList),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn list_runs(
     req: &mut Request,
     depot: &mut Depot,
@@ -167,7 +225,18 @@ pub async fn list_runs(
 }
 
 /// `GET /api/ai-training/routine-runs/{routineRunId}` → `{"routineRun"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "One of the caller's runs, with its steps",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineRunId" = String, Path, min_length = 1, max_length = 200, description = "Routine run id"),
+    ),
+    responses(
+        (status_code = 200, description = "The run", body = s::RoutineRunBody),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn show_run(
     req: &mut Request,
     depot: &mut Depot,
@@ -189,7 +258,19 @@ fn run_not_found(id: &str) -> ApiError {
 /// `PATCH /api/ai-training/routine-runs/{routineRunId}` `{"status"}` → `{"routineRun",
 /// "nextRoutineInstance"}`. Completing completes the instance (the queue advances); abandoning
 /// puts the instance back in the queue. Other transitions are 409 `invalid_transition`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Change a run's status",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineRunId" = String, Path, min_length = 1, max_length = 200, description = "Routine run id"),
+    ),
+    request_body = s::PatchRun,
+    responses(
+        (status_code = 200, description = "The run and the new head of the queue", body = s::PatchRunResult),
+    ),
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+)]
 pub async fn patch_run(
     req: &mut Request,
     depot: &mut Depot,
@@ -245,7 +326,19 @@ pub async fn patch_run(
 /// latest (or the named) AI Move session is folded in, and `guidedComplete` completes a guided
 /// step. With neither, every step takes its latest session. A `created` run becomes
 /// `in-progress`; a finished run is 409.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Fold AI Move session results into a run",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineRunId" = String, Path, min_length = 1, max_length = 200, description = "Routine run id"),
+    ),
+    request_body = s::SyncRun,
+    responses(
+        (status_code = 200, description = "The run with its recomputed summary", body = s::SyncRunResult),
+    ),
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+)]
 pub async fn sync_run(
     req: &mut Request,
     depot: &mut Depot,
@@ -372,7 +465,18 @@ pub async fn sync_run(
 /// `POST /api/ai-training/routine-instances/{routineInstanceId}/defer` → `{"success": true,
 /// "routineInstance", "deferLimit", "remainingDefers"}`. Moves a queued instance behind every
 /// other one; 409 `defer_limit_reached` after the client's limit, 409 `instance_not_queued`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Move a queued routine instance to the back of the queue",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("routineInstanceId" = String, Path, min_length = 1, max_length = 200, description = "Routine instance id"),
+    ),
+    responses(
+        (status_code = 200, description = "The deferred instance", body = s::DeferResult),
+    ),
+    status_codes(200, 400, 401, 403, 404, 409, 500)
+)]
 pub async fn defer(
     req: &mut Request,
     depot: &mut Depot,
@@ -414,7 +518,21 @@ pub async fn defer(
 /// `GET /api/ai-training/progress-report?days=7` or `?from=YYYY-MM-DD&to=YYYY-MM-DD`
 /// (optional `timezone`, default the user's) → `{"adherence", "totalRuns", "completedRuns",
 /// "completionRate", "expectedRuns", "from", "to", "timezone", "series"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Adherence and completion over a window of days",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 366, description = "Window ending today (default 7); not with from/to"),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "Window start (with `to`, at most 366 days)"),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "Window end, inclusive"),
+        ("timezone" = Option<String>, Query, max_length = 64, description = "IANA time zone (default: the user's, else UTC)"),
+    ),
+    responses(
+        (status_code = 200, description = "The report, one series point per day", body = s::ProgressReport),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn progress_report(
     req: &mut Request,
     depot: &mut Depot,
@@ -516,7 +634,16 @@ fn window(req: &Request, tz: Tz) -> Result<(NaiveDate, NaiveDate), ApiError> {
 
 /// `POST /api/ai-training/assessments` `{"type", "riskTier"?, "data"?}` → 201
 /// `{"assessment", "assessmentSnapshot"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "Record an assessment",
+    security(("bearer" = []), ("customToken" = [])),
+    request_body = s::AssessmentInput,
+    responses(
+        (status_code = 201, description = "The assessment and the new snapshot", body = s::AssessmentRecorded),
+    ),
+    status_codes(201, 400, 401, 403, 413, 500)
+)]
 pub async fn record_assessment(
     req: &mut Request,
     depot: &mut Depot,
@@ -532,7 +659,18 @@ pub async fn record_assessment(
 }
 
 /// `GET /api/ai-training/assessments?limit=` → `{"assessments", "assessmentSnapshot"}`.
-#[handler]
+#[endpoint(
+    tags("ai-training"),
+    summary = "The caller's assessments, newest first",
+    security(("bearer" = []), ("customToken" = [])),
+    parameters(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"),
+    ),
+    responses(
+        (status_code = 200, description = "Assessments and the snapshot", body = s::AssessmentList),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn list_assessments(
     req: &mut Request,
     depot: &mut Depot,
@@ -549,7 +687,16 @@ pub async fn list_assessments(
 /// ...}, "result": {"completed", "durationSeconds", "caloriesBurned", "repsCompleted",
 /// "score"}}` → 201 `{"aiMoveSession"}`. The minimal surface through which AI Move reports a
 /// child session; the run must be the caller's (404) and the index one of its steps (400).
-#[handler]
+#[endpoint(
+    tags("ai-move"),
+    summary = "Report an AI Move session result",
+    security(("bearer" = []), ("customToken" = [])),
+    request_body = s::AiMoveSessionInput,
+    responses(
+        (status_code = 201, description = "The stored session", body = s::AiMoveSessionBody),
+    ),
+    status_codes(201, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn record_ai_move_session(
     req: &mut Request,
     depot: &mut Depot,

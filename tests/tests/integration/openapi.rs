@@ -1,0 +1,439 @@
+//! The OpenAPI document (issue 7): served without a token, OpenAPI 3.1, every route of the
+//! router (analytics aside: it is documented in a later step), the bearer scheme, the shared
+//! error body, the SSE routes, and the drift check: the AI Coach request and response fields in
+//! the document are the ones seed 000 documents (plus Pacer's named extensions).
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, bail};
+use pacer_tests::TestApp;
+use serde_json::Value;
+
+/// Every documented operation (method, path), analytics excluded.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/jobs"),
+    ("post", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{job_id}"),
+    ("delete", "/api/v1/jobs/{job_id}"),
+    ("get", "/api/v1/jobs/{job_id}/events"),
+    ("get", "/api/v1/admin/orgs/{org_id}"),
+    ("put", "/api/v1/admin/orgs/{org_id}"),
+    ("get", "/api/v1/admin/users/{user_id}"),
+    ("put", "/api/v1/admin/users/{user_id}"),
+    ("post", "/api/v1/ai-coach/generate-draft"),
+    ("post", "/api/v1/ai-coach/generate-draft/stream"),
+    ("post", "/api/v1/ai-coach/generate-plan"),
+    ("post", "/api/v1/ai-coach/generate-plan/stream"),
+    ("post", "/api/v1/ai-coach/generate-plan/stream-content"),
+    ("get", "/api/v1/ai-coach/training-principle/{org_id}"),
+    ("put", "/api/v1/ai-coach/training-principle/{org_id}"),
+    ("get", "/api/v1/ai-coach/workouts"),
+    ("post", "/api/v1/ai-coach/workouts"),
+    ("get", "/api/v1/ai-coach/workouts/{workout_id}"),
+    ("put", "/api/v1/ai-coach/workouts/{workout_id}"),
+    ("delete", "/api/v1/ai-coach/workouts/{workout_id}"),
+    ("get", "/api/v1/ai-coach/paces"),
+    ("post", "/api/auth/exchange-token"),
+    ("get", "/api/ai-training/my-plan"),
+    ("post", "/api/ai-training/my-plan/generate"),
+    ("get", "/api/ai-training/my-routine-queue"),
+    ("get", "/api/ai-training/routine-runs"),
+    ("post", "/api/ai-training/routine-runs"),
+    ("get", "/api/ai-training/routine-runs/{routineRunId}"),
+    ("patch", "/api/ai-training/routine-runs/{routineRunId}"),
+    ("post", "/api/ai-training/routine-runs/{routineRunId}/sync"),
+    (
+        "post",
+        "/api/ai-training/routine-instances/{routineInstanceId}/defer",
+    ),
+    ("get", "/api/ai-training/progress-report"),
+    ("get", "/api/ai-training/assessments"),
+    ("post", "/api/ai-training/assessments"),
+    ("get", "/api/ai-training/records"),
+    ("post", "/api/ai-move/sessions"),
+    ("get", "/api/client/{clientId}/users/{userId}/ai-training/plan"),
+    (
+        "post",
+        "/api/client/{clientId}/users/{userId}/ai-training/assign-starter-plan",
+    ),
+    (
+        "post",
+        "/api/client/{clientId}/users/{userId}/ai-training/assign-routine-template",
+    ),
+    (
+        "get",
+        "/api/client/{clientId}/users/{userId}/ai-training/routine-runs",
+    ),
+    (
+        "get",
+        "/api/client/{clientId}/users/{userId}/ai-training/assessments",
+    ),
+    (
+        "post",
+        "/api/client/{clientId}/users/{userId}/ai-training/assessments",
+    ),
+    ("get", "/api/b2b/ai-training/routine-templates"),
+    ("post", "/api/b2b/ai-training/routine-templates"),
+    (
+        "get",
+        "/api/b2b/ai-training/routine-templates/{routineTemplateId}",
+    ),
+    (
+        "patch",
+        "/api/b2b/ai-training/routine-templates/{routineTemplateId}",
+    ),
+    (
+        "post",
+        "/api/b2b/ai-training/routine-templates/{routineTemplateId}/publish",
+    ),
+    ("get", "/api/b2b/ai-training/catalog"),
+    ("patch", "/api/b2b/ai-training/catalog"),
+    ("get", "/api/b2b/ai-training/settings"),
+    ("patch", "/api/b2b/ai-training/settings"),
+];
+
+/// The SSE routes (`text/event-stream`).
+const STREAMS: &[(&str, &str)] = &[
+    ("get", "/api/v1/jobs/{job_id}/events"),
+    ("post", "/api/v1/ai-coach/generate-draft/stream"),
+    ("post", "/api/v1/ai-coach/generate-plan/stream"),
+    ("post", "/api/v1/ai-coach/generate-plan/stream-content"),
+];
+
+// Seed 000 (AI Coach), as documented there.
+const SEED_DRAFT_REQUEST: &[&str] = &[
+    "weeks",
+    "level",
+    "org_id",
+    "additional_prompt",
+    "training_principle",
+    "start_date",
+    "workout_preference",
+];
+const SEED_DRAFT_REQUIRED: &[&str] = &["weeks", "level", "org_id"];
+const SEED_DRAFT_RESPONSE: &[&str] = &["draft", "training_principle", "metadata"];
+const SEED_DRAFT_METADATA: &[&str] = &["weeks", "level", "org_id", "generated_at"];
+const SEED_PLAN_WORKOUT: &[&str] = &[
+    "week",
+    "phase",
+    "day",
+    "workout_name",
+    "workout_description",
+    "workout_type",
+    "workout_sub_type",
+    "target_duration_in_seconds",
+    "target_distance_in_meters",
+    "content_blocks",
+];
+const SEED_PLAN_RESPONSE: &[&str] = &["content", "weekly_info"];
+const SEED_WEEKLY_INFO: &[&str] = &["phase", "focus", "total_distance_km"];
+const SEED_PRINCIPLE_RESPONSE: &[&str] = &["training_principle", "org_id"];
+const SEED_EVENT_TYPES: &[&str] = &[
+    "progress",
+    "workout",
+    "weekly_info",
+    "result",
+    "error",
+    "done",
+];
+
+// Pacer's documented extensions of the seed (README "AI Coach"); anything else is drift.
+const EXT_REQUEST: &[&str] = &["recent_race"];
+const EXT_PLAN_WORKOUT: &[&str] = &["date"];
+const EXT_PLAN_RESPONSE: &[&str] = &[
+    "total_workouts",
+    "warnings",
+    "training_principle",
+    "metadata",
+];
+const EXT_PRINCIPLE_RESPONSE: &[&str] = &["source", "scope"];
+
+fn set(names: &[&[&str]]) -> BTreeSet<String> {
+    names
+        .iter()
+        .flat_map(|n| n.iter().map(|s| (*s).to_owned()))
+        .collect()
+}
+
+/// A schema with `$ref`s followed, and `allOf`/`oneOf` wrappers around a single non-null
+/// schema (how optional fields are written) unwrapped.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> Result<&'a Value> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .with_context(|| format!("unexpected $ref {r}"))?;
+        let target = &doc["components"]["schemas"][name];
+        if target.is_null() {
+            bail!("dangling $ref {r}");
+        }
+        return resolve(doc, target);
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        if let Some(parts) = schema.get(key).and_then(Value::as_array) {
+            let real: Vec<&Value> = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Value::as_str) != Some("null"))
+                .filter(|p| p.get("$ref").is_some() || p.get("type").is_some() || p.get("oneOf").is_some())
+                .collect();
+            if let [one] = real.as_slice() {
+                return resolve(doc, one);
+            }
+        }
+    }
+    Ok(schema)
+}
+
+fn properties(doc: &Value, schema: &Value) -> Result<BTreeSet<String>> {
+    let s = resolve(doc, schema)?;
+    let props = s["properties"]
+        .as_object()
+        .with_context(|| format!("schema without properties: {s}"))?;
+    Ok(props.keys().cloned().collect())
+}
+
+fn required(doc: &Value, schema: &Value) -> Result<BTreeSet<String>> {
+    let s = resolve(doc, schema)?;
+    Ok(s["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default())
+}
+
+fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Result<&'a Value> {
+    let s = resolve(doc, schema)?;
+    let p = &s["properties"][name];
+    if p.is_null() {
+        bail!("no property {name} in {s}");
+    }
+    resolve(doc, p)
+}
+
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> Result<&'a Value> {
+    let op = &doc["paths"][path][method];
+    if op.is_null() {
+        bail!("{method} {path} is not documented");
+    }
+    Ok(op)
+}
+
+fn request_schema<'a>(doc: &'a Value, method: &str, path: &str) -> Result<&'a Value> {
+    let s = &operation(doc, method, path)?["requestBody"]["content"]["application/json"]["schema"];
+    if s.is_null() {
+        bail!("{method} {path} has no JSON request body");
+    }
+    Ok(s)
+}
+
+fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: &str) -> Result<&'a Value> {
+    let s = &operation(doc, method, path)?["responses"][status]["content"]["application/json"]["schema"];
+    if s.is_null() {
+        bail!("{method} {path} has no JSON {status} response");
+    }
+    Ok(s)
+}
+
+/// The `data` of a `{"status", "data"}` envelope.
+fn envelope_data<'a>(doc: &'a Value, method: &str, path: &str, status: &str) -> Result<&'a Value> {
+    property(doc, response_schema(doc, method, path, status)?, "data")
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_and_complete() -> Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+
+    // served without a token
+    let (status, doc) = app
+        .request(reqwest::Method::GET, None, "/api-docs/openapi.json", None)
+        .await?;
+    assert_eq!(status, 200, "{doc}");
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3.1"), "openapi is {version:?}");
+    assert!(doc["info"]["title"].is_string());
+
+    // every route of the router (analytics aside), and nothing else
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .context("no paths")?
+        .iter()
+        .filter(|(path, _)| !path.contains("analytics"))
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(m, _)| {
+                    ["get", "put", "post", "delete", "patch", "head", "options"].contains(&m.as_str())
+                })
+                .map(move |(m, _)| (m.clone(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, undocumented in the test {extra:?}"
+    );
+
+    // the bearer scheme, required by every /api route
+    let bearer = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(bearer["type"], "http", "{bearer}");
+    assert_eq!(bearer["scheme"], "bearer", "{bearer}");
+    assert_eq!(bearer["bearerFormat"], "JWT", "{bearer}");
+    let error_ref = "#/components/schemas/ErrorBody";
+    for (method, path) in OPERATIONS {
+        let op = operation(&doc, method, path)?;
+        let ids = op["operationId"].as_str().unwrap_or_default();
+        assert!(!ids.is_empty(), "{method} {path} has no operationId");
+        let responses = op["responses"].as_object().context("no responses")?;
+        assert!(
+            responses.keys().any(|c| c.starts_with('2')),
+            "{method} {path} documents no success"
+        );
+        if path.starts_with("/api/") {
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .flat_map(|o| o.keys().map(String::as_str))
+                .collect();
+            assert!(schemes.contains(&"bearer"), "{method} {path}: security {schemes:?}");
+            let unauthorized = &responses["401"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(unauthorized, error_ref, "{method} {path}: 401");
+        }
+        // every documented error carries the shared error body
+        for (code, r) in responses {
+            if code.starts_with('4') || code == "500" {
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"], error_ref,
+                    "{method} {path}: {code}"
+                );
+            }
+        }
+    }
+    let error_body = properties(&doc, &serde_json::json!({"$ref": error_ref}))?;
+    assert_eq!(error_body, set(&[&["status", "code", "error", "details"]]));
+    let detail = property(&doc, &serde_json::json!({"$ref": error_ref}), "details")?;
+    assert_eq!(
+        properties(&doc, &detail["items"])?,
+        set(&[&["field", "message"]])
+    );
+
+    // SSE routes: text/event-stream, events described
+    for (method, path) in STREAMS {
+        let ok = &operation(&doc, method, path)?["responses"]["200"]["content"];
+        let schema = &ok["text/event-stream"]["schema"];
+        assert!(!schema.is_null(), "{method} {path}: {ok}");
+        let kind = property(&doc, schema, "type")?;
+        let types: BTreeSet<String> = kind["enum"]
+            .as_array()
+            .context("event type enum")?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(types, set(&[SEED_EVENT_TYPES]), "{method} {path}");
+    }
+
+    // limits are documented
+    let draft_req = request_schema(&doc, "post", "/api/v1/ai-coach/generate-draft")?;
+    let weeks = property(&doc, draft_req, "weeks")?;
+    assert_eq!((weeks["minimum"].as_i64(), weeks["maximum"].as_i64()), (Some(1), Some(52)));
+    let level = property(&doc, draft_req, "level")?;
+    assert_eq!(
+        level["enum"],
+        serde_json::json!(["beginner", "intermediate", "advanced"])
+    );
+    assert_eq!(property(&doc, draft_req, "start_date")?["format"], "date");
+
+    // drift check: AI Coach fields = seed 000 (+ named extensions)
+    assert_eq!(
+        properties(&doc, draft_req)?,
+        set(&[SEED_DRAFT_REQUEST, EXT_REQUEST]),
+        "generate-draft request"
+    );
+    assert_eq!(required(&doc, draft_req)?, set(&[SEED_DRAFT_REQUIRED]));
+    for path in [
+        "/api/v1/ai-coach/generate-draft",
+        "/api/v1/ai-coach/generate-draft/stream",
+    ] {
+        assert_eq!(
+            properties(&doc, request_schema(&doc, "post", path)?)?,
+            set(&[SEED_DRAFT_REQUEST, EXT_REQUEST]),
+            "{path} request"
+        );
+    }
+    for path in [
+        "/api/v1/ai-coach/generate-plan",
+        "/api/v1/ai-coach/generate-plan/stream",
+        "/api/v1/ai-coach/generate-plan/stream-content",
+    ] {
+        let req = request_schema(&doc, "post", path)?;
+        assert_eq!(
+            properties(&doc, req)?,
+            set(&[SEED_DRAFT_REQUEST, &["refined_draft"], EXT_REQUEST]),
+            "{path} request"
+        );
+        assert_eq!(
+            required(&doc, req)?,
+            set(&[SEED_DRAFT_REQUIRED, &["refined_draft"]])
+        );
+    }
+    let draft = envelope_data(&doc, "post", "/api/v1/ai-coach/generate-draft", "200")?;
+    assert_eq!(properties(&doc, draft)?, set(&[SEED_DRAFT_RESPONSE]), "draft response");
+    assert_eq!(
+        properties(&doc, property(&doc, draft, "metadata")?)?,
+        set(&[SEED_DRAFT_METADATA]),
+        "draft metadata"
+    );
+    let plan = envelope_data(&doc, "post", "/api/v1/ai-coach/generate-plan", "200")?;
+    assert_eq!(
+        properties(&doc, plan)?,
+        set(&[SEED_PLAN_RESPONSE, EXT_PLAN_RESPONSE]),
+        "plan response"
+    );
+    let content = property(&doc, plan, "content")?;
+    assert_eq!(content["type"], "array");
+    assert_eq!(
+        properties(&doc, &content["items"])?,
+        set(&[SEED_PLAN_WORKOUT, EXT_PLAN_WORKOUT]),
+        "plan workout"
+    );
+    let weekly = property(&doc, plan, "weekly_info")?;
+    assert_eq!(
+        properties(&doc, &weekly["additionalProperties"])?,
+        set(&[SEED_WEEKLY_INFO]),
+        "weekly_info"
+    );
+    let principle = envelope_data(
+        &doc,
+        "get",
+        "/api/v1/ai-coach/training-principle/{org_id}",
+        "200",
+    )?;
+    assert_eq!(
+        properties(&doc, principle)?,
+        set(&[SEED_PRINCIPLE_RESPONSE, EXT_PRINCIPLE_RESPONSE]),
+        "training-principle response"
+    );
+    let principle_req =
+        request_schema(&doc, "put", "/api/v1/ai-coach/training-principle/{org_id}")?;
+    assert!(properties(&doc, principle_req)?.contains("training_principle"));
+
+    // Swagger UI, embedded (no CDN)
+    let res = reqwest::get(format!("{}/api-docs/", app.base())).await?;
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await?;
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://"), "Swagger UI loads something remote: {html}");
+    let res = reqwest::get(format!("{}/api-docs/swagger-ui-bundle.js", app.base())).await?;
+    assert_eq!(res.status().as_u16(), 200, "embedded bundle");
+    Ok(())
+}
