@@ -72,7 +72,8 @@ instance=$(api GET /api/ai-training/my-routine-queue | python3 -c 'import json,s
 api POST /api/ai-training/routine-runs "{\"routineInstanceId\": \"$instance\", \"startedFrom\": \"fuzz\"}" >/dev/null
 api POST /api/v1/jobs '{"kind": "generate_draft", "input": {"weeks": 2, "level": "beginner", "org_id": "org_demo"}}' >/dev/null
 
-echo "fuzz: schemathesis $version against $base (logs in $run/)"
+echo "fuzz: schemathesis $version against $base (logs, report and schemathesis' caches in $run/)"
+cd "$run"
 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
   --url "$base" \
   --header "Authorization: Bearer $admin" \
@@ -85,5 +86,5 @@ echo "fuzz: schemathesis $version against $base (logs in $run/)"
   --request-timeout 30 \
   --exclude-path-regex '/(events|stream|stream-content)$' \
   --no-color \
-  --report-dir "$run/report" \
+  --report-dir report \
   "$@"

@@ -3,9 +3,9 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod hub;
 pub mod jobs;
-pub mod nul;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;

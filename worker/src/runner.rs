@@ -258,30 +258,19 @@ async fn finish(
         }
         Err(JobError::LeaseLost | JobError::Busy) => return Ok(()),
     };
-    let won = jobs::finish(
-        &worker.db,
-        row.id,
-        state,
-        result.as_ref(),
-        error.as_deref(),
-        usage,
-    )
-    .await?;
-    if !won {
+    let done_seq = jobs::finish(&worker.db, row.id, state, result.as_ref(), error.as_deref(), usage).await?;
+    let Some(done_seq) = done_seq else {
         return Ok(());
-    }
+    };
     metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => state.as_str()).increment(1);
     let last = match (&result, &error) {
         (Some(r), _) => events::result(r),
         (None, Some(e)) => events::error(e),
         (None, None) => events::error("failed"),
     };
-    // the row is final already; a Redis hiccup here only delays SSE until its PG re-check
-    if let Err(e) = worker.events.append(row.id, &last, None).await {
-        tracing::warn!(job.id = %row.id, error = %e, "could not append the final event");
-    }
-    if let Err(e) = worker.events.append(row.id, &events::done(), None).await {
-        tracing::warn!(job.id = %row.id, error = %e, "could not append the done event");
+    // the row is final already; a Redis hiccup here only delays SSE until its PostgreSQL re-check
+    if let Err(e) = worker.events.append_final(row.id, done_seq, &last).await {
+        tracing::warn!(job.id = %row.id, error = %e, "could not append the final events");
     }
     if let Some(e) = &error {
         tracing::info!(job.id = %row.id, job.kind = %row.kind, state = state.as_str(), error = %e, "job finished");

@@ -143,13 +143,9 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     let state = app_state(depot)?.clone();
     let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
     match cancel(&state.db, row.id).await? {
-        CancelOutcome::Cancelled => {
+        CancelOutcome::Cancelled(done_seq) => {
             // nobody else writes events for a job that never ran: close its stream here
-            state
-                .events
-                .append(row.id, &events::error("cancelled"), None)
-                .await?;
-            state.events.append(row.id, &events::done(), None).await?;
+            state.events.append_final(row.id, done_seq, &events::error("cancelled")).await?;
             metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => "cancelled").increment(1);
         }
         CancelOutcome::Requested => {

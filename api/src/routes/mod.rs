@@ -25,7 +25,7 @@ pub fn service(state: AppState) -> Service {
     );
     let router = Router::new()
         .hoop(salvo::affix_state::inject(state))
-        .hoop(crate::nul::reject_nul)
+        .hoop(crate::guard::reject_nul)
         .push(health::router())
         // AI Training authenticates on its own (it also accepts single-use custom tokens)
         .push(ai_training::router())
@@ -72,9 +72,9 @@ pub async fn read_json(req: &mut Request, state: &AppState) -> Result<Value, Api
             format!("the request body is not valid JSON: {e}"),
         )
     })?;
-    let nul = crate::nul::nul_fields(&value);
-    if !nul.is_empty() {
-        return Err(ApiError::validation(nul));
+    let invalid = crate::guard::body_errors(&value);
+    if !invalid.is_empty() {
+        return Err(ApiError::validation(invalid));
     }
     Ok(value)
 }

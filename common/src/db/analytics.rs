@@ -228,7 +228,8 @@ pub async fn batch_counts(db: impl PgExecutor<'_>, parent: Uuid) -> sqlx::Result
 pub async fn cancel_children(db: &PgPool, parent: Uuid) -> sqlx::Result<()> {
     sqlx::query(
         "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled',
-                message = 'cancelled', finished_at = now(), updated_at = now()
+                message = 'cancelled', finished_at = now(), updated_at = now(),
+                event_seq = event_seq + 2 -- numbers of the error and done events SSE replays from the row
           where parent_id = $1 and state = 'queued'",
     )
     .bind(parent)

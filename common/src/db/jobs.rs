@@ -290,7 +290,10 @@ pub async fn requeue_for_retry(
     Ok(r.rows_affected() == 1)
 }
 
-/// The terminal write. The first one wins; returns whether this call was it.
+/// The terminal write. The first one wins: it returns the number reserved for the job's `done`
+/// event (the final `result`/`error` gets the number before it), `None` when the job had
+/// already ended. Reserving both numbers here keeps the row and its final events consistent
+/// for readers that see the row before the events.
 pub async fn finish(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -298,27 +301,29 @@ pub async fn finish(
     result: Option<&Value>,
     error: Option<&str>,
     usage: Option<&Value>,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Option<u64>> {
     debug_assert!(state.is_terminal());
-    let r = sqlx::query(
+    let seq: Option<i64> = sqlx::query_scalar(
         "update jobs set state = $2, result = $3, error = $4, usage = coalesce($5, usage),
                 progress = case when $2 = 'succeeded' then 100 else progress end,
-                message = $2, finished_at = now(), updated_at = now()
-          where id = $1 and state in ('queued', 'running')",
+                message = $2, finished_at = now(), updated_at = now(), event_seq = event_seq + 2
+          where id = $1 and state in ('queued', 'running')
+          returning event_seq",
     )
     .bind(id)
     .bind(state.as_str())
     .bind(result.map(Json))
     .bind(error)
     .bind(usage.map(Json))
-    .execute(db)
+    .fetch_optional(db)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(seq.and_then(|n| u64::try_from(n).ok()))
 }
 
 pub enum CancelOutcome {
-    /// It was queued: now cancelled, it will never run.
-    Cancelled,
+    /// It was queued: now cancelled, it will never run. Carries the number reserved for its
+    /// `done` event (see [`finish`]).
+    Cancelled(u64),
     /// It is running: its worker stops it at its next step.
     Requested,
     /// Already finished.
@@ -326,26 +331,23 @@ pub enum CancelOutcome {
 }
 
 pub async fn cancel(db: &PgPool, id: Uuid) -> sqlx::Result<CancelOutcome> {
-    let queued = sqlx::query(
+    let queued: Option<i64> = sqlx::query_scalar(
         "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled', message = 'cancelled',
-                finished_at = now(), updated_at = now()
-          where id = $1 and state = 'queued'",
+                finished_at = now(), updated_at = now(), event_seq = event_seq + 2
+          where id = $1 and state = 'queued'
+          returning event_seq",
     )
     .bind(id)
-    .execute(db)
+    .fetch_optional(db)
     .await?;
-    if queued.rows_affected() == 1 {
-        return Ok(CancelOutcome::Cancelled);
+    if let Some(seq) = queued {
+        return Ok(CancelOutcome::Cancelled(u64::try_from(seq).unwrap_or(0)));
     }
     let running = sqlx::query("update jobs set cancel_requested = true, updated_at = now() where id = $1 and state = 'running'")
         .bind(id)
         .execute(db)
         .await?;
-    if running.rows_affected() == 1 {
-        Ok(CancelOutcome::Requested)
-    } else {
-        Ok(CancelOutcome::AlreadyFinal)
-    }
+    if running.rows_affected() == 1 { Ok(CancelOutcome::Requested) } else { Ok(CancelOutcome::AlreadyFinal) }
 }
 
 /// Jobs by kind and state, for `/metrics`.

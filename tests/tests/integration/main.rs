@@ -7,5 +7,6 @@ mod analytics;
 mod auth;
 mod cli;
 mod jobs;
+mod openapi;
 mod reliability;
 mod validation;

@@ -54,7 +54,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/ai-training/assessments"),
     ("get", "/api/ai-training/records"),
     ("post", "/api/ai-move/sessions"),
-    ("get", "/api/client/{clientId}/users/{userId}/ai-training/plan"),
+    (
+        "get",
+        "/api/client/{clientId}/users/{userId}/ai-training/plan",
+    ),
     (
         "post",
         "/api/client/{clientId}/users/{userId}/ai-training/assign-starter-plan",
@@ -176,7 +179,9 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> Result<&'a Value> {
             let real: Vec<&Value> = parts
                 .iter()
                 .filter(|p| p.get("type").and_then(Value::as_str) != Some("null"))
-                .filter(|p| p.get("$ref").is_some() || p.get("type").is_some() || p.get("oneOf").is_some())
+                .filter(|p| {
+                    p.get("$ref").is_some() || p.get("type").is_some() || p.get("oneOf").is_some()
+                })
                 .collect();
             if let [one] = real.as_slice() {
                 return resolve(doc, one);
@@ -198,7 +203,12 @@ fn required(doc: &Value, schema: &Value) -> Result<BTreeSet<String>> {
     let s = resolve(doc, schema)?;
     Ok(s["required"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -227,7 +237,12 @@ fn request_schema<'a>(doc: &'a Value, method: &str, path: &str) -> Result<&'a Va
     Ok(s)
 }
 
-fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: &str) -> Result<&'a Value> {
+fn response_schema<'a>(
+    doc: &'a Value,
+    method: &str,
+    path: &str,
+    status: &str,
+) -> Result<&'a Value> {
     let s = &operation(doc, method, path)?["responses"][status]["content"]["application/json"]["schema"];
     if s.is_null() {
         bail!("{method} {path} has no JSON {status} response");
@@ -265,7 +280,8 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
                 .into_iter()
                 .flatten()
                 .filter(|(m, _)| {
-                    ["get", "put", "post", "delete", "patch", "head", "options"].contains(&m.as_str())
+                    ["get", "put", "post", "delete", "patch", "head", "options"]
+                        .contains(&m.as_str())
                 })
                 .map(move |(m, _)| (m.clone(), path.clone()))
         })
@@ -304,7 +320,10 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
                 .filter_map(Value::as_object)
                 .flat_map(|o| o.keys().map(String::as_str))
                 .collect();
-            assert!(schemes.contains(&"bearer"), "{method} {path}: security {schemes:?}");
+            assert!(
+                schemes.contains(&"bearer"),
+                "{method} {path}: security {schemes:?}"
+            );
             let unauthorized = &responses["401"]["content"]["application/json"]["schema"]["$ref"];
             assert_eq!(unauthorized, error_ref, "{method} {path}: 401");
         }
@@ -318,9 +337,10 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
             }
         }
     }
-    let error_body = properties(&doc, &serde_json::json!({"$ref": error_ref}))?;
+    let error_schema = serde_json::json!({"$ref": error_ref});
+    let error_body = properties(&doc, &error_schema)?;
     assert_eq!(error_body, set(&[&["status", "code", "error", "details"]]));
-    let detail = property(&doc, &serde_json::json!({"$ref": error_ref}), "details")?;
+    let detail = property(&doc, &error_schema, "details")?;
     assert_eq!(
         properties(&doc, &detail["items"])?,
         set(&[&["field", "message"]])
@@ -345,7 +365,10 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
     // limits are documented
     let draft_req = request_schema(&doc, "post", "/api/v1/ai-coach/generate-draft")?;
     let weeks = property(&doc, draft_req, "weeks")?;
-    assert_eq!((weeks["minimum"].as_i64(), weeks["maximum"].as_i64()), (Some(1), Some(52)));
+    assert_eq!(
+        (weeks["minimum"].as_i64(), weeks["maximum"].as_i64()),
+        (Some(1), Some(52))
+    );
     let level = property(&doc, draft_req, "level")?;
     assert_eq!(
         level["enum"],
@@ -387,7 +410,11 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
         );
     }
     let draft = envelope_data(&doc, "post", "/api/v1/ai-coach/generate-draft", "200")?;
-    assert_eq!(properties(&doc, draft)?, set(&[SEED_DRAFT_RESPONSE]), "draft response");
+    assert_eq!(
+        properties(&doc, draft)?,
+        set(&[SEED_DRAFT_RESPONSE]),
+        "draft response"
+    );
     assert_eq!(
         properties(&doc, property(&doc, draft, "metadata")?)?,
         set(&[SEED_DRAFT_METADATA]),
@@ -432,7 +459,10 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
     assert_eq!(res.status().as_u16(), 200);
     let html = res.text().await?;
     assert!(html.contains("swagger-ui"), "{html}");
-    assert!(!html.contains("https://"), "Swagger UI loads something remote: {html}");
+    assert!(
+        !html.contains("https://"),
+        "Swagger UI loads something remote: {html}"
+    );
     let res = reqwest::get(format!("{}/api-docs/swagger-ui-bundle.js", app.base())).await?;
     assert_eq!(res.status().as_u16(), 200, "embedded bundle");
     Ok(())

@@ -1,5 +1,7 @@
-//! NUL characters: PostgreSQL cannot store them (in `text` or `jsonb`), so a request carrying one
-//! is refused with a 400 up front instead of failing in the database.
+//! Input PostgreSQL cannot store or give back, refused with a 400 up front instead of failing in
+//! the database: NUL characters (not allowed in `text` or `jsonb`), and JSON numbers beyond
+//! ±1e300 (`jsonb` stores them, but writes numbers near the `f64` limit back in a form that no
+//! longer reads as an `f64`).
 
 use pacer_common::FieldError;
 use salvo::prelude::*;
@@ -33,8 +35,12 @@ pub async fn reject_nul(
     }
 }
 
-/// Every string (value or key) of a JSON body that contains a NUL, as a field error.
-pub fn nul_fields(value: &Value) -> Vec<FieldError> {
+/// The largest magnitude accepted for a JSON number.
+pub const MAX_NUMBER: f64 = 1e300;
+
+/// Every string (value or key) of a JSON body that contains a NUL, and every number beyond
+/// ±[`MAX_NUMBER`], as field errors.
+pub fn body_errors(value: &Value) -> Vec<FieldError> {
     let mut out = Vec::new();
     walk(value, "", &mut out);
     out
@@ -51,6 +57,15 @@ fn walk(value: &Value, at: &str, out: &mut Vec<FieldError>) {
     match value {
         Value::String(s) if s.contains('\0') => {
             out.push(FieldError::new(name(at), "must not contain NUL characters"));
+        }
+        Value::Number(n)
+            if n.as_f64()
+                .is_none_or(|f| !f.is_finite() || f.abs() > MAX_NUMBER) =>
+        {
+            out.push(FieldError::new(
+                name(at),
+                "must be a number between -1e300 and 1e300",
+            ));
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
