@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Fuzzes the HTTP API with schemathesis against its own OpenAPI document
-# (GET /api-docs/openapi.json): a pacer-api and a pacer-worker on a free port, with their own
+# Validates the OpenAPI document (GET /api-docs/openapi.json) as OpenAPI 3.1, then fuzzes the HTTP
+# API with schemathesis against it: a pacer-api and a pacer-worker on a free port, with their own
 # database (pacer_fuzz, recreated) and Redis prefix, an admin token, and fixtures that make the
 # routes reachable (org_demo with coach_agent + ai_training, a library workout, a routine run).
 #
 # Checks: not_a_server_error, status_code_conformance, content_type_conformance,
 # response_schema_conformance, over every documented operation, positive and negative data.
-# Excluded: the SSE routes (…/events, …/stream, …/stream-content): a stream stays open while its
-# job runs, and schemathesis cannot read text/event-stream; they are covered by the end-to-end
-# tests. Exits non-zero on any failure.
+# The SSE routes are included: a stream stays open while its job runs, so the worker runs the
+# rules provider with no step delay (jobs finish in milliseconds) and every stream ends with
+# `done`; their event payloads are not schema-checked (text/event-stream is not JSON) and are
+# covered by the end-to-end tests. Exits non-zero on any failure.
 #
 # env: FUZZ_MAX_EXAMPLES (20), FUZZ_WORKERS (2), FUZZ_SEED (fixed, for repeatable runs),
 #      PACER_CACHE (~/.cache/pacer; the schemathesis venv lives there), SCHEMATHESIS_VERSION.
@@ -20,13 +21,15 @@ scripts/services.sh
 cache=${PACER_CACHE:-$HOME/.cache/pacer}
 venv="$cache/schemathesis"
 version=${SCHEMATHESIS_VERSION:-4.32.5}
-if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
+validator=0.9.0
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version" \
+  || ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -q "^Version: $validator"; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" "openapi-spec-validator==$validator"
 fi
 
 export PACER_JWT_SECRET=fuzz-secret
-cargo build --quiet -p pacer-api -p pacer-worker
+cargo build --quiet --locked -p pacer-api -p pacer-worker
 target=${CARGO_TARGET_DIR:-target}/debug
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -40,6 +43,7 @@ export PACER_REDIS_PREFIX="pacer_fuzz_$$"
 export PACER_BIND="127.0.0.1:$port"
 export PACER_SYNC_TIMEOUT_SECS=${PACER_SYNC_TIMEOUT_SECS:-10}
 export PACER_WORKER_METRICS_BIND=127.0.0.1:0
+export PACER_RULES_STEP_DELAY_MS=0
 
 pids=()
 cleanup() {
@@ -63,14 +67,60 @@ admin=$("$target/pacer-api" token --role admin --sub usr_fuzz_admin --org org_de
 api() { # method path [body]
   curl -fsS -X "$1" "$base$2" -H "Authorization: Bearer $admin" -H 'content-type: application/json' ${3:+-d "$3"}
 }
-# fixtures: the demo organization with both features, a library workout, a plan and a run
+# fixtures: the demo organization with both features, a library workout, a plan with a run, a
+# client template and a job; the operations that name them get their ids (schemathesis.toml)
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 api PUT /api/v1/admin/orgs/org_demo '{"name": "Demo Running Club", "features": ["coach_agent", "ai_training"]}' >/dev/null
 api PUT /api/v1/admin/users/usr_fuzz_admin '{"org_id": "org_demo", "role": "admin", "timezone": "Europe/London"}' >/dev/null
-api POST /api/v1/ai-coach/workouts '{"workout_name": "Easy 30", "workout_sub_type": "easy", "target_duration_in_seconds": 1800}' >/dev/null
+workout=$(api POST /api/v1/ai-coach/workouts '{"workout_name": "Easy 30", "workout_sub_type": "easy", "target_duration_in_seconds": 1800}' | json '["data"]["id"]')
 api POST /api/ai-training/my-plan/generate '{"goal": "balance", "frequency": 3, "equipmentAvailability": ["chair"]}' >/dev/null
-instance=$(api GET /api/ai-training/my-routine-queue | python3 -c 'import json,sys; print(json.load(sys.stdin)["routineInstances"][0]["routineInstanceId"])')
-api POST /api/ai-training/routine-runs "{\"routineInstanceId\": \"$instance\", \"startedFrom\": \"fuzz\"}" >/dev/null
-api POST /api/v1/jobs '{"kind": "generate_draft", "input": {"weeks": 2, "level": "beginner", "org_id": "org_demo"}}' >/dev/null
+instance=$(api GET /api/ai-training/my-routine-queue | json '["routineInstances"][0]["routineInstanceId"]')
+deferrable=$(api GET /api/ai-training/my-routine-queue | json '["routineInstances"][-1]["routineInstanceId"]')
+run_id=$(api POST /api/ai-training/routine-runs "{\"routineInstanceId\": \"$instance\", \"startedFrom\": \"fuzz\"}" | json '["routineRun"]["routineRunId"]')
+template=$(api POST /api/b2b/ai-training/routine-templates '{"name": "Fuzz Balance", "goal": "balance", "intensity": "low", "durationMinutes": 10, "exerciseSteps": [{"exerciseId": "march-basic", "durationSeconds": 60}]}' | json '["routineTemplate"]["routineTemplateId"]')
+job=$(api POST /api/v1/jobs '{"kind": "generate_draft", "input": {"weeks": 2, "level": "beginner", "org_id": "org_demo"}}' | json '["data"]["job_id"]')
+cat >"$run/schemathesis.toml" <<TOML
+# written by scripts/fuzz.sh: fixture ids for the operations that need existing records
+[[operations]]
+include-path-regex = "^/api/v1/jobs/[{]job_id[}]"
+parameters = { "path.job_id" = "$job" }
+
+[[operations]]
+include-path-regex = "^/api/v1/ai-coach/(workouts|training-principle)"
+parameters = { "path.workout_id" = "$workout", "path.org_id" = "org_demo", "query.org_id" = "org_demo" }
+
+[[operations]]
+include-path-regex = "^/api/ai-training/routine-runs/"
+parameters = { "path.routineRunId" = "$run_id" }
+
+[[operations]]
+include-path-regex = "^/api/ai-training/routine-instances/"
+parameters = { "path.routineInstanceId" = "$deferrable" }
+
+[[operations]]
+include-path-regex = "^/api/(b2b/ai-training|ai-training/records)"
+parameters = { "path.routineTemplateId" = "$template", "query.clientId" = "org_demo" }
+
+# admin upserts write elsewhere, so the fixtures above stay as they are
+[[operations]]
+include-path-regex = "^/api/v1/admin/"
+parameters = { "path.org_id" = "org_fuzz_other", "path.user_id" = "usr_fuzz_other" }
+
+[[operations]]
+include-path-regex = "^/api/client/"
+parameters = { "path.clientId" = "org_demo", "path.userId" = "usr_fuzz_user" }
+TOML
+
+# the document itself must be valid OpenAPI 3.1
+curl -fsS "$base/api-docs/openapi.json" >"$run/openapi.json"
+"$venv/bin/python" - "$run/openapi.json" <<'PY'
+import json, sys
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+doc = json.load(open(sys.argv[1]))
+assert doc["openapi"].startswith("3.1"), doc["openapi"]
+validate(doc, cls=OpenAPIV31SpecValidator)
+print(f"fuzz: the document is valid OpenAPI {doc['openapi']} ({sum(len(v) for v in doc['paths'].values())} operations)")
+PY
 
 echo "fuzz: schemathesis $version against $base (logs, report and schemathesis' caches in $run/)"
 cd "$run"
@@ -84,7 +134,6 @@ cd "$run"
   --workers "${FUZZ_WORKERS:-2}" \
   --seed "${FUZZ_SEED:-7}" \
   --request-timeout 30 \
-  --exclude-path-regex '/(events|stream|stream-content)$' \
   --no-color \
   --report-dir report \
   "$@"

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use salvo::oapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme};
 use salvo::oapi::swagger_ui::SwaggerUi;
-use salvo::oapi::{OpenApi, SecurityScheme};
+use salvo::oapi::{Info, OpenApi, SecurityScheme};
 use salvo::prelude::*;
 use serde_json::Value;
 
@@ -20,7 +20,15 @@ const OPERATION_PREFIX: &str = "pacer_api.routes.";
 
 /// The document for `router` as JSON.
 pub fn document(router: &Router) -> Value {
-    let doc = OpenApi::new("Pacer API", env!("CARGO_PKG_VERSION"))
+    let info = Info::new("Pacer API", env!("CARGO_PKG_VERSION")).description(
+        "Job queue for running-coach products: the Jobs API (submit, poll, cancel, SSE), admin \
+         upserts, AI Coach (seed 000, snake_case) and AI Training (seed 003, camelCase). Routes \
+         under `/api` need `Authorization: Bearer <JWT>` (AI Training also accepts a single-use \
+         `customToken` query parameter). Every error is `{\"status\": \"error\", \"code\", \
+         \"error\", \"details\": [{\"field\", \"message\"}]}`; a 400 lists every invalid field. \
+         JSON bodies may not contain NUL characters or numbers beyond ±1e300.",
+    );
+    let doc = OpenApi::with_info(info)
         .add_security_scheme(
             "bearer",
             SecurityScheme::Http(

@@ -5,7 +5,10 @@
 //! follow the seeds exactly: AI Coach and the Jobs API are snake_case, AI Training camelCase.
 //! `tests/tests/integration/openapi.rs` compares the AI Coach fields with seed 000.
 
-use salvo::oapi::{Components, EndpointOutRegister, Operation, RefOr, Response, Schema, ToSchema};
+use salvo::oapi::{
+    BasicType, Components, EndpointOutRegister, Object, Operation, RefOr, Response, Schema,
+    ToSchema,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -260,6 +263,41 @@ pub struct JobEvent {
     pub error: Option<String>,
     pub total_workouts: Option<i64>,
     pub weekly_info: Option<Value>,
+}
+
+/// One Server-Sent Event as it is on the wire: `id:` (the job's event number, to resume with
+/// `Last-Event-ID`) and `data:`, one JSON [`JobEvent`] (its `contentSchema`). Keep-alive
+/// comments (`: keep-alive`) carry no event.
+pub struct SseEvent;
+
+impl ToSchema for SseEvent {
+    fn to_schema(components: &mut Components) -> RefOr<Schema> {
+        let payload = serde_json::to_value(JobEvent::to_schema(components)).unwrap_or(Value::Null);
+        let text = || Object::with_type(BasicType::String);
+        Object::new()
+            .description(
+                "One Server-Sent Event: `id` is the job's event number (resume with \
+                 `Last-Event-ID`), `data` one JSON JobEvent.",
+            )
+            .property(
+                "id",
+                text().description("The job's event number (1, 2, 3…)"),
+            )
+            .property(
+                "event",
+                text().description("Always the default (`message`)"),
+            )
+            .property(
+                "data",
+                text()
+                    .description("A JobEvent as JSON")
+                    .content_media_type("application/json")
+                    .add_extension("contentSchema", payload),
+            )
+            .property("retry", Object::with_type(BasicType::Integer))
+            .required("data")
+            .into()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -93,8 +93,11 @@ impl Deploy {
         std::fs::create_dir_all(log_dir)?;
         let port = free_port()?;
         let base_prefix = format!("pbench{stamp}");
+        // PACER_BENCH_FRESH_CONNECTIONS=1: no keep-alive (a diagnostic: a new connection per
+        // request starts in TCP quick-ACK mode, which hides Nagle/delayed-ACK stalls)
+        let fresh = std::env::var("PACER_BENCH_FRESH_CONNECTIONS").is_ok_and(|v| v == "1");
         let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(if fresh { 0 } else { 256 })
             .build()?;
         Ok(Self {
             server: server.to_owned(),

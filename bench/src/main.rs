@@ -398,10 +398,15 @@ fn targets(rows: &[Row], peer: Option<&peers::Peers>) -> Vec<Value> {
     );
     let load = rows
         .iter()
-        .find(|r| r.item == 3 && r.data.get("rate").is_some());
+        .filter(|r| r.item == 3 && r.data.get("rate").is_some())
+        .max_by(|a, b| {
+            let rate = |r: &Row| r.data["rate"].as_f64().unwrap_or(0.0);
+            rate(a).total_cmp(&rate(b))
+        });
+    let load_rate = load.and_then(|r| r.data["rate"].as_f64()).unwrap_or(500.0);
     let start99 = load.and_then(|r| num(&r.data, &["enqueue_to_start_ms", "p99"]));
     push(
-        "open loop: enqueue→start p99 < 20 ms",
+        &format!("open loop {load_rate} jobs/s: enqueue→start p99 < 20 ms"),
         start99,
         Some(20.0),
         start99.map(|v| v < 20.0),
@@ -410,7 +415,7 @@ fn targets(rows: &[Row], peer: Option<&peers::Peers>) -> Vec<Value> {
     );
     let first50 = load.and_then(|r| num(&r.data, &["enqueue_to_first_sse_event_ms", "p50"]));
     push(
-        "open loop: enqueue→first SSE event p50 < 5 ms",
+        &format!("open loop {load_rate} jobs/s: enqueue→first SSE event p50 < 5 ms"),
         first50,
         Some(5.0),
         first50.map(|v| v < 5.0),

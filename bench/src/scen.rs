@@ -12,7 +12,9 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::deploy::Deploy;
-use crate::util::{Arrival, Published, Summary, fmt, ms, ms_between, proc_mem_mib, read_sse};
+use crate::util::{
+    Arrival, Published, Summary, fmt, ms, ms_between, proc_cpu_secs, proc_mem_mib, read_sse,
+};
 
 /// Sizes of one run (`--smoke` or the full suite).
 #[derive(Debug, Clone)]
@@ -26,7 +28,7 @@ pub struct Plan {
     pub e2e_inflight: usize,
     pub idle_jobs: usize,
     pub idle_gap_ms: u64,
-    pub load_rate: f64,
+    pub load_rates: Vec<f64>,
     pub load_secs: f64,
     pub fanout: Vec<usize>,
     pub fanout_step_ms: u64,
@@ -54,13 +56,13 @@ impl Plan {
             e2e_inflight: 1000,
             idle_jobs: 50,
             idle_gap_ms: 100,
-            load_rate: 500.0,
+            load_rates: vec![100.0, 500.0],
             load_secs: 5.0,
             fanout: vec![1_000, 10_000],
             fanout_step_ms: 300,
             backlog_jobs: 100_000,
             backlog_workers: 2,
-            backlog_timeout_secs: 300,
+            backlog_timeout_secs: 420,
             rc_athletes: 1_000,
             rc_days: 365,
             rc_workers: vec![1, 2],
@@ -82,7 +84,7 @@ impl Plan {
             e2e_inflight: 100,
             idle_jobs: 3,
             idle_gap_ms: 50,
-            load_rate: 50.0,
+            load_rates: vec![50.0],
             load_secs: 0.5,
             fanout: vec![20],
             fanout_step_ms: 50,
@@ -140,6 +142,25 @@ async fn fresh_api(d: &mut Deploy) -> Result<String> {
     d.start_api(&[]).await?;
     d.create_org().await?;
     Ok(d.coach())
+}
+
+/// Transactions committed in the benchmark database so far (pg_stat_database; other databases'
+/// traffic is not counted). Sampled after a pause, as backends report at most once a second.
+async fn commits(d: &Deploy) -> Option<i64> {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sqlx::query_scalar(
+        "select xact_commit from pg_stat_database where datname = current_database()",
+    )
+    .fetch_one(&d.db)
+    .await
+    .ok()
+}
+
+fn per_job(a: Option<i64>, b: Option<i64>, jobs: usize) -> Value {
+    match (a, b) {
+        (Some(a), Some(b)) if jobs > 0 => crate::util::r2((b - a) as f64 / jobs as f64),
+        _ => Value::Null,
+    }
 }
 
 async fn listen(d: &Deploy) -> Result<(Published, tokio::task::JoinHandle<()>)> {
@@ -229,6 +250,18 @@ impl Followed {
     }
 }
 
+/// Up to 3 jobs that did not end with `result` + `done`, with the events their client saw.
+fn not_done_samples(jobs: &[Followed]) -> Value {
+    json!(
+        jobs.iter()
+            .filter(|j| !j.ok())
+            .take(3)
+            .map(|j| json!({"job_id": j.id, "events": j.events.iter()
+            .map(|e| format!("{} {}", e.id, e.kind)).collect::<Vec<_>>()}))
+            .collect::<Vec<_>>()
+    )
+}
+
 pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<Row> {
     let token = fresh_api(d).await?;
     for _ in 0..workers {
@@ -237,6 +270,7 @@ pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<R
     d.warm_up(&token).await?;
     let body = Deploy::draft_body(plan.weeks);
     let sem = Arc::new(Semaphore::new(plan.e2e_inflight));
+    let commits0 = commits(d).await;
     let t0 = Instant::now();
     let deadline = t0 + secs(plan.e2e_secs);
     let mut producers = Vec::new();
@@ -298,6 +332,7 @@ pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<R
     let s = Summary::of(&e2e);
     let events: usize = jobs.iter().map(|j| j.events.len()).sum();
     let failed = jobs.len() - completed + follow_errors + submit_errors;
+    let commits1 = commits(d).await;
     d.stop_all();
     Ok(Row::new(
         2,
@@ -307,8 +342,9 @@ pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<R
             plan.e2e_producers, plan.e2e_inflight, plan.e2e_secs
         ),
         format!(
-            "{} jobs/s ({completed} jobs, {events} events); enqueue→done {}{}",
+            "{} jobs/s ({completed} jobs, {events} events, {} PG commits/job); enqueue→done {}{}",
             fmt(jps),
+            per_job(commits0, commits1, jobs.len()),
             s.text(),
             if failed > 0 {
                 format!("; {failed} not done")
@@ -318,7 +354,9 @@ pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<R
         ),
         json!({"workers": workers, "completed": completed, "jobs_s": jps.round(), "events": events,
                "not_done": failed, "submit_errors": submit_errors, "follow_errors": follow_errors,
+               "not_done_samples": not_done_samples(&jobs),
                "enqueue_to_done_ms": s.json(),
+               "pg_commits_per_job": per_job(commits0, commits1, jobs.len()),
                "seconds": last_done.saturating_duration_since(t0).as_secs_f64()}),
     ))
 }
@@ -363,56 +401,59 @@ pub async fn latency(d: &mut Deploy, plan: &Plan) -> Result<Vec<Row>> {
         .await?,
     );
 
-    // load: open loop at a fixed rate, each job followed by its own SSE client
-    let n = (plan.load_rate * plan.load_secs).round() as usize;
-    let t0 = Instant::now();
-    let mut handles = Vec::with_capacity(n);
-    let mut i = 0;
-    while i < n {
-        let due = ((t0.elapsed().as_secs_f64() * plan.load_rate).floor() as usize + 1).min(n);
-        while i < due {
-            let (api, token, body) = (d.client(), token.clone(), body.clone());
-            handles.push(tokio::spawn(async move {
-                let submitted = Instant::now();
-                let submitted_wall = Utc::now();
-                let id = api.submit(&token, &body).await?;
-                let events = api.follow(&token, id, Duration::from_secs(120)).await?;
-                anyhow::Ok(Followed {
-                    id,
-                    submitted,
-                    submitted_wall,
-                    events,
-                })
-            }));
-            i += 1;
+    // load: open loop at fixed rates, each job followed by its own SSE client
+    for &load_rate in &plan.load_rates {
+        let n = (load_rate * plan.load_secs).round() as usize;
+        let t0 = Instant::now();
+        let mut handles = Vec::with_capacity(n);
+        let mut i = 0;
+        while i < n {
+            let due = ((t0.elapsed().as_secs_f64() * load_rate).floor() as usize + 1).min(n);
+            while i < due {
+                let (api, token, body) = (d.client(), token.clone(), body.clone());
+                handles.push(tokio::spawn(async move {
+                    let submitted = Instant::now();
+                    let submitted_wall = Utc::now();
+                    let id = api.submit(&token, &body).await?;
+                    let events = api.follow(&token, id, Duration::from_secs(120)).await?;
+                    anyhow::Ok(Followed {
+                        id,
+                        submitted,
+                        submitted_wall,
+                        events,
+                    })
+                }));
+                i += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let offered = rate(n, t0.elapsed());
-    let mut loaded = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        match h.await? {
-            Ok(f) => loaded.push(f),
-            Err(_) => errors += 1,
+        let offered = rate(n, t0.elapsed());
+        let mut loaded = Vec::new();
+        let mut errors = 0;
+        for h in handles {
+            match h.await? {
+                Ok(f) => loaded.push(f),
+                Err(_) => errors += 1,
+            }
         }
+        let mut row = latency_row(
+            d,
+            &published,
+            &loaded,
+            &format!(
+                "load: open loop {} jobs/s for {}s (offered {} jobs/s); 1 worker",
+                load_rate,
+                plan.load_secs,
+                fmt(offered)
+            ),
+            n,
+        )
+        .await?;
+        row.data["errors"] = json!(errors);
+        row.data["rate"] = json!(load_rate);
+        rows.push(row);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
     }
-    let mut row = latency_row(
-        d,
-        &published,
-        &loaded,
-        &format!(
-            "load: open loop {} jobs/s for {}s (offered {} jobs/s); 1 worker",
-            plan.load_rate,
-            plan.load_secs,
-            fmt(offered)
-        ),
-        n,
-    )
-    .await?;
-    row.data["errors"] = json!(errors);
-    row.data["rate"] = json!(plan.load_rate);
-    rows.push(row);
     listener.abort();
     d.stop_all();
     Ok(rows)
@@ -472,6 +513,7 @@ async fn latency_row(
             f.text()
         ),
         json!({"jobs": jobs.len(), "done": done, "expected": expected,
+               "not_done_samples": not_done_samples(jobs),
                "enqueue_to_start_ms": s.json(),
                "enqueue_to_first_event_published_ms": p.json(),
                "enqueue_to_first_sse_event_ms": f.json(),
@@ -526,6 +568,9 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected = proc_mem_mib(api_pid, "VmRSS:").unwrap_or(f64::NAN);
     let step = plan.fanout_step_ms.to_string();
+    let me = std::process::id();
+    let cpu0 = (proc_cpu_secs(api_pid), proc_cpu_secs(me));
+    let t_events = Instant::now();
     d.start_worker(&[("PACER_RULES_STEP_DELAY_MS", step.as_str())])?;
     let mut delivery = Vec::new();
     let mut done = 0usize;
@@ -550,6 +595,13 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
         }
     }
     let peak = proc_mem_mib(api_pid, "VmHWM:").unwrap_or(f64::NAN);
+    let events_secs = t_events.elapsed().as_secs_f64();
+    let cpu = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b)
+            .map_or(Value::Null, |(a, b)| crate::util::r2(b - a))
+    };
+    let api_cpu = cpu(cpu0.0, proc_cpu_secs(api_pid));
+    let bench_cpu = cpu(cpu0.1, proc_cpu_secs(me));
     let s = Summary::of(&delivery);
     listener.abort();
     d.stop_all();
@@ -561,10 +613,13 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
             plan.fanout_step_ms
         ),
         format!(
-            "delivery {}; API peak RSS {} MiB (idle {} MiB); {done}/{clients} reached done{}",
+            "delivery {}; API peak RSS {} MiB (idle {} MiB); {done}/{clients} reached done; CPU s API {} / bench client {} in {} s{}",
             s.text(),
             fmt(peak),
             fmt(rss_before),
+            api_cpu,
+            bench_cpu,
+            fmt(events_secs),
             if errors > 0 {
                 format!("; {errors} errors")
             } else {
@@ -575,7 +630,9 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
                "done": done, "errors": errors, "first_error": first_error,
                "delivery_ms": s.json(), "api_rss_idle_mib": crate::util::r2(rss_before),
                "api_rss_connected_mib": crate::util::r2(rss_connected),
-               "api_peak_rss_mib": crate::util::r2(peak)}),
+               "api_peak_rss_mib": crate::util::r2(peak),
+               "event_phase_seconds": events_secs, "api_cpu_seconds_in_event_phase": api_cpu,
+               "bench_client_cpu_seconds_in_event_phase": bench_cpu}),
     ))
 }
 
@@ -600,6 +657,7 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
     .context("inserting the backlog")?;
     let insert_secs = t_insert.elapsed().as_secs_f64();
     let total = plan.backlog_jobs;
+    let commits0 = commits(d).await;
     let t0 = Instant::now();
     for _ in 0..plan.backlog_workers {
         d.start_worker(&[])?;
@@ -619,6 +677,7 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
     }
     let wall = t0.elapsed();
     d.stop_workers();
+    let commits1 = commits(d).await;
     let (first_start, last_finish, succeeded, failed): (
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
@@ -646,7 +705,7 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
             plan.backlog_workers
         ),
         format!(
-            "{} jobs/s; {}{} s; {succeeded} succeeded, {failed} failed",
+            "{} jobs/s; {}{} s; {succeeded} succeeded, {failed} failed; {} PG commits/job",
             fmt(jps),
             if complete {
                 "drained in "
@@ -655,11 +714,13 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
             },
             fmt(span
                 .as_secs_f64()
-                .max(if complete { 0.0 } else { wall.as_secs_f64() }))
+                .max(if complete { 0.0 } else { wall.as_secs_f64() })),
+            per_job(commits0, commits1, usize::try_from(finished).unwrap_or(0))
         ),
         json!({"jobs": total, "workers": plan.backlog_workers, "finished": finished,
                "succeeded": succeeded, "failed": failed, "complete": complete,
                "jobs_s": jps.round(), "drain_seconds": span.as_secs_f64(),
+               "pg_commits_per_job": per_job(commits0, commits1, usize::try_from(finished).unwrap_or(0)),
                "wall_seconds_from_worker_spawn": wall.as_secs_f64(), "insert_seconds": insert_secs}),
     ))
 }

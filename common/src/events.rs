@@ -123,7 +123,8 @@ impl EventSink {
     /// Appends a finished job's last two events under the numbers its terminal write reserved
     /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`).
     pub async fn append_final(&self, job_id: Uuid, done_seq: u64, last: &Value) -> Result<()> {
-        self.publish(job_id, done_seq.saturating_sub(1), &last.to_string()).await?;
+        self.publish(job_id, done_seq.saturating_sub(1), &last.to_string())
+            .await?;
         self.publish(job_id, done_seq, &done().to_string()).await
     }
 

@@ -258,7 +258,15 @@ async fn finish(
         }
         Err(JobError::LeaseLost | JobError::Busy) => return Ok(()),
     };
-    let done_seq = jobs::finish(&worker.db, row.id, state, result.as_ref(), error.as_deref(), usage).await?;
+    let done_seq = jobs::finish(
+        &worker.db,
+        row.id,
+        state,
+        result.as_ref(),
+        error.as_deref(),
+        usage,
+    )
+    .await?;
     let Some(done_seq) = done_seq else {
         return Ok(());
     };

@@ -176,7 +176,7 @@ async fn generate_draft(
     ),
     request_body = s::GenerateDraftRequest,
     responses(
-        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each `data:` line is a JobEvent: progress, result (data = DraftResult), error, done", body = s::JobEvent, content_type = "text/event-stream"),
+        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each event's `data:` is a JobEvent: progress, result (data = DraftResult), error, done", body = s::SseEvent, content_type = "text/event-stream"),
     ),
     status_codes(200, 400, 401, 403, 404, 409, 413, 500)
 )]
@@ -225,7 +225,7 @@ async fn generate_plan(
     ),
     request_body = s::GeneratePlanRequest,
     responses(
-        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each `data:` line is a JobEvent: progress, result (data = PlanResult), error, done", body = s::JobEvent, content_type = "text/event-stream"),
+        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each event's `data:` is a JobEvent: progress, result (data = PlanResult), error, done", body = s::SseEvent, content_type = "text/event-stream"),
     ),
     status_codes(200, 400, 401, 403, 404, 409, 413, 500)
 )]
@@ -249,7 +249,7 @@ async fn generate_plan_stream(
     ),
     request_body = s::GeneratePlanRequest,
     responses(
-        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each `data:` line is a JobEvent: progress (count/total), workout (data = PlanWorkout), weekly_info (data = {week: WeeklyInfo}) after each week, result (total_workouts, weekly_info), error, done", body = s::JobEvent, content_type = "text/event-stream"),
+        (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each event's `data:` is a JobEvent: progress (count/total), workout (data = PlanWorkout), weekly_info (data = {week: WeeklyInfo}) after each week, result (total_workouts, weekly_info), error, done", body = s::SseEvent, content_type = "text/event-stream"),
     ),
     status_codes(200, 400, 401, 403, 404, 409, 413, 500)
 )]

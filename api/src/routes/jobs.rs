@@ -145,7 +145,10 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     match cancel(&state.db, row.id).await? {
         CancelOutcome::Cancelled(done_seq) => {
             // nobody else writes events for a job that never ran: close its stream here
-            state.events.append_final(row.id, done_seq, &events::error("cancelled")).await?;
+            state
+                .events
+                .append_final(row.id, done_seq, &events::error("cancelled"))
+                .await?;
             metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => "cancelled").increment(1);
         }
         CancelOutcome::Requested => {
@@ -241,7 +244,7 @@ async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
         ("after" = Option<u64>, Query, description = "Resume after this event id"),
     ),
     responses(
-        (status_code = 200, description = "`text/event-stream`: every event from the start (or after `Last-Event-ID` / `after`), then live ones until `done`; a keep-alive comment every 15 s. Each `data:` line is a JobEvent", body = s::JobEvent, content_type = "text/event-stream"),
+        (status_code = 200, description = "`text/event-stream`: every event from the start (or after `Last-Event-ID` / `after`), then live ones until `done`; a keep-alive comment every 15 s. Each event's `data:` is a JobEvent", body = s::SseEvent, content_type = "text/event-stream"),
     ),
     status_codes(200, 400, 401, 404, 500)
 )]

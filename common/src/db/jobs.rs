@@ -347,7 +347,11 @@ pub async fn cancel(db: &PgPool, id: Uuid) -> sqlx::Result<CancelOutcome> {
         .bind(id)
         .execute(db)
         .await?;
-    if running.rows_affected() == 1 { Ok(CancelOutcome::Requested) } else { Ok(CancelOutcome::AlreadyFinal) }
+    if running.rows_affected() == 1 {
+        Ok(CancelOutcome::Requested)
+    } else {
+        Ok(CancelOutcome::AlreadyFinal)
+    }
 }
 
 /// Jobs by kind and state, for `/metrics`.

@@ -810,6 +810,44 @@ mod openai {
         Ok(())
     }
 
+    #[tokio::test]
+    async fn a_job_that_spends_its_token_budget_fails_clearly() -> anyhow::Result<()> {
+        // the fake reports 150 tokens a request; a 200-token budget covers one week, not two
+        let fake =
+            FakeLlm::start(|body, _| Reply::Content(week(requested_week(body).unwrap_or(1))))
+                .await?;
+        let (app, coach) = app_with(
+            &fake,
+            &[
+                ("PACER_LLM_MAX_TOKENS_PER_JOB", "200"),
+                ("PACER_LLM_CONCURRENCY", "1"),
+            ],
+        )
+        .await?;
+        let (s, body) = app
+            .post(&coach, "/api/v1/ai-coach/generate-plan", &plan_body())
+            .await?;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (500, Some("generation_failed")),
+            "{body}"
+        );
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("token budget")),
+            "{body}"
+        );
+        assert_eq!(
+            fake.count(),
+            1,
+            "no request once the budget is spent; a budget failure is not retried"
+        );
+        let (_, jobs) = app.get(&coach, "/api/v1/jobs?kind=generate_plan").await?;
+        assert_eq!(jobs["data"]["jobs"][0]["usage"]["total_tokens"], 150);
+        Ok(())
+    }
+
     /// Against a real OpenAI-compatible server when `PACER_TEST_OPENAI_BASE_URL` is set (CI
     /// starts llama.cpp's server with SmolLM2-135M through `../shared/tools/llm-peer.sh`). The
     /// model is tiny: this checks structure and validity, not coaching.

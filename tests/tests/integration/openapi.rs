@@ -351,7 +351,19 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
         let ok = &operation(&doc, method, path)?["responses"]["200"]["content"];
         let schema = &ok["text/event-stream"]["schema"];
         assert!(!schema.is_null(), "{method} {path}: {ok}");
-        let kind = property(&doc, schema, "type")?;
+        // each event: `id` and `data`, whose content is one JSON JobEvent
+        let event = resolve(&doc, schema)?;
+        assert!(
+            event["properties"]["id"].is_object(),
+            "{method} {path}: {event}"
+        );
+        let data = property(&doc, schema, "data")?;
+        assert_eq!(
+            data["contentMediaType"], "application/json",
+            "{method} {path}"
+        );
+        let payload = &data["contentSchema"];
+        let kind = property(&doc, payload, "type")?;
         let types: BTreeSet<String> = kind["enum"]
             .as_array()
             .context("event type enum")?
@@ -465,5 +477,54 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
     );
     let res = reqwest::get(format!("{}/api-docs/swagger-ui-bundle.js", app.base())).await?;
     assert_eq!(res.status().as_u16(), 200, "embedded bundle");
+    Ok(())
+}
+
+/// What schemathesis found (scripts/fuzz.sh): input PostgreSQL cannot store or give back is a
+/// 400 naming the field, not a 500.
+#[tokio::test]
+async fn openapi_fuzz_findings_nul_and_huge_numbers_are_400s() -> Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent", "ai_training"]).await?;
+    let admin = app.admin();
+    let athlete = app.token("usr_fuzz_1", "athlete", "org_demo");
+    let expect_400 = |(status, body): (u16, Value), field: &str| {
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "validation_error", "{body}");
+        assert_eq!(body["details"][0]["field"], field, "{body}");
+    };
+
+    // a NUL in a JSON string (PostgreSQL text/jsonb cannot hold it)
+    let nul = serde_json::json!({"kind": "generate_draft",
+        "input": {"weeks": 2, "level": "beginner", "org_id": "org\u{0}demo"}});
+    expect_400(
+        app.post(&admin, "/api/v1/jobs", &nul).await?,
+        "input.org_id",
+    );
+    // a number jsonb stores but writes back beyond f64
+    let huge =
+        serde_json::json!({"type": "preferences", "data": {"x": 1.797_693_134_862_315_7e308}});
+    expect_400(
+        app.post(&athlete, "/api/ai-training/assessments", &huge)
+            .await?,
+        "data.x",
+    );
+    // a NUL in the path or in the query string
+    expect_400(
+        app.get(&admin, "/api/v1/admin/orgs/org%00demo").await?,
+        "path",
+    );
+    expect_400(
+        app.get(&admin, "/api/ai-training/records?userId=a%00b")
+            .await?,
+        "query",
+    );
+    // nothing was queued or stored
+    let (status, body) = app.get(&admin, "/api/v1/jobs").await?;
+    assert_eq!(
+        (status, &body["data"]["pagination"]["total"]),
+        (200, &serde_json::json!(0))
+    );
     Ok(())
 }

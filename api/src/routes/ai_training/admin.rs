@@ -102,7 +102,7 @@ pub async fn user_plan(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
     ),
-    request_body = s::GeneratePlanInput,
+    request_body = Option<s::GeneratePlanInput>,
     responses(
         (status_code = 201, description = "The plan and its routine instances", body = s::PlanWithInstances),
     ),

@@ -68,7 +68,7 @@ pub async fn my_plan(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErr
     tags("ai-training"),
     summary = "Generate a plan (replaces the active one)",
     security(("bearer" = []), ("customToken" = [])),
-    request_body = s::GeneratePlanInput,
+    request_body = Option<s::GeneratePlanInput>,
     responses(
         (status_code = 201, description = "The plan and its queued routine instances", body = s::PlanWithInstances),
     ),
@@ -333,7 +333,7 @@ pub async fn patch_run(
     parameters(
         ("routineRunId" = String, Path, min_length = 1, max_length = 200, description = "Routine run id"),
     ),
-    request_body = s::SyncRun,
+    request_body = Option<s::SyncRun>,
     responses(
         (status_code = 200, description = "The run with its recomputed summary", body = s::SyncRunResult),
     ),
