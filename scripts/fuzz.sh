@@ -2,7 +2,8 @@
 # Validates the OpenAPI document (GET /api-docs/openapi.json) as OpenAPI 3.1, then fuzzes the HTTP
 # API with schemathesis against it: a pacer-api and a pacer-worker on a free port, with their own
 # database (pacer_fuzz, recreated) and Redis prefix, an admin token, and fixtures that make the
-# routes reachable (org_demo with coach_agent + ai_training, a library workout, a routine run).
+# routes reachable (org_demo with coach_agent + ai_training, a library workout, a routine run, an
+# athlete with activities, health metrics, a goal and a plan for the analytics routes).
 #
 # Checks: not_a_server_error, status_code_conformance, content_type_conformance,
 # response_schema_conformance, over every documented operation, positive and negative data.
@@ -78,6 +79,19 @@ instance=$(api GET /api/ai-training/my-routine-queue | json '["routineInstances"
 deferrable=$(api GET /api/ai-training/my-routine-queue | json '["routineInstances"][-1]["routineInstanceId"]')
 run_id=$(api POST /api/ai-training/routine-runs "{\"routineInstanceId\": \"$instance\", \"startedFrom\": \"fuzz\"}" | json '["routineRun"]["routineRunId"]')
 template=$(api POST /api/b2b/ai-training/routine-templates '{"name": "Fuzz Balance", "goal": "balance", "intensity": "low", "durationMinutes": 10, "exerciseSteps": [{"exerciseId": "march-basic", "durationSeconds": 60}]}' | json '["routineTemplate"]["routineTemplateId"]')
+# analytics: an athlete of org_demo with a few runs, health metrics, a race goal and a plan
+api PUT /api/v1/admin/users/usr_fuzz_athlete '{"org_id": "org_demo", "role": "athlete", "display_name": "Fuzz Athlete", "timezone": "Europe/London"}' >/dev/null
+activities=$(python3 -c '
+import json, datetime
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+print(json.dumps({"athlete_id": "usr_fuzz_athlete", "activities": [
+    {"external_id": f"fuzz-{i}", "sport_type": "Run", "distance": 5000 + 1000 * i, "moving_time": 1500 + 300 * i,
+     "average_heartrate": 140 + i, "start_date": (now - datetime.timedelta(days=2 * i + 1)).isoformat().replace("+00:00", "Z")}
+    for i in range(5)]}))')
+api POST /api/v1/activities "$activities" >/dev/null
+api POST /api/v1/health_metrics "{\"athlete_id\": \"usr_fuzz_athlete\", \"health_metrics\": [{\"date\": \"$(date -u +%F)\", \"resting_hr\": 50, \"hrv_rmssd\": 60, \"vo2_max\": 50, \"recovery_score\": 70}]}" >/dev/null
+goal=$(api POST /api/v1/athletes/usr_fuzz_athlete/goals "{\"race_name\": \"Fuzz 10K\", \"race_date\": \"$(date -u -d '+60 days' +%F)\", \"goal_time\": \"45:00\"}" | json '["data"]["goal_id"]')
+plan=$(api POST /api/v1/athletes/usr_fuzz_athlete/plans "{\"name\": \"Fuzz Plan\", \"status\": \"active\", \"start_date\": \"$(date -u +%F)\", \"total_weeks\": 8}" | json '["data"]["plan_instance_id"]')
 job=$(api POST /api/v1/jobs '{"kind": "generate_draft", "input": {"weeks": 2, "level": "beginner", "org_id": "org_demo"}}' | json '["data"]["job_id"]')
 cat >"$run/schemathesis.toml" <<TOML
 # written by scripts/fuzz.sh: fixture ids for the operations that need existing records
@@ -100,6 +114,14 @@ parameters = { "path.routineInstanceId" = "$deferrable" }
 [[operations]]
 include-path-regex = "^/api/(b2b/ai-training|ai-training/records)"
 parameters = { "path.routineTemplateId" = "$template", "query.clientId" = "org_demo" }
+
+[[operations]]
+include-path-regex = "^/api/v1/athletes/"
+parameters = { "path.user_id" = "usr_fuzz_athlete", "path.goal_id" = "$goal", "path.plan_id" = "$plan" }
+
+[[operations]]
+include-path-regex = "^/api/v1/analytics/"
+parameters = { "query.user_id" = "usr_fuzz_athlete", "query.org_id" = "org_demo" }
 
 # admin upserts write elsewhere, so the fixtures above stay as they are
 [[operations]]

@@ -22,7 +22,8 @@ const OPERATION_PREFIX: &str = "pacer_api.routes.";
 pub fn document(router: &Router) -> Value {
     let info = Info::new("Pacer API", env!("CARGO_PKG_VERSION")).description(
         "Job queue for running-coach products: the Jobs API (submit, poll, cancel, SSE), admin \
-         upserts, AI Coach (seed 000, snake_case) and AI Training (seed 003, camelCase). Routes \
+         upserts, AI Coach (seed 000, snake_case), AI Training (seed 003, camelCase) and \
+         Analytics (seed 004, snake_case, successes as `{\"status\": \"ok\", \"data\"}`). Routes \
          under `/api` need `Authorization: Bearer <JWT>` (AI Training also accepts a single-use \
          `customToken` query parameter). Every error is `{\"status\": \"error\", \"code\", \
          \"error\", \"details\": [{\"field\", \"message\"}]}`; a 400 lists every invalid field. \

@@ -2,8 +2,9 @@
 //!
 //! The handlers keep validating bodies themselves (every invalid field is collected into one
 //! 400); these types only describe the wire format in `#[endpoint(...)]` attributes. Field names
-//! follow the seeds exactly: AI Coach and the Jobs API are snake_case, AI Training camelCase.
-//! `tests/tests/integration/openapi.rs` compares the AI Coach fields with seed 000.
+//! follow the seeds exactly: AI Coach, Analytics and the Jobs API are snake_case, AI Training
+//! camelCase. `tests/tests/integration/openapi.rs` compares the AI Coach fields with seed 000
+//! and the Analytics fields and query parameters with seed 004.
 
 use salvo::oapi::{
     BasicType, Components, EndpointOutRegister, Object, Operation, RefOr, Response, Schema,
@@ -1245,4 +1246,662 @@ pub struct CustomToken {
     pub custom_token: String,
     /// Seconds (at most 300).
     pub expires_in: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analytics (seed 004): `{"status": "ok", "data": …}`, snake_case
+// ---------------------------------------------------------------------------------------------
+
+/// `"ok"`, the seed's success status.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OkStatus {
+    Ok,
+}
+
+/// One lap of an activity.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityLap {
+    /// Metres.
+    #[salvo(schema(minimum = 0))]
+    pub distance: f64,
+    /// Seconds.
+    #[salvo(schema(minimum = 0))]
+    pub moving_time: f64,
+    pub average_heartrate: Option<f64>,
+}
+
+/// One activity (Strava's field names; `id` and `type` are accepted for `external_id` and
+/// `sport_type`).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityUpload {
+    /// Whose activity (default: the caller; required when a coach or admin uploads).
+    #[salvo(schema(max_length = 200))]
+    pub athlete_id: Option<String>,
+    /// The source's id (a string or an integer): the upsert key per athlete.
+    #[salvo(schema(min_length = 1, max_length = 200))]
+    pub external_id: String,
+    /// `Run`, `TrailRun`, `Ride`, …
+    #[salvo(schema(min_length = 1, max_length = 50))]
+    pub sport_type: String,
+    /// RFC 3339 with an offset, at most 2 days in the future.
+    pub start_date: chrono::DateTime<chrono::Utc>,
+    /// IANA zone (or Strava's `(GMT-08:00) America/Los_Angeles`); default the athlete's.
+    #[salvo(schema(max_length = 100))]
+    pub timezone: Option<String>,
+    /// Metres.
+    #[salvo(schema(minimum = 0, maximum = 1000000))]
+    pub distance: f64,
+    /// Seconds.
+    #[salvo(schema(minimum = 0, maximum = 604800))]
+    pub moving_time: i64,
+    /// Seconds (default `moving_time`).
+    #[salvo(schema(minimum = 0, maximum = 604800))]
+    pub elapsed_time: Option<i64>,
+    #[salvo(schema(minimum = 20, maximum = 260))]
+    pub average_heartrate: Option<f64>,
+    #[salvo(schema(minimum = 20, maximum = 260))]
+    pub max_heartrate: Option<f64>,
+    #[salvo(schema(minimum = 0, maximum = 50000))]
+    pub calories: Option<f64>,
+    /// Seconds in pace zones Z1..Z5.
+    #[salvo(schema(min_items = 5, max_items = 5))]
+    pub pace_zone_seconds: Option<Vec<u32>>,
+    /// Seconds in heart-rate zones Z1..Z5.
+    #[salvo(schema(min_items = 5, max_items = 5))]
+    pub hr_zone_seconds: Option<Vec<u32>>,
+    #[salvo(schema(max_items = 1000))]
+    pub laps: Option<Vec<ActivityLap>>,
+}
+
+/// `POST /api/v1/activities`: a batch (one activity object, or a bare array, is accepted too).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityBatch {
+    /// Default athlete of the items.
+    #[salvo(schema(max_length = 200))]
+    pub athlete_id: Option<String>,
+    #[salvo(schema(min_items = 1, max_items = 1000))]
+    pub activities: Vec<ActivityUpload>,
+}
+
+/// One day's health metrics (at least one value).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricUpload {
+    #[salvo(schema(max_length = 200))]
+    pub athlete_id: Option<String>,
+    pub date: chrono::NaiveDate,
+    #[salvo(schema(minimum = 20, maximum = 200))]
+    pub resting_hr: Option<f64>,
+    #[salvo(schema(minimum = 1, maximum = 500))]
+    pub hrv_rmssd: Option<f64>,
+    #[salvo(schema(minimum = 10, maximum = 100))]
+    pub vo2_max: Option<f64>,
+    #[salvo(schema(minimum = 0, maximum = 100))]
+    pub recovery_score: Option<f64>,
+}
+
+/// `POST /api/v1/health_metrics`: a batch (one object, or a bare array, is accepted too).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricBatch {
+    #[salvo(schema(max_length = 200))]
+    pub athlete_id: Option<String>,
+    #[salvo(schema(min_items = 1, max_items = 1000))]
+    pub health_metrics: Vec<HealthMetricUpload>,
+}
+
+/// `created` or `updated`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpsertStatus {
+    Created,
+    Updated,
+}
+
+/// A stored activity.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityStored {
+    pub index: i64,
+    pub id: uuid::Uuid,
+    pub athlete_id: String,
+    pub external_id: String,
+    pub status: UpsertStatus,
+    pub training_load: f64,
+}
+
+/// A stored day of health metrics.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricStored {
+    pub index: i64,
+    pub athlete_id: String,
+    pub date: chrono::NaiveDate,
+    pub status: UpsertStatus,
+}
+
+/// A rejected item.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RejectedItem {
+    pub index: i64,
+    pub errors: Vec<ErrorDetail>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityIngest {
+    pub accepted: i64,
+    pub rejected: i64,
+    pub results: Vec<ActivityStored>,
+    pub errors: Vec<RejectedItem>,
+    /// Athlete id → the queued `recompute_stats` job (null when one was already queued).
+    pub recompute_jobs: std::collections::BTreeMap<String, Option<uuid::Uuid>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityIngestEnvelope {
+    pub status: OkStatus,
+    pub data: ActivityIngest,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricIngest {
+    pub accepted: i64,
+    pub rejected: i64,
+    pub results: Vec<HealthMetricStored>,
+    pub errors: Vec<RejectedItem>,
+    /// Athlete id → the queued `recompute_stats` job (null when one was already queued).
+    pub recompute_jobs: std::collections::BTreeMap<String, Option<uuid::Uuid>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricIngestEnvelope {
+    pub status: OkStatus,
+    pub data: HealthMetricIngest,
+}
+
+/// A race goal to create.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RaceGoalCreate {
+    #[salvo(schema(min_length = 1, max_length = 200))]
+    pub race_name: String,
+    pub race_date: chrono::NaiveDate,
+    /// `H:MM:SS` or `M:SS`.
+    #[salvo(schema(max_length = 10, pattern = r"^[0-9]{1,2}(:[0-5][0-9]){1,2}$"))]
+    pub goal_time: Option<String>,
+    /// Metres.
+    #[salvo(schema(minimum = 1, maximum = 1000000))]
+    pub distance: Option<f64>,
+}
+
+/// Changes to a race goal (fields left out keep their value).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RaceGoalUpdate {
+    #[salvo(schema(min_length = 1, max_length = 200))]
+    pub race_name: Option<String>,
+    pub race_date: Option<chrono::NaiveDate>,
+    /// `H:MM:SS` or `M:SS`.
+    #[salvo(schema(max_length = 10, pattern = r"^[0-9]{1,2}(:[0-5][0-9]){1,2}$"))]
+    pub goal_time: Option<String>,
+    #[salvo(schema(minimum = 1, maximum = 1000000))]
+    pub distance: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RaceGoal {
+    pub goal_id: String,
+    pub race_name: String,
+    pub race_date: chrono::NaiveDate,
+    pub goal_time: Option<String>,
+    pub distance: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RaceGoalEnvelope {
+    pub status: OkStatus,
+    pub data: RaceGoal,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RaceGoalList {
+    pub goals: Vec<RaceGoal>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RaceGoalListEnvelope {
+    pub status: OkStatus,
+    pub data: RaceGoalList,
+}
+
+/// Plan instance states.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    Scheduled,
+    Active,
+    Completed,
+    Cancelled,
+}
+
+/// A plan instance to create.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlanInstanceCreate {
+    #[salvo(schema(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Default `scheduled`.
+    pub status: Option<PlanStatus>,
+    pub start_date: chrono::NaiveDate,
+    #[salvo(schema(minimum = 1, maximum = 104))]
+    pub total_weeks: i64,
+}
+
+/// Changes to a plan instance (fields left out keep their value).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlanInstanceUpdate {
+    #[salvo(schema(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    pub status: Option<PlanStatus>,
+    pub start_date: Option<chrono::NaiveDate>,
+    #[salvo(schema(minimum = 1, maximum = 104))]
+    pub total_weeks: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlanInstance {
+    pub plan_instance_id: String,
+    pub name: String,
+    pub status: PlanStatus,
+    pub start_date: chrono::NaiveDate,
+    /// 0 before the start, then 1..=`total_weeks`.
+    pub current_week: i64,
+    pub total_weeks: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlanInstanceEnvelope {
+    pub status: OkStatus,
+    pub data: PlanInstance,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlanInstanceList {
+    pub plans: Vec<PlanInstance>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlanInstanceListEnvelope {
+    pub status: OkStatus,
+    pub data: PlanInstanceList,
+}
+
+/// `POST /api/v1/admin/analytics/recompute` (optional body).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RecomputeRequest {
+    /// The organization (admin: omit for every org; a coach: its own, the default).
+    pub org_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RecomputeEnvelope {
+    pub status: OkStatus,
+    pub data: JobView,
+}
+
+/// A current plan as the profile and the roster show it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CurrentPlan {
+    pub plan_instance_id: String,
+    pub name: String,
+    pub status: PlanStatus,
+    pub current_week: i64,
+    pub total_weeks: i64,
+}
+
+/// A race still ahead.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CurrentRace {
+    pub race_name: String,
+    pub race_date: chrono::NaiveDate,
+    pub goal_time: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CurrentGoals {
+    pub races: Vec<CurrentRace>,
+}
+
+/// An attention flag (§5).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AttentionFlag {
+    pub code: String,
+    /// `warning` or `info`.
+    pub severity: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AttentionSignals {
+    pub flags: Vec<AttentionFlag>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RunningAnalytics {
+    pub weekly_distance_km: Option<f64>,
+    /// `M:SS`.
+    pub avg_pace_per_km: Option<String>,
+}
+
+/// One day of a history.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HistoryPoint {
+    pub date: chrono::NaiveDate,
+    pub value: f64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FitnessCurrent {
+    pub vo2_max: Option<f64>,
+    pub hrv_avg: Option<f64>,
+    pub recovery_score: Option<f64>,
+    /// The last 30 days.
+    pub vo2_max_history: Vec<HistoryPoint>,
+    pub hrv_history: Vec<HistoryPoint>,
+    pub recovery_score_history: Vec<HistoryPoint>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FitnessValues {
+    pub vo2_max: Option<f64>,
+    pub hrv_avg: Option<f64>,
+    pub recovery_score: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ProfileFitness {
+    pub current: FitnessCurrent,
+    pub seven_days_ago: FitnessValues,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ProfileTraining {
+    pub current_week_load: Option<f64>,
+    pub four_week_avg_load: Option<f64>,
+    pub ctl: Option<f64>,
+    pub atl: Option<f64>,
+    pub acwr: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ProfileMetrics {
+    pub running_analytics: RunningAnalytics,
+    pub fitness: ProfileFitness,
+    pub training: ProfileTraining,
+    pub attention_signals: AttentionSignals,
+    pub last_updated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `GET /api/v1/analytics/athlete_profile`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AthleteProfile {
+    pub user_id: String,
+    pub display_name: Option<String>,
+    pub profile_image_url: Option<String>,
+    pub metrics: ProfileMetrics,
+    pub current_goals: CurrentGoals,
+    pub current_plans: Vec<CurrentPlan>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AthleteProfileEnvelope {
+    pub status: OkStatus,
+    pub data: AthleteProfile,
+}
+
+/// `GET /api/v1/analytics/fitness_stats`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FitnessStats {
+    pub days: i64,
+    pub total_activities: i64,
+    /// Metres.
+    pub total_distance: f64,
+    /// Seconds.
+    pub total_duration: i64,
+    /// Runs only, `M:SS` per km.
+    pub avg_pace: Option<String>,
+    /// Only when some activity has heart rate.
+    pub avg_heart_rate: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FitnessStatsEnvelope {
+    pub status: OkStatus,
+    pub data: FitnessStats,
+}
+
+/// One bucket of `running_stats` (runs only).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RunningStatsPoint {
+    /// The bucket's first day.
+    pub date: chrono::NaiveDate,
+    pub distance: f64,
+    pub duration: i64,
+    pub nexrex_training_load: f64,
+    pub runs: i64,
+    pub calories: f64,
+    pub pace_z1_time: i64,
+    pub pace_z2_time: i64,
+    pub pace_z3_time: i64,
+    pub pace_z4_time: i64,
+    pub pace_z5_time: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RunningStatsEnvelope {
+    pub status: OkStatus,
+    pub data: Vec<RunningStatsPoint>,
+}
+
+/// Range types of `running_stats`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RangeType {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+/// Metric types of `running_stats`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricType {
+    Distance,
+    Duration,
+    TrainingLoad,
+}
+
+/// Granularities of `activity_stats`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DayOrMonth {
+    Day,
+    Month,
+}
+
+/// Granularities of `health_metrics`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DayWeekOrMonth {
+    Day,
+    Week,
+    Month,
+}
+
+/// `true`/`false`/`1`/`0`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub enum BoolFlag {
+    #[serde(rename = "true")]
+    True,
+    #[serde(rename = "false")]
+    False,
+    #[serde(rename = "1")]
+    One,
+    #[serde(rename = "0")]
+    Zero,
+}
+
+/// Totals of one bucket (every activity).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityTotals {
+    pub activities: i64,
+    pub distance: f64,
+    pub duration: i64,
+    pub training_load: f64,
+    pub calories: f64,
+    pub pace_z1_time: i64,
+    pub pace_z2_time: i64,
+    pub pace_z3_time: i64,
+    pub pace_z4_time: i64,
+    pub pace_z5_time: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityBucket {
+    pub date: chrono::NaiveDate,
+    pub activities: i64,
+    pub distance: f64,
+    pub duration: i64,
+    pub training_load: f64,
+    pub calories: f64,
+    pub pace_z1_time: i64,
+    pub pace_z2_time: i64,
+    pub pace_z3_time: i64,
+    pub pace_z4_time: i64,
+    pub pace_z5_time: i64,
+}
+
+/// `GET /api/v1/analytics/activity_stats`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityStats {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    pub timezone: String,
+    pub granularity: DayOrMonth,
+    pub buckets: Vec<ActivityBucket>,
+    pub totals: ActivityTotals,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActivityStatsEnvelope {
+    pub status: OkStatus,
+    pub data: ActivityStats,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricsPoint {
+    pub date: chrono::NaiveDate,
+    pub resting_hr: Option<f64>,
+    pub hrv_rmssd: Option<f64>,
+    pub vo2_max: Option<f64>,
+    pub recovery_score: Option<f64>,
+}
+
+/// `GET /api/v1/analytics/health_metrics`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricsSeries {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    pub granularity: DayWeekOrMonth,
+    pub points: Vec<HealthMetricsPoint>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthMetricsSeriesEnvelope {
+    pub status: OkStatus,
+    pub data: HealthMetricsSeries,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterRunning {
+    pub weekly_distance_km: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterFitnessCurrent {
+    pub vo2_max: Option<f64>,
+    pub hrv_avg: Option<f64>,
+    pub recovery_score: Option<f64>,
+    pub hrv_avg_prev: Option<f64>,
+    pub recovery_score_prev: Option<f64>,
+    pub vo2_max_prev: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterFitness {
+    pub current: RosterFitnessCurrent,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterTraining {
+    pub current_week_load: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterMetrics {
+    pub running_analytics: RosterRunning,
+    pub fitness: RosterFitness,
+    pub training: RosterTraining,
+    pub attention_signals: AttentionSignals,
+    pub last_updated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterRace {
+    pub race_name: String,
+    pub race_date: chrono::NaiveDate,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterGoals {
+    pub races: Vec<RosterRace>,
+}
+
+/// One athlete of the roster.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterAthlete {
+    pub user_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub profile_image: Option<String>,
+    pub email: Option<String>,
+    pub assigned_coach_id: Option<String>,
+    pub groups: Vec<String>,
+    pub labels: Vec<String>,
+    pub current_plans: Vec<CurrentPlan>,
+    pub current_goals: RosterGoals,
+    /// Always false: Pacer stores no push tokens.
+    pub has_push_token: bool,
+    pub metrics: RosterMetrics,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RosterPagination {
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+    pub total_pages: i64,
+    pub has_next: bool,
+    pub has_prev: bool,
+}
+
+/// `GET /api/v1/analytics/coach_athletes_metrics`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CoachAthletesMetrics {
+    pub athletes: Vec<RosterAthlete>,
+    pub total_count: i64,
+    pub metadata: RosterPagination,
+    /// The same as `metadata`.
+    pub pagination: RosterPagination,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CoachAthletesMetricsEnvelope {
+    pub status: OkStatus,
+    pub data: CoachAthletesMetrics,
 }

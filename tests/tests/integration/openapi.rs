@@ -1,7 +1,8 @@
 //! The OpenAPI document (issue 7): served without a token, OpenAPI 3.1, every route of the
-//! router (analytics aside: it is documented in a later step), the bearer scheme, the shared
-//! error body, the SSE routes, and the drift check: the AI Coach request and response fields in
-//! the document are the ones seed 000 documents (plus Pacer's named extensions).
+//! router, the bearer scheme, the shared error body, the SSE routes, and the drift check: the
+//! AI Coach request and response fields in the document are the ones seed 000 documents, the
+//! Analytics response fields and read query parameters the ones seed 004 documents (plus
+//! Pacer's named extensions).
 
 use std::collections::BTreeSet;
 
@@ -9,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use pacer_tests::TestApp;
 use serde_json::Value;
 
-/// Every documented operation (method, path), analytics excluded.
+/// Every documented operation (method, path).
 const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -96,6 +97,23 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("patch", "/api/b2b/ai-training/catalog"),
     ("get", "/api/b2b/ai-training/settings"),
     ("patch", "/api/b2b/ai-training/settings"),
+    ("post", "/api/v1/activities"),
+    ("post", "/api/v1/health_metrics"),
+    ("get", "/api/v1/athletes/{user_id}/goals"),
+    ("post", "/api/v1/athletes/{user_id}/goals"),
+    ("patch", "/api/v1/athletes/{user_id}/goals/{goal_id}"),
+    ("put", "/api/v1/athletes/{user_id}/goals/{goal_id}"),
+    ("get", "/api/v1/athletes/{user_id}/plans"),
+    ("post", "/api/v1/athletes/{user_id}/plans"),
+    ("patch", "/api/v1/athletes/{user_id}/plans/{plan_id}"),
+    ("put", "/api/v1/athletes/{user_id}/plans/{plan_id}"),
+    ("get", "/api/v1/analytics/athlete_profile"),
+    ("get", "/api/v1/analytics/fitness_stats"),
+    ("get", "/api/v1/analytics/running_stats"),
+    ("get", "/api/v1/analytics/activity_stats"),
+    ("get", "/api/v1/analytics/health_metrics"),
+    ("get", "/api/v1/analytics/coach_athletes_metrics"),
+    ("post", "/api/v1/admin/analytics/recompute"),
 ];
 
 /// The SSE routes (`text/event-stream`).
@@ -153,6 +171,130 @@ const EXT_PLAN_RESPONSE: &[&str] = &[
     "metadata",
 ];
 const EXT_PRINCIPLE_RESPONSE: &[&str] = &["source", "scope"];
+
+// Seed 004 (Analytics), as documented there.
+const SEED_PROFILE: &[&str] = &[
+    "user_id",
+    "display_name",
+    "profile_image_url",
+    "metrics",
+    "current_goals",
+    "current_plans",
+];
+const SEED_PROFILE_METRICS: &[&str] = &["running_analytics", "fitness", "training"];
+const SEED_RUNNING_ANALYTICS: &[&str] = &["weekly_distance_km", "avg_pace_per_km"];
+const SEED_FITNESS: &[&str] = &["current"];
+const SEED_FITNESS_CURRENT: &[&str] = &["vo2_max", "hrv_avg", "recovery_score"];
+const SEED_PROFILE_TRAINING: &[&str] = &["current_week_load", "four_week_avg_load"];
+const SEED_RACE: &[&str] = &["race_name", "race_date", "goal_time"];
+const SEED_CURRENT_PLAN: &[&str] = &[
+    "plan_instance_id",
+    "name",
+    "status",
+    "current_week",
+    "total_weeks",
+];
+const SEED_FITNESS_STATS: &[&str] = &[
+    "total_activities",
+    "total_distance",
+    "total_duration",
+    "avg_pace",
+    "avg_heart_rate",
+];
+const SEED_RUNNING_POINT: &[&str] = &[
+    "date",
+    "distance",
+    "duration",
+    "nexrex_training_load",
+    "runs",
+    "calories",
+    "pace_z1_time",
+    "pace_z2_time",
+    "pace_z3_time",
+    "pace_z4_time",
+    "pace_z5_time",
+];
+const SEED_ROSTER: &[&str] = &["athletes", "total_count", "metadata", "pagination"];
+const SEED_ROSTER_ATHLETE: &[&str] = &[
+    "user_id",
+    "username",
+    "display_name",
+    "profile_image",
+    "email",
+    "assigned_coach_id",
+    "groups",
+    "labels",
+    "current_plans",
+    "current_goals",
+    "has_push_token",
+    "metrics",
+];
+const SEED_ROSTER_METRICS: &[&str] = &[
+    "running_analytics",
+    "fitness",
+    "training",
+    "attention_signals",
+    "last_updated",
+];
+const SEED_ROSTER_FITNESS_CURRENT: &[&str] = &[
+    "vo2_max",
+    "hrv_avg",
+    "recovery_score",
+    "hrv_avg_prev",
+    "recovery_score_prev",
+    "vo2_max_prev",
+];
+const SEED_PAGINATION: &[&str] = &[
+    "total",
+    "page",
+    "per_page",
+    "total_pages",
+    "has_next",
+    "has_prev",
+];
+/// Query parameters of the six reads.
+const SEED_READ_PARAMS: &[(&str, &[&str])] = &[
+    ("athlete_profile", &["user_id", "refresh"]),
+    ("fitness_stats", &["days"]),
+    (
+        "running_stats",
+        &[
+            "from_timestamp",
+            "to_timestamp",
+            "range_type",
+            "metric_type",
+            "timezone",
+            "timezone_offset_minutes",
+        ],
+    ),
+    (
+        "activity_stats",
+        &["from", "to", "timezone", "granularity", "refresh"],
+    ),
+    ("health_metrics", &["from", "to", "granularity", "refresh"]),
+    (
+        "coach_athletes_metrics",
+        &[
+            "org_id",
+            "filter_by_coach",
+            "group_id",
+            "unassigned_only",
+            "search",
+            "page",
+            "per_page",
+            "no_cache",
+        ],
+    ),
+];
+
+// Pacer's documented extensions of seed 004 (docs/analytics.md); anything else is drift.
+const EXT_PROFILE_METRICS: &[&str] = &["attention_signals", "last_updated"];
+const EXT_FITNESS: &[&str] = &["seven_days_ago"];
+const EXT_FITNESS_CURRENT: &[&str] = &["vo2_max_history", "hrv_history", "recovery_score_history"];
+const EXT_PROFILE_TRAINING: &[&str] = &["ctl", "atl", "acwr"];
+const EXT_FITNESS_STATS: &[&str] = &["days"];
+/// `user_id` on the "self only" reads: a coach or admin reads an athlete's.
+const EXT_READ_PARAMS: &[&str] = &["user_id"];
 
 fn set(names: &[&[&str]]) -> BTreeSet<String> {
     names
@@ -269,12 +411,11 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
     assert!(version.starts_with("3.1"), "openapi is {version:?}");
     assert!(doc["info"]["title"].is_string());
 
-    // every route of the router (analytics aside), and nothing else
+    // every route of the router, and nothing else
     let documented: BTreeSet<(String, String)> = doc["paths"]
         .as_object()
         .context("no paths")?
         .iter()
-        .filter(|(path, _)| !path.contains("analytics"))
         .flat_map(|(path, item)| {
             item.as_object()
                 .into_iter()
@@ -466,6 +607,9 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
         request_schema(&doc, "put", "/api/v1/ai-coach/training-principle/{org_id}")?;
     assert!(properties(&doc, principle_req)?.contains("training_principle"));
 
+    // drift check: Analytics fields and parameters = seed 004 (+ named extensions)
+    analytics_drift(&doc)?;
+
     // Swagger UI, embedded (no CDN)
     let res = reqwest::get(format!("{}/api-docs/", app.base())).await?;
     assert_eq!(res.status().as_u16(), 200);
@@ -477,6 +621,126 @@ async fn openapi_document_is_served_and_complete() -> Result<()> {
     );
     let res = reqwest::get(format!("{}/api-docs/swagger-ui-bundle.js", app.base())).await?;
     assert_eq!(res.status().as_u16(), 200, "embedded bundle");
+    Ok(())
+}
+
+fn analytics_drift(doc: &Value) -> Result<()> {
+    let read = |name: &str| envelope_data(doc, "get", &format!("/api/v1/analytics/{name}"), "200");
+    let profile = read("athlete_profile")?;
+    assert_eq!(
+        properties(doc, profile)?,
+        set(&[SEED_PROFILE]),
+        "athlete_profile"
+    );
+    let metrics = property(doc, profile, "metrics")?;
+    assert_eq!(
+        properties(doc, metrics)?,
+        set(&[SEED_PROFILE_METRICS, EXT_PROFILE_METRICS]),
+        "athlete_profile metrics"
+    );
+    assert_eq!(
+        properties(doc, property(doc, metrics, "running_analytics")?)?,
+        set(&[SEED_RUNNING_ANALYTICS]),
+        "athlete_profile running_analytics"
+    );
+    let fitness = property(doc, metrics, "fitness")?;
+    assert_eq!(
+        properties(doc, fitness)?,
+        set(&[SEED_FITNESS, EXT_FITNESS]),
+        "athlete_profile fitness"
+    );
+    assert_eq!(
+        properties(doc, property(doc, fitness, "current")?)?,
+        set(&[SEED_FITNESS_CURRENT, EXT_FITNESS_CURRENT]),
+        "athlete_profile fitness.current"
+    );
+    assert_eq!(
+        properties(doc, property(doc, metrics, "training")?)?,
+        set(&[SEED_PROFILE_TRAINING, EXT_PROFILE_TRAINING]),
+        "athlete_profile training"
+    );
+    let races = property(doc, property(doc, profile, "current_goals")?, "races")?;
+    assert_eq!(
+        properties(doc, &races["items"])?,
+        set(&[SEED_RACE]),
+        "current_goals.races"
+    );
+    let plans = property(doc, profile, "current_plans")?;
+    assert_eq!(
+        properties(doc, &plans["items"])?,
+        set(&[SEED_CURRENT_PLAN]),
+        "current_plans"
+    );
+
+    assert_eq!(
+        properties(doc, read("fitness_stats")?)?,
+        set(&[SEED_FITNESS_STATS, EXT_FITNESS_STATS]),
+        "fitness_stats"
+    );
+    let running = read("running_stats")?;
+    assert_eq!(running["type"], "array", "running_stats data");
+    assert_eq!(
+        properties(doc, &running["items"])?,
+        set(&[SEED_RUNNING_POINT]),
+        "running_stats item"
+    );
+
+    let roster = read("coach_athletes_metrics")?;
+    assert_eq!(properties(doc, roster)?, set(&[SEED_ROSTER]), "roster");
+    for name in ["metadata", "pagination"] {
+        assert_eq!(
+            properties(doc, property(doc, roster, name)?)?,
+            set(&[SEED_PAGINATION]),
+            "roster {name}"
+        );
+    }
+    let athlete = &property(doc, roster, "athletes")?["items"];
+    assert_eq!(
+        properties(doc, athlete)?,
+        set(&[SEED_ROSTER_ATHLETE]),
+        "roster athlete"
+    );
+    let metrics = property(doc, athlete, "metrics")?;
+    assert_eq!(
+        properties(doc, metrics)?,
+        set(&[SEED_ROSTER_METRICS]),
+        "roster metrics"
+    );
+    let current = property(doc, property(doc, metrics, "fitness")?, "current")?;
+    assert_eq!(
+        properties(doc, current)?,
+        set(&[SEED_ROSTER_FITNESS_CURRENT]),
+        "roster fitness.current"
+    );
+    assert_eq!(
+        properties(doc, property(doc, metrics, "attention_signals")?)?,
+        set(&[&["flags"]]),
+        "roster attention_signals"
+    );
+
+    for (name, seed) in SEED_READ_PARAMS {
+        let op = operation(doc, "get", &format!("/api/v1/analytics/{name}"))?;
+        let params: BTreeSet<String> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect();
+        let mut expected = set(&[seed]);
+        if !["athlete_profile", "coach_athletes_metrics"].contains(name) {
+            expected.extend(set(&[EXT_READ_PARAMS]));
+        }
+        assert_eq!(params, expected, "{name} query parameters");
+    }
+    // limits of the seed
+    let days = operation(doc, "get", "/api/v1/analytics/fitness_stats")?["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "days")
+        .context("days")?;
+    assert_eq!(days["schema"]["maximum"], 365, "{days}");
     Ok(())
 }
 

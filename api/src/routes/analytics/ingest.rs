@@ -23,6 +23,7 @@ use super::common::{can_access, ok};
 use crate::auth::{app_state, claims};
 use crate::error::ApiError;
 use crate::routes::read_json;
+use crate::schemas as s;
 use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 1000;
@@ -144,7 +145,17 @@ async fn enqueue(
 }
 
 /// `POST /api/v1/activities`.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Upload activities: one, a batch of up to 1,000, or a bare array",
+    description = "Every item is validated on its own: valid ones are stored (an upsert per athlete and `external_id`), invalid ones come back in `errors` with their index. 400 only when no item is valid; 403/404 (nothing stored) when an item names an athlete the caller may not write for. Each athlete touched gets one debounced `recompute_stats` job.",
+    security(("bearer" = [])),
+    request_body = s::ActivityBatch,
+    responses(
+        (status_code = 200, description = "Stored (some items may be rejected)", body = s::ActivityIngestEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn activities(
     req: &mut Request,
     depot: &mut Depot,
@@ -436,7 +447,17 @@ fn parse_activity(r: &mut FieldReader<'_>) -> Option<ParsedActivity> {
 /// `POST /api/v1/health_metrics`: `{"date", "resting_hr", "hrv_rmssd", "vo2_max",
 /// "recovery_score"}`, one or `{"health_metrics": [...]}` or an array. Upsert per athlete and
 /// day; a field an upload leaves out keeps its stored value.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Upload daily health metrics: one, a batch of up to 1,000, or a bare array",
+    description = "An upsert per athlete and day: a field an upload leaves out keeps its stored value. Invalid items come back in `errors` with their index; 400 only when no item is valid.",
+    security(("bearer" = [])),
+    request_body = s::HealthMetricBatch,
+    responses(
+        (status_code = 200, description = "Stored (some items may be rejected)", body = s::HealthMetricIngestEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn health_metrics(
     req: &mut Request,
     depot: &mut Depot,

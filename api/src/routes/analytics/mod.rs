@@ -11,6 +11,7 @@ use crate::auth::{app_state, claims, require_role};
 use crate::error::ApiError;
 use crate::jobs::{job_view, submit};
 use crate::routes::read_json;
+use crate::schemas as s;
 
 mod common;
 mod ingest;
@@ -28,7 +29,7 @@ pub fn router() -> Router {
                 .push(
                     Router::with_path("{goal_id}")
                         .patch(plans::update_goal)
-                        .put(plans::update_goal),
+                        .put(plans::replace_goal),
                 ),
         )
         .push(
@@ -38,7 +39,7 @@ pub fn router() -> Router {
                 .push(
                     Router::with_path("{plan_id}")
                         .patch(plans::update_plan)
-                        .put(plans::update_plan),
+                        .put(plans::replace_plan),
                 ),
         )
         .push(
@@ -57,7 +58,20 @@ pub fn router() -> Router {
 
 /// `POST /api/v1/admin/analytics/recompute` `{"org_id"}` (admin: omit for every org; a coach:
 /// its own org, the default) → 202 with the `recompute_batch` job to poll or stream.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Recompute the analytics of an organization (admin: omit `org_id` for every org)",
+    description = "Starts a `recompute_batch` job that fans out one `recompute_stats` per athlete; poll `status_url` or stream `events_url`. The body is optional (a coach's default is its own organization).",
+    security(("bearer" = [])),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Same key from the same user returns the first job; a different body with a used key is a 409"),
+    ),
+    request_body = Option<s::RecomputeRequest>,
+    responses(
+        (status_code = 202, description = "Queued", body = s::RecomputeEnvelope),
+    ),
+    status_codes(202, 400, 401, 403, 404, 409, 413, 500)
+)]
 async fn recompute(
     req: &mut Request,
     depot: &mut Depot,

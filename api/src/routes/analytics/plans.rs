@@ -13,6 +13,7 @@ use super::common::{invalidate_athlete, ok, target_user, user_tz};
 use crate::auth::{app_state, claims};
 use crate::error::ApiError;
 use crate::routes::read_json;
+use crate::schemas as s;
 use crate::state::AppState;
 
 pub const PLAN_STATUSES: [&str; 4] = ["scheduled", "active", "completed", "cancelled"];
@@ -119,7 +120,18 @@ fn read_plan(r: &mut FieldReader<'_>, create: bool) -> PlanIn {
     }
 }
 
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "List an athlete's race goals",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+    ),
+    responses(
+        (status_code = 200, description = "The goals", body = s::RaceGoalListEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn list_goals(
     req: &mut Request,
     depot: &mut Depot,
@@ -134,7 +146,19 @@ pub async fn list_goals(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Add a race goal",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+    ),
+    request_body = s::RaceGoalCreate,
+    responses(
+        (status_code = 201, description = "Created", body = s::RaceGoalEnvelope),
+    ),
+    status_codes(201, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn create_goal(
     req: &mut Request,
     depot: &mut Depot,
@@ -152,8 +176,51 @@ pub async fn create_goal(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Change a race goal (fields left out keep their value)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+        ("goal_id" = String, Path, min_length = 1, max_length = 200, description = "The goal"),
+    ),
+    request_body = s::RaceGoalUpdate,
+    responses(
+        (status_code = 200, description = "Updated", body = s::RaceGoalEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn update_goal(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    change_goal(req, depot, res).await
+}
+
+#[endpoint(
+    tags("analytics"),
+    summary = "Change a race goal (PUT: the same as PATCH)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+        ("goal_id" = String, Path, min_length = 1, max_length = 200, description = "The goal"),
+    ),
+    request_body = s::RaceGoalUpdate,
+    responses(
+        (status_code = 200, description = "Updated", body = s::RaceGoalEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
+pub async fn replace_goal(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    change_goal(req, depot, res).await
+}
+
+async fn change_goal(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
@@ -172,7 +239,18 @@ pub async fn update_goal(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "List an athlete's plan instances",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+    ),
+    responses(
+        (status_code = 200, description = "The plan instances", body = s::PlanInstanceListEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn list_plans(
     req: &mut Request,
     depot: &mut Depot,
@@ -188,7 +266,19 @@ pub async fn list_plans(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Add a plan instance",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+    ),
+    request_body = s::PlanInstanceCreate,
+    responses(
+        (status_code = 201, description = "Created", body = s::PlanInstanceEnvelope),
+    ),
+    status_codes(201, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn create_plan(
     req: &mut Request,
     depot: &mut Depot,
@@ -206,8 +296,51 @@ pub async fn create_plan(
     Ok(())
 }
 
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Change a plan instance (fields left out keep their value)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+        ("plan_id" = String, Path, min_length = 1, max_length = 200, description = "The plan instance"),
+    ),
+    request_body = s::PlanInstanceUpdate,
+    responses(
+        (status_code = 200, description = "Updated", body = s::PlanInstanceEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
 pub async fn update_plan(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    change_plan(req, depot, res).await
+}
+
+#[endpoint(
+    tags("analytics"),
+    summary = "Change a plan instance (PUT: the same as PATCH)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Path, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+        ("plan_id" = String, Path, min_length = 1, max_length = 200, description = "The plan instance"),
+    ),
+    request_body = s::PlanInstanceUpdate,
+    responses(
+        (status_code = 200, description = "Updated", body = s::PlanInstanceEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 413, 500)
+)]
+pub async fn replace_plan(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    change_plan(req, depot, res).await
+}
+
+async fn change_plan(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,

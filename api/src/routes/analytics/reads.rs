@@ -15,6 +15,7 @@ use super::common::*;
 use super::plans::plan_view;
 use crate::auth::{app_state, claims, require_role};
 use crate::error::ApiError;
+use crate::schemas as s;
 use crate::state::AppState;
 
 const PROFILE_TTL: u64 = 900;
@@ -71,7 +72,19 @@ fn flags(m: Option<&MetricsRow>) -> Value {
 }
 
 /// `GET /api/v1/analytics/athlete_profile?user_id=…[&refresh=true]`.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "An athlete's profile: metrics, current goals and plans (cached 15 min)",
+    security(("bearer" = [])),
+    parameters(
+        ("user_id" = String, Query, min_length = 1, max_length = 200, description = "The athlete (the caller, a coach of its organization, or an admin)"),
+        ("refresh" = Option<bool>, Query, description = "Bypass the cache (default false)"),
+    ),
+    responses(
+        (status_code = 200, description = "The profile", body = s::AthleteProfileEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn athlete_profile(
     req: &mut Request,
     depot: &mut Depot,
@@ -143,7 +156,19 @@ pub async fn athlete_profile(
 }
 
 /// `GET /api/v1/analytics/fitness_stats?days=30` (1..=365).
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Totals over the last `days` days",
+    security(("bearer" = [])),
+    parameters(
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 365, description = "Window in days (default 30)"),
+        ("user_id" = Option<String>, Query, max_length = 200, description = "The athlete (default the caller; a coach: its organization's users; an admin: anyone)"),
+    ),
+    responses(
+        (status_code = 200, description = "The totals", body = s::FitnessStatsEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn fitness_stats(
     req: &mut Request,
     depot: &mut Depot,
@@ -226,7 +251,24 @@ fn local_date(ts: DateTime<Utc>, zone: &Zone) -> NaiveDate {
 }
 
 /// `GET /api/v1/analytics/running_stats?from_timestamp&to_timestamp&range_type[&metric_type][&timezone|&timezone_offset_minutes]`.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Running totals per bucket between two timestamps",
+    security(("bearer" = [])),
+    parameters(
+        ("from_timestamp" = i64, Query, minimum = 0, maximum = 32503680000i64, description = "Start (Unix seconds)"),
+        ("to_timestamp" = i64, Query, minimum = 0, maximum = 32503680000i64, description = "End (Unix seconds): within 365 days of `from_timestamp`, at most 7 days in the future"),
+        ("range_type" = s::RangeType, Query, description = "daily: one point a day; weekly: 7 days from `from_timestamp`; monthly: one point a week; yearly: one point a month"),
+        ("metric_type" = Option<s::MetricType>, Query, description = "Accepted for compatibility (default distance); every metric is returned"),
+        ("timezone" = Option<String>, Query, max_length = 200, description = "IANA time zone for the day boundaries, e.g. Europe/London"),
+        ("timezone_offset_minutes" = Option<i64>, Query, minimum = -840, maximum = 840, description = "Legacy: minutes east of UTC (`timezone` wins)"),
+        ("user_id" = Option<String>, Query, max_length = 200, description = "The athlete (default the caller; a coach: its organization's users; an admin: anyone)"),
+    ),
+    responses(
+        (status_code = 200, description = "One point per bucket, oldest first", body = s::RunningStatsEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn running_stats(
     req: &mut Request,
     depot: &mut Depot,
@@ -383,7 +425,23 @@ fn date_range(req: &Request) -> Result<(NaiveDate, NaiveDate), ApiError> {
 }
 
 /// `GET /api/v1/analytics/activity_stats?from&to[&timezone=UTC][&granularity=day|month][&refresh]`.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Activity totals per day or month (cached 5 min)",
+    security(("bearer" = [])),
+    parameters(
+        ("from" = chrono::NaiveDate, Query, description = "First day (YYYY-MM-DD)"),
+        ("to" = chrono::NaiveDate, Query, description = "Last day (YYYY-MM-DD), at most 400 days after `from`"),
+        ("timezone" = Option<String>, Query, max_length = 200, description = "IANA time zone for the day boundaries (default UTC), e.g. Europe/London"),
+        ("granularity" = Option<s::DayOrMonth>, Query, description = "Bucket size (default day)"),
+        ("refresh" = Option<bool>, Query, description = "Bypass the cache (default false)"),
+        ("user_id" = Option<String>, Query, max_length = 200, description = "The athlete (default the caller; a coach: its organization's users; an admin: anyone)"),
+    ),
+    responses(
+        (status_code = 200, description = "Buckets and totals", body = s::ActivityStatsEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn activity_stats(
     req: &mut Request,
     depot: &mut Depot,
@@ -460,7 +518,22 @@ pub async fn activity_stats(
 }
 
 /// `GET /api/v1/analytics/health_metrics?from&to[&granularity=day|week|month][&refresh]`.
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "Health metrics per day, week or month (cached 5 min)",
+    security(("bearer" = [])),
+    parameters(
+        ("from" = chrono::NaiveDate, Query, description = "First day (YYYY-MM-DD)"),
+        ("to" = chrono::NaiveDate, Query, description = "Last day (YYYY-MM-DD), at most 400 days after `from`"),
+        ("granularity" = Option<s::DayWeekOrMonth>, Query, description = "Bucket size (default day); a bucket averages its days"),
+        ("refresh" = Option<bool>, Query, description = "Bypass the cache (default false)"),
+        ("user_id" = Option<String>, Query, max_length = 200, description = "The athlete (default the caller; a coach: its organization's users; an admin: anyone)"),
+    ),
+    responses(
+        (status_code = 200, description = "One point per bucket", body = s::HealthMetricsSeriesEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 404, 500)
+)]
 pub async fn health_metrics(
     req: &mut Request,
     depot: &mut Depot,
@@ -535,7 +608,25 @@ fn flag_param(req: &Request, name: &str) -> Result<bool, ApiError> {
 }
 
 /// `GET /api/v1/analytics/coach_athletes_metrics` (coach or admin).
-#[handler]
+#[endpoint(
+    tags("analytics"),
+    summary = "A coach's roster with each athlete's metrics, goals and plans (coach or admin; cached 10 min)",
+    security(("bearer" = [])),
+    parameters(
+        ("org_id" = Option<String>, Query, max_length = 200, description = "The organization (default the caller's; a coach: only its own)"),
+        ("filter_by_coach" = Option<s::BoolFlag>, Query, description = "Only athletes assigned to the caller"),
+        ("group_id" = Option<String>, Query, max_length = 200, description = "Only athletes in this group (not with `unassigned_only`)"),
+        ("unassigned_only" = Option<s::BoolFlag>, Query, description = "Only athletes without a coach (not with `group_id`)"),
+        ("search" = Option<String>, Query, max_length = 200, description = "Matches name, username or email"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "Page number (default 1)"),
+        ("per_page" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size (default 200)"),
+        ("no_cache" = Option<s::BoolFlag>, Query, description = "Bypass the cache"),
+    ),
+    responses(
+        (status_code = 200, description = "A page of athletes", body = s::CoachAthletesMetricsEnvelope),
+    ),
+    status_codes(200, 400, 401, 403, 500)
+)]
 pub async fn coach_athletes_metrics(
     req: &mut Request,
     depot: &mut Depot,
