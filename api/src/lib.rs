@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pacer_common::auth::Verifier;
 use pacer_common::keys::Keys;
-use salvo::conn::TcpListener;
+use salvo::conn::tcp::TcpAcceptor;
 use salvo::prelude::*;
 use tokio_util::sync::CancellationToken;
 
@@ -59,10 +59,7 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
 
     let bind = config.bind.clone();
     let state = AppState::new(config, db, redis, keys, verifier, hub, metrics);
-    let acceptor = TcpListener::new(bind.clone())
-        .try_bind()
-        .await
-        .with_context(|| format!("cannot listen on {bind} (PACER_BIND)"))?;
+    let acceptor = listen(&bind).with_context(|| format!("cannot listen on {bind} (PACER_BIND)"))?;
     tracing::info!(%bind, "pacer-api listening");
     let server = Server::new(acceptor);
     let handle = server.handle();
@@ -74,6 +71,20 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     });
     server.serve(routes::service(state)).await;
     Ok(())
+}
+
+/// Binds the listening socket with `TCP_NODELAY`, which Linux passes on to accepted
+/// connections: SSE events are small writes, and Nagle's algorithm would hold each one back
+/// until the client's delayed ACK (~40 ms).
+fn listen(bind: &str) -> anyhow::Result<TcpAcceptor> {
+    let addr: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(bind)?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no address"))?;
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    Ok(TcpAcceptor::try_from(socket.listen(1024)?)?)
 }
 
 /// Resolves on SIGTERM or SIGINT.
