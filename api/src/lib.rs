@@ -59,7 +59,8 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
 
     let bind = config.bind.clone();
     let state = AppState::new(config, db, redis, keys, verifier, hub, metrics);
-    let acceptor = listen(&bind).with_context(|| format!("cannot listen on {bind} (PACER_BIND)"))?;
+    let acceptor =
+        listen(&bind).with_context(|| format!("cannot listen on {bind} (PACER_BIND)"))?;
     tracing::info!(%bind, "pacer-api listening");
     let server = Server::new(acceptor);
     let handle = server.handle();
@@ -80,7 +81,11 @@ fn listen(bind: &str) -> anyhow::Result<TcpAcceptor> {
     let addr: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(bind)?
         .next()
         .ok_or_else(|| anyhow::anyhow!("no address"))?;
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
