@@ -38,6 +38,7 @@ pub async fn submit(
             false
         }
     };
+    let task_id = push_now.then(queue::new_task_id);
     let job = NewJob {
         id: Uuid::now_v7(),
         kind,
@@ -46,6 +47,7 @@ pub async fn submit(
         input: &input,
         max_attempts: state.config.max_attempts,
         idempotency_key,
+        task_id: task_id.as_deref(),
     };
     let (row, created) = insert_job(&state.db, &job).await?;
     if !created {
@@ -58,25 +60,16 @@ pub async fn submit(
         return Ok((row, false));
     }
     metrics::counter!("pacer_jobs_submitted_total", "kind" => kind.as_str()).increment(1);
-    if push_now {
-        let task_id = queue::new_task_id();
-        // record the task id first: if this process dies before the push, the reconciler
-        // sees a dispatched job that Redis does not hold and hands it back
-        pacer_common::db::jobs::mark_dispatched(
-            &state.db,
-            &[row.id],
-            std::slice::from_ref(&task_id),
-        )
-        .await?;
-        if let Err(e) = queue::push(
+    if let Some(task_id) = task_id {
+        let pushed = queue::push(
             &mut conn,
             &state.keys,
             apalis,
             queue_name,
             &[(row.id, task_id)],
         )
-        .await
-        {
+        .await;
+        if let Err(e) = pushed {
             tracing::warn!(job.id = %row.id, error = %e, "push failed; the dispatcher will retry");
             undispatch(&state.db, &[row.id]).await?;
         }

@@ -59,14 +59,18 @@ pub struct NewJob<'a> {
     pub input: &'a Value,
     pub max_attempts: i32,
     pub idempotency_key: Option<&'a str>,
+    /// The apalis task id it will be pushed under right after the insert (`None`: leave it to
+    /// the dispatcher). Recorded with the row, so a push that never happens is visible to the
+    /// reconciler as a dispatched job Redis does not hold.
+    pub task_id: Option<&'a str>,
 }
 
 /// Inserts a queued job. With an idempotency key already used by this owner, returns the
 /// existing job and `false`.
 pub async fn insert_job(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<(JobRow, bool)> {
     let inserted: Option<JobRow> = sqlx::query_as(
-        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, idempotency_key)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
+        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, idempotency_key, task_id, dispatched_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, case when $9::text is null then null else now() end)
          on conflict (owner_id, idempotency_key) where idempotency_key is not null do nothing
          returning *",
     )
@@ -78,6 +82,7 @@ pub async fn insert_job(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<(JobRow, 
     .bind(Json(job.input))
     .bind(job.max_attempts)
     .bind(job.idempotency_key)
+    .bind(job.task_id)
     .fetch_optional(db)
     .await?;
     if let Some(row) = inserted {
