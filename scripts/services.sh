@@ -15,6 +15,9 @@ wait_for() { # port name
   return 1
 }
 
+# the end-to-end tests make EC key pairs with the openssl command
+command -v openssl >/dev/null || apt_install openssl
+
 if ! answers 6379; then
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p /var/lib/redis /var/log/redis
