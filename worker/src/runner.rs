@@ -135,14 +135,11 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
         .await?;
         return Ok(());
     };
-    if let Ok(mut r) = worker.running.lock() {
-        r.insert(job_id);
-    }
     let started = Instant::now();
-    let outcome = attempt(&worker, kind, row.clone()).await;
-    if let Ok(mut r) = worker.running.lock() {
-        r.remove(&job_id);
-    }
+    let outcome = {
+        let _running = Running::enter(&worker, job_id);
+        attempt(&worker, kind, row.clone()).await
+    };
     metrics::histogram!("pacer_job_duration_seconds", "kind" => kind.as_str())
         .record(started.elapsed().as_secs_f64());
     let (result, usage) = outcome;
@@ -199,7 +196,9 @@ async fn attempt(
         let ctx = ctx.clone();
         tokio::spawn(async move { crate::jobs::run(kind, &ctx).await })
     };
-    let abort = body.abort_handle();
+    // if this future is dropped (apalis restarting a worker drops in-flight handlers), the
+    // body and the lease refresh stop with it: the lease then expires and the job runs again
+    let _tasks = AbortOnDrop([body.abort_handle(), heartbeat.abort_handle()]);
     let limit = worker.config.timeout(kind);
     let result = tokio::select! {
         joined = tokio::time::timeout(limit, body) => match joined {
@@ -211,10 +210,42 @@ async fn attempt(
         _ = cancel.cancelled() => Err(JobError::Cancelled),
         _ = lost.cancelled() => Err(JobError::LeaseLost),
     };
-    abort.abort();
-    heartbeat.abort();
     let usage = ctx.usage.lock().ok().and_then(|u| u.clone());
     (result, usage)
+}
+
+/// Lists the job among this process's running jobs for as long as it lives.
+struct Running<'a> {
+    worker: &'a WorkerCtx,
+    job_id: Uuid,
+}
+
+impl<'a> Running<'a> {
+    fn enter(worker: &'a WorkerCtx, job_id: Uuid) -> Self {
+        if let Ok(mut r) = worker.running.lock() {
+            r.insert(job_id);
+        }
+        Self { worker, job_id }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.worker.running.lock() {
+            r.remove(&self.job_id);
+        }
+    }
+}
+
+/// Aborts its tasks when dropped, however the owning future ends.
+struct AbortOnDrop<const N: usize>([tokio::task::AbortHandle; N]);
+
+impl<const N: usize> Drop for AbortOnDrop<N> {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
 }
 
 /// Refreshes the job's lease; cancels the attempt when a cancellation was requested or the
