@@ -146,16 +146,30 @@ PY
 
 echo "fuzz: schemathesis $version against $base (logs, report and schemathesis' caches in $run/)"
 cd "$run"
-"$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
-  --url "$base" \
-  --header "Authorization: Bearer $admin" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --phases examples,coverage,fuzzing \
-  --mode all \
-  --max-examples "${FUZZ_MAX_EXAMPLES:-20}" \
-  --workers "${FUZZ_WORKERS:-2}" \
-  --seed "${FUZZ_SEED:-7}" \
-  --request-timeout 30 \
-  --no-color \
-  --report-dir report \
-  "$@"
+fuzz() {
+  "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
+    --url "$base" \
+    --header "Authorization: Bearer $admin" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --phases examples,coverage,fuzzing \
+    --mode all \
+    --max-examples "${FUZZ_MAX_EXAMPLES:-20}" \
+    --workers "${FUZZ_WORKERS:-2}" \
+    --seed "${FUZZ_SEED:-7}" \
+    --request-timeout 30 \
+    --no-color \
+    --report-dir report \
+    "$@"
+}
+# Hypothesis (inside schemathesis) sometimes crashes on its own ("Runtime Error: AST constructor
+# recursion depth mismatch") while every case passed. Only that is retried, once; a failed check
+# never is.
+if ! fuzz "$@" 2>&1 | tee "$run/schemathesis.out"; then
+  # "N generated, N passed": every generated case passed its checks
+  if grep -q "Runtime Error" "$run/schemathesis.out" && grep -qE "^ +([0-9]+) generated, \1 passed *$" "$run/schemathesis.out"; then
+    echo "fuzz: schemathesis crashed internally with no failed check; running it once more" >&2
+    fuzz "$@"
+  else
+    exit 1
+  fi
+fi
