@@ -43,7 +43,6 @@ impl AppState {
             pacer_common::queue::apalis_config(&keys, Queue::Generation, &config.common);
         let stats = pacer_common::queue::apalis_config(&keys, Queue::Stats, &config.common);
         let events = EventSink {
-            db: db.clone(),
             redis: redis.clone(),
             keys: keys.clone(),
             ttl_secs: config.common.event_log_ttl_secs,

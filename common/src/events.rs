@@ -1,11 +1,14 @@
-//! Job events. Each event gets its number from the job's row in PostgreSQL (so numbers survive
-//! a Redis flush and never repeat), is appended to the job's Redis stream under the entry id
-//! `n-0` (replay and `Last-Event-ID` resume are one `XRANGE`), and is published on the single
-//! events channel that every API process subscribes to once.
+//! Job events. A running job's events are numbered in Redis, by the script that appends them to
+//! the job's stream under the entry id `n-0` (replay and `Last-Event-ID` resume are one
+//! `XRANGE`) and publishes them on the single events channel every API process subscribes to
+//! once: no PostgreSQL write per event. The number is one more than the larger of the stream's
+//! last entry and a floor the writer passes in (the job's `event_seq` in PostgreSQL, then the
+//! last number it was given), so numbers keep growing across a Redis flush. The worker persists
+//! the last number to the row at each lease refresh and at the end; the final `result`/`error`
+//! and `done` take the two numbers after it, reserved by the terminal write in PostgreSQL.
 
 use apalis_redis::ConnectionManager;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::jobs::JobRow;
@@ -58,7 +61,6 @@ impl NumberedEvent {
 /// Where events are written.
 #[derive(Clone)]
 pub struct EventSink {
-    pub db: PgPool,
     pub redis: ConnectionManager,
     pub keys: Keys,
     pub ttl_secs: u64,
@@ -72,7 +74,29 @@ pub struct Appended {
     pub cancel_requested: bool,
 }
 
+/// KEYS: log, cancel flag. ARGV: floor, payload, channel, job id, ttl, maxlen.
+/// Returns `{number, cancel flag}`.
 static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        local n = tonumber(ARGV[1])
+        local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+        if #last > 0 then
+            local logged = tonumber(string.match(last[1][1], '^(%d+)'))
+            if logged > n then n = logged end
+        end
+        n = n + 1
+        redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], n .. '-0', 'd', ARGV[2])
+        redis.call('EXPIRE', KEYS[1], ARGV[5])
+        redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. n .. ' ' .. ARGV[2])
+        return {n, redis.call('EXISTS', KEYS[2])}
+        "#,
+    )
+});
+
+/// KEYS: log. ARGV: number, payload, channel, job id, ttl, maxlen. Appends under a number
+/// reserved in PostgreSQL; a number the log already passed is not appended again.
+static APPEND_AT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
         local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], ARGV[1] .. '-0', 'd', ARGV[2])
@@ -87,50 +111,38 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
 const LOG_MAXLEN: u64 = 20_000;
 
 impl EventSink {
-    /// Numbers the event in PostgreSQL (also storing `progress`/`message` on the row and
-    /// refreshing a running job's heartbeat), then appends and publishes it in Redis.
-    pub async fn append(
-        &self,
-        job_id: Uuid,
-        event: &Value,
-        progress: Option<(u8, &str)>,
-    ) -> Result<Appended> {
-        let (pct, msg) = match progress {
-            Some((p, m)) => (Some(i16::from(p.min(100))), Some(m)),
-            None => (None, None),
-        };
-        let (seq, cancel_requested): (i64, bool) = sqlx::query_as(
-            "update jobs set event_seq = event_seq + 1,
-                    progress = coalesce($2, progress), message = coalesce($3, message),
-                    heartbeat_at = case when state = 'running' then now() else heartbeat_at end,
-                    updated_at = now()
-              where id = $1
-          returning event_seq, cancel_requested",
-        )
-        .bind(job_id)
-        .bind(pct)
-        .bind(msg)
-        .fetch_one(&self.db)
-        .await?;
-        let seq = u64::try_from(seq).unwrap_or(0);
-        self.publish(job_id, seq, &event.to_string()).await?;
+    /// Numbers the event above `floor` and above the log's last entry, appends and publishes
+    /// it; also reports whether the job's cancellation was requested.
+    pub async fn append(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
+        let mut conn = self.redis.clone();
+        let (seq, cancel): (u64, i64) = APPEND
+            .key(self.keys.event_log(job_id))
+            .key(self.keys.cancel_flag(job_id))
+            .arg(floor)
+            .arg(event.to_string())
+            .arg(self.keys.events_channel())
+            .arg(job_id.to_string())
+            .arg(self.ttl_secs.max(60))
+            .arg(LOG_MAXLEN)
+            .invoke_async(&mut conn)
+            .await?;
         Ok(Appended {
             seq,
-            cancel_requested,
+            cancel_requested: cancel == 1,
         })
     }
 
     /// Appends a finished job's last two events under the numbers its terminal write reserved
     /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`).
     pub async fn append_final(&self, job_id: Uuid, done_seq: u64, last: &Value) -> Result<()> {
-        self.publish(job_id, done_seq.saturating_sub(1), &last.to_string())
+        self.append_at(job_id, done_seq.saturating_sub(1), &last.to_string())
             .await?;
-        self.publish(job_id, done_seq, &done().to_string()).await
+        self.append_at(job_id, done_seq, &done().to_string()).await
     }
 
-    async fn publish(&self, job_id: Uuid, seq: u64, payload: &str) -> Result<()> {
+    async fn append_at(&self, job_id: Uuid, seq: u64, payload: &str) -> Result<()> {
         let mut conn = self.redis.clone();
-        let _: i64 = APPEND
+        let _: i64 = APPEND_AT
             .key(self.keys.event_log(job_id))
             .arg(seq)
             .arg(payload)
@@ -140,6 +152,42 @@ impl EventSink {
             .arg(LOG_MAXLEN)
             .invoke_async(&mut conn)
             .await?;
+        Ok(())
+    }
+
+    /// The number of the log's last event (0 when the log is empty or gone): what a writer
+    /// that did not number the job's events itself must reserve its numbers above.
+    pub async fn last_logged(&self, job_id: Uuid) -> Result<u64> {
+        let mut conn = self.redis.clone();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.keys.event_log(job_id))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|e| e.id.split('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Tells the job's worker to stop at its next event (it also learns it from PostgreSQL at
+    /// its next lease refresh, which covers a Redis flush).
+    pub async fn request_cancel(&self, job_ids: &[Uuid]) -> Result<()> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.redis.clone();
+        let mut pipe = redis::pipe();
+        for id in job_ids {
+            pipe.set_ex(self.keys.cancel_flag(*id), 1, self.ttl_secs.max(60))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 }

@@ -35,6 +35,11 @@ impl Keys {
         format!("{}:job:{}:events", self.prefix, job_id)
     }
 
+    /// Set when a running job's cancellation is requested; read with each of its events.
+    pub fn cancel_flag(&self, job_id: Uuid) -> String {
+        format!("{}:job:{}:cancel", self.prefix, job_id)
+    }
+
     /// The one channel every job event is published on; each API process subscribes once.
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.prefix)

@@ -37,7 +37,6 @@ impl WorkerCtx {
     ) -> anyhow::Result<Arc<Self>> {
         let keys = Keys::new(config.common.redis_prefix.clone());
         let events = EventSink {
-            db: db.clone(),
             redis: redis.clone(),
             keys: keys.clone(),
             ttl_secs: config.common.event_log_ttl_secs,

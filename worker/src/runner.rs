@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use pacer_common::db::jobs::{self, Claim, JobRow};
+use pacer_common::db::jobs::{self, Claim, JobRow, Reported};
 use pacer_common::events;
 use pacer_common::jobs::{JobKind, JobState};
 use serde_json::Value;
@@ -53,17 +53,23 @@ pub struct JobCtx {
     cancel: CancellationToken,
     /// LLM token usage to record on the job.
     pub usage: std::sync::Mutex<Option<Value>>,
+    /// Saved to the row by the lease refresh and the terminal write, not per event.
+    reported: std::sync::Mutex<Reported>,
 }
 
 impl JobCtx {
     /// Appends an event; stops the job here when a cancellation was requested.
     pub async fn emit(&self, event: &Value, progress: Option<(u8, &str)>) -> Result<(), JobError> {
         self.check_cancelled()?;
-        let appended = self
-            .worker
-            .events
-            .append(self.job.id, event, progress)
-            .await?;
+        let floor = self.reported().last_seq;
+        let appended = self.worker.events.append(self.job.id, floor, event).await?;
+        if let Ok(mut r) = self.reported.lock() {
+            // concurrent emits (an LLM plan's weeks) may return out of order
+            r.last_seq = r.last_seq.max(appended.seq);
+            if let Some((pct, message)) = progress {
+                r.progress = Some((i16::from(pct.min(100)), message.to_owned()));
+            }
+        }
         if appended.cancel_requested {
             self.cancel.cancel();
             return Err(JobError::Cancelled);
@@ -77,6 +83,13 @@ impl JobCtx {
             Some((pct, message)),
         )
         .await
+    }
+
+    fn reported(&self) -> Reported {
+        self.reported
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn check_cancelled(&self) -> Result<(), JobError> {
@@ -110,7 +123,8 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
     let row = match jobs::claim(&worker.db, job_id, &worker.name, lease).await? {
         Claim::Run(row) => *row,
         Claim::Cancel(row) => {
-            finish(&worker, &row, Err(JobError::Cancelled), None).await?;
+            let reported = logged_so_far(&worker, &row).await;
+            finish(&worker, &row, Err(JobError::Cancelled), None, &reported).await?;
             return Ok(());
         }
         Claim::Skip("running on another worker") => {
@@ -123,16 +137,9 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
         }
     };
     let Some(kind) = row.job_kind() else {
-        finish(
-            &worker,
-            &row,
-            Err(JobError::Permanent(anyhow!(
-                "unknown job kind {}",
-                row.kind
-            ))),
-            None,
-        )
-        .await?;
+        let reported = logged_so_far(&worker, &row).await;
+        let unknown = JobError::Permanent(anyhow!("unknown job kind {}", row.kind));
+        finish(&worker, &row, Err(unknown), None, &reported).await?;
         return Ok(());
     };
     let started = Instant::now();
@@ -142,7 +149,7 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
     };
     metrics::histogram!("pacer_job_duration_seconds", "kind" => kind.as_str())
         .record(started.elapsed().as_secs_f64());
-    let (result, usage) = outcome;
+    let (result, usage, reported) = outcome;
     match result {
         Err(JobError::LeaseLost) => {
             tracing::warn!(job.id = %job_id, "lease lost; another worker owns the job now");
@@ -155,19 +162,38 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             );
             tracing::warn!(job.id = %job_id, job.kind = kind.as_str(), error = %e, "retrying");
             metrics::counter!("pacer_job_retries_total", "kind" => kind.as_str()).increment(1);
-            if jobs::requeue_for_retry(&worker.db, job_id, &worker.name, &message).await? {
-                let pct = u8::try_from(row.progress.clamp(0, 100)).unwrap_or(0);
+            if jobs::requeue_for_retry(&worker.db, job_id, &worker.name, &message, &reported)
+                .await?
+            {
+                let pct = reported.progress.as_ref().map_or(row.progress, |p| p.0);
+                let pct = u8::try_from(pct.clamp(0, 100)).unwrap_or(0);
+                let retrying = events::progress("retrying", &message, pct);
                 let _ = worker
                     .events
-                    .append(job_id, &events::progress("retrying", &message, pct), None)
+                    .append(job_id, reported.last_seq, &retrying)
                     .await;
             }
             Err(JobError::Retryable(e))
         }
         other => {
-            finish(&worker, &row, other, usage.as_ref()).await?;
+            finish(&worker, &row, other, usage.as_ref(), &reported).await?;
             Ok(())
         }
+    }
+}
+
+/// For a job this worker does not run: the numbers its log already used.
+async fn logged_so_far(worker: &WorkerCtx, row: &JobRow) -> Reported {
+    let logged = match worker.events.last_logged(row.id).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(job.id = %row.id, error = %e, "cannot read the event log");
+            0
+        }
+    };
+    Reported {
+        last_seq: logged.max(u64::try_from(row.event_seq).unwrap_or(0)),
+        progress: None,
     }
 }
 
@@ -177,21 +203,21 @@ async fn attempt(
     worker: &Arc<WorkerCtx>,
     kind: JobKind,
     row: JobRow,
-) -> (Result<Value, JobError>, Option<Value>) {
+) -> (Result<Value, JobError>, Option<Value>, Reported) {
     let cancel = CancellationToken::new();
     let lost = CancellationToken::new();
+    let reported = Reported {
+        last_seq: u64::try_from(row.event_seq).unwrap_or(0),
+        progress: None,
+    };
     let ctx = Arc::new(JobCtx {
         worker: worker.clone(),
         job: row,
         cancel: cancel.clone(),
         usage: Default::default(),
+        reported: std::sync::Mutex::new(reported),
     });
-    let heartbeat = tokio::spawn(keep_lease(
-        worker.clone(),
-        ctx.job.id,
-        cancel.clone(),
-        lost.clone(),
-    ));
+    let heartbeat = tokio::spawn(keep_lease(ctx.clone(), lost.clone()));
     let body = {
         let ctx = ctx.clone();
         tokio::spawn(async move { crate::jobs::run(kind, &ctx).await })
@@ -211,7 +237,7 @@ async fn attempt(
         _ = lost.cancelled() => Err(JobError::LeaseLost),
     };
     let usage = ctx.usage.lock().ok().and_then(|u| u.clone());
-    (result, usage)
+    (result, usage, ctx.reported())
 }
 
 /// Lists the job among this process's running jobs for as long as it lives.
@@ -248,21 +274,17 @@ impl<const N: usize> Drop for AbortOnDrop<N> {
     }
 }
 
-/// Refreshes the job's lease; cancels the attempt when a cancellation was requested or the
-/// job is no longer ours.
-async fn keep_lease(
-    worker: Arc<WorkerCtx>,
-    job_id: Uuid,
-    cancel: CancellationToken,
-    lost: CancellationToken,
-) {
+/// Refreshes the job's lease and saves its progress; cancels the attempt when a cancellation
+/// was requested or the job is no longer ours.
+async fn keep_lease(ctx: Arc<JobCtx>, lost: CancellationToken) {
+    let (worker, job_id) = (&ctx.worker, ctx.job.id);
     let every = worker.config.common.heartbeat();
     loop {
         tokio::time::sleep(every).await;
-        match jobs::heartbeat(&worker.db, job_id, &worker.name).await {
+        match jobs::heartbeat(&worker.db, job_id, &worker.name, &ctx.reported()).await {
             Ok(Some(false)) => {}
             Ok(Some(true)) => {
-                cancel.cancel();
+                ctx.cancel.cancel();
                 return;
             }
             Ok(None) => {
@@ -280,6 +302,7 @@ async fn finish(
     row: &JobRow,
     outcome: Result<Value, JobError>,
     usage: Option<&Value>,
+    reported: &Reported,
 ) -> Result<(), JobError> {
     let (state, result, error) = match outcome {
         Ok(v) => (JobState::Succeeded, Some(v), None),
@@ -296,6 +319,7 @@ async fn finish(
         result.as_ref(),
         error.as_deref(),
         usage,
+        reported,
     )
     .await?;
     let Some(done_seq) = done_seq else {

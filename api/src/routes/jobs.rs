@@ -142,7 +142,8 @@ async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
 async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
-    match cancel(&state.db, row.id).await? {
+    let last_logged = state.events.last_logged(row.id).await?;
+    match cancel(&state.db, row.id, last_logged).await? {
         CancelOutcome::Cancelled(done_seq) => {
             // nobody else writes events for a job that never ran: close its stream here
             state
@@ -152,6 +153,8 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
             metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => "cancelled").increment(1);
         }
         CancelOutcome::Requested => {
+            // its worker reads this flag with each event; PostgreSQL has it for the lease refresh
+            state.events.request_cancel(&[row.id]).await?;
             res.status_code(StatusCode::ACCEPTED);
         }
         CancelOutcome::AlreadyFinal => {

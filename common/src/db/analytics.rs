@@ -224,8 +224,9 @@ pub async fn batch_counts(db: impl PgExecutor<'_>, parent: Uuid) -> sqlx::Result
     .await
 }
 
-/// Cancels a batch's children: queued ones at once, running ones at their next step.
-pub async fn cancel_children(db: &PgPool, parent: Uuid) -> sqlx::Result<()> {
+/// Cancels a batch's children: queued ones at once, running ones at their next step (returned,
+/// so the caller can tell their workers through Redis too).
+pub async fn cancel_children(db: &PgPool, parent: Uuid) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query(
         "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled',
                 message = 'cancelled', finished_at = now(), updated_at = now(),
@@ -235,11 +236,10 @@ pub async fn cancel_children(db: &PgPool, parent: Uuid) -> sqlx::Result<()> {
     .bind(parent)
     .execute(db)
     .await?;
-    sqlx::query("update jobs set cancel_requested = true, updated_at = now() where parent_id = $1 and state = 'running'")
+    sqlx::query_scalar("update jobs set cancel_requested = true, updated_at = now() where parent_id = $1 and state = 'running' returning id")
         .bind(parent)
-        .execute(db)
-        .await?;
-    Ok(())
+        .fetch_all(db)
+        .await
 }
 
 /// Whether the job's batch (if any) was cancelled: its child should not run.

@@ -259,18 +259,49 @@ pub async fn claim(db: &PgPool, id: Uuid, worker: &str, lease_secs: f64) -> sqlx
     Ok(Claim::Skip("running on another worker"))
 }
 
-/// Refreshes a running job's lease. `None` when the job is no longer this worker's.
+/// What a running attempt has told its clients so far, saved on the row with its lease so
+/// polls see progress and event numbers stay above what was already sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reported {
+    /// The number of the last event appended.
+    pub last_seq: u64,
+    /// The last `progress` event's percentage and message.
+    pub progress: Option<(i16, String)>,
+}
+
+impl Reported {
+    fn seq(&self) -> i64 {
+        i64::try_from(self.last_seq).unwrap_or(i64::MAX)
+    }
+
+    fn pct(&self) -> Option<i16> {
+        self.progress.as_ref().map(|p| p.0)
+    }
+
+    fn message(&self) -> Option<&str> {
+        self.progress.as_ref().map(|p| p.1.as_str())
+    }
+}
+
+/// Refreshes a running job's lease and saves what it reported. `None` when the job is no
+/// longer this worker's; otherwise whether its cancellation was requested.
 pub async fn heartbeat(
     db: impl PgExecutor<'_>,
     id: Uuid,
     worker: &str,
+    reported: &Reported,
 ) -> sqlx::Result<Option<bool>> {
     sqlx::query_scalar(
-        "update jobs set heartbeat_at = now() where id = $1 and worker = $2 and state = 'running'
+        "update jobs set heartbeat_at = now(), event_seq = greatest(event_seq, $3),
+                progress = coalesce($4, progress), message = coalesce($5, message)
+          where id = $1 and worker = $2 and state = 'running'
           returning cancel_requested",
     )
     .bind(id)
     .bind(worker)
+    .bind(reported.seq())
+    .bind(reported.pct())
+    .bind(reported.message())
     .fetch_optional(db)
     .await
 }
@@ -282,23 +313,28 @@ pub async fn requeue_for_retry(
     id: Uuid,
     worker: &str,
     message: &str,
+    reported: &Reported,
 ) -> sqlx::Result<bool> {
     let r = sqlx::query(
-        "update jobs set state = 'queued', worker = null, message = $3, updated_at = now()
+        "update jobs set state = 'queued', worker = null, message = $3, updated_at = now(),
+                event_seq = greatest(event_seq, $4), progress = coalesce($5, progress)
           where id = $1 and worker = $2 and state = 'running'",
     )
     .bind(id)
     .bind(worker)
     .bind(message)
+    .bind(reported.seq())
+    .bind(reported.pct())
     .execute(db)
     .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// The terminal write. The first one wins: it returns the number reserved for the job's `done`
-/// event (the final `result`/`error` gets the number before it), `None` when the job had
-/// already ended. Reserving both numbers here keeps the row and its final events consistent
-/// for readers that see the row before the events.
+/// event (the final `result`/`error` gets the number before it, both above every number
+/// `reported` so far), `None` when the job had already ended. Reserving both numbers here
+/// keeps the row and its final events consistent for readers that see the row before the
+/// events.
 pub async fn finish(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -306,12 +342,14 @@ pub async fn finish(
     result: Option<&Value>,
     error: Option<&str>,
     usage: Option<&Value>,
+    reported: &Reported,
 ) -> sqlx::Result<Option<u64>> {
     debug_assert!(state.is_terminal());
     let seq: Option<i64> = sqlx::query_scalar(
         "update jobs set state = $2, result = $3, error = $4, usage = coalesce($5, usage),
-                progress = case when $2 = 'succeeded' then 100 else progress end,
-                message = $2, finished_at = now(), updated_at = now(), event_seq = event_seq + 2
+                progress = case when $2 = 'succeeded' then 100 else coalesce($7, progress) end,
+                message = $2, finished_at = now(), updated_at = now(),
+                event_seq = greatest(event_seq, $6) + 2
           where id = $1 and state in ('queued', 'running')
           returning event_seq",
     )
@@ -320,6 +358,8 @@ pub async fn finish(
     .bind(result.map(Json))
     .bind(error)
     .bind(usage.map(Json))
+    .bind(reported.seq())
+    .bind(reported.pct())
     .fetch_optional(db)
     .await?;
     Ok(seq.and_then(|n| u64::try_from(n).ok()))
@@ -335,14 +375,17 @@ pub enum CancelOutcome {
     AlreadyFinal,
 }
 
-pub async fn cancel(db: &PgPool, id: Uuid) -> sqlx::Result<CancelOutcome> {
+/// Cancels a job; a queued one's final numbers are reserved above `last_logged` (its log's
+/// last event: an earlier attempt may have numbered events the row has not seen).
+pub async fn cancel(db: &PgPool, id: Uuid, last_logged: u64) -> sqlx::Result<CancelOutcome> {
     let queued: Option<i64> = sqlx::query_scalar(
         "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled', message = 'cancelled',
-                finished_at = now(), updated_at = now(), event_seq = event_seq + 2
+                finished_at = now(), updated_at = now(), event_seq = greatest(event_seq, $2) + 2
           where id = $1 and state = 'queued'
           returning event_seq",
     )
     .bind(id)
+    .bind(i64::try_from(last_logged).unwrap_or(i64::MAX))
     .fetch_optional(db)
     .await?;
     if let Some(seq) = queued {

@@ -156,8 +156,12 @@ async fn cancelled_queued_and_running_jobs_end_cancelled_with_error_then_done() 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["state"], "cancelled");
 
-    // running: slow steps, cancel once it has started
-    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "300")])?;
+    // running: slow steps, cancel once it has started; the lease refresh (which also reads the
+    // request from PostgreSQL) is made too rare to matter, so the job stops at its next event
+    app.start_worker(&[
+        ("PACER_RULES_STEP_DELAY_MS", "300"),
+        ("PACER_HEARTBEAT_SECS", "60"),
+    ])?;
     let running = app.submit(&coach, "generate_plan", input).await?;
     app.wait_state(&coach, running, "running", Duration::from_secs(30))
         .await?;

@@ -238,3 +238,76 @@ async fn a_backlog_of_ten_thousand_jobs_drains_and_a_restarted_worker_rejoins() 
     assert_eq!(depth, 0);
     Ok(())
 }
+
+/// The last entry number of a job's event log, if it has one.
+async fn last_logged(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> anyhow::Result<Option<u64>> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(reply
+        .ids
+        .first()
+        .and_then(|e| e.id.split('-').next()?.parse().ok()))
+}
+
+#[tokio::test]
+async fn event_numbers_keep_growing_after_a_running_jobs_log_is_lost_and_polls_see_progress()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "1000")])?;
+    let coach = app.coach();
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    let log = format!("{}:job:{id}:events", app.prefix);
+    let mut conn = app.redis().await?;
+
+    // events are numbered in Redis; the lease refresh saves progress where polls read it
+    let polled = eventually(
+        Duration::from_secs(30),
+        "a workout's progress in a poll while running",
+        || async {
+            let job = app.job(&coach, id).await?;
+            let generating = job["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Generating workout"));
+            Ok((job["state"] == "running" && generating).then_some(job))
+        },
+    )
+    .await?;
+    assert!(polled["progress"].as_i64() > Some(5), "{polled}");
+
+    // the log disappears mid-job (a flush, an eviction): numbering goes on above what was sent
+    let lost = eventually(Duration::from_secs(30), "a few events", || async {
+        let mut conn = app.redis().await?;
+        Ok(last_logged(&mut conn, &log).await?.filter(|n| *n >= 3))
+    })
+    .await?;
+    let _: () = redis::cmd("DEL").arg(&log).query_async(&mut conn).await?;
+    app.wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+
+    let events = app.events(&coach, id, Some(lost), None).await?;
+    let ids: Vec<u64> = events.iter().map(|(n, _)| *n).collect();
+    assert!(
+        ids.first().is_some_and(|n| *n > lost),
+        "{ids:?} after {lost}"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(&types(&events)[events.len() - 2..], ["result", "done"]);
+    // the row reserved the final numbers above every progress number
+    let seq: i64 = sqlx::query_scalar("select event_seq from jobs where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(ids.last().copied(), u64::try_from(seq).ok());
+    Ok(())
+}

@@ -92,7 +92,7 @@ pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
     let mut last_pct = 0u8;
     loop {
         if db::job_cancel_requested(db_pool, ctx.job.id).await? {
-            db::cancel_children(db_pool, ctx.job.id).await?;
+            cancel_children(ctx).await?;
             return Err(JobError::Cancelled);
         }
         let (total, done, failed) = db::batch_counts(db_pool, ctx.job.id).await?;
@@ -108,7 +108,7 @@ pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
                 .await
             {
                 if matches!(e, JobError::Cancelled) {
-                    db::cancel_children(db_pool, ctx.job.id).await?;
+                    cancel_children(ctx).await?;
                 }
                 return Err(e);
             }
@@ -123,6 +123,12 @@ pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+async fn cancel_children(ctx: &JobCtx) -> Result<(), JobError> {
+    let running = db::cancel_children(&ctx.worker.db, ctx.job.id).await?;
+    ctx.worker.events.request_cancel(&running).await?;
+    Ok(())
 }
 
 async fn athletes_with_org(
