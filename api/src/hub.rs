@@ -11,9 +11,25 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// An event as every client of its job receives it: its SSE frame is formatted once, here, and
+/// shared by all of them.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub event: NumberedEvent,
+    pub frame: bytes::Bytes,
+}
+
+impl std::ops::Deref for LiveEvent {
+    type Target = NumberedEvent;
+
+    fn deref(&self) -> &NumberedEvent {
+        &self.event
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum HubMsg {
-    Event(Arc<NumberedEvent>),
+    Event(Arc<LiveEvent>),
     /// The subscription was re-established; events may have been missed: re-read the log.
     Resync,
 }
@@ -70,10 +86,13 @@ impl Hub {
     }
 
     fn dispatch(&self, job_id: Uuid, event: NumberedEvent) {
-        if let Ok(jobs) = self.jobs.lock()
-            && let Some(tx) = jobs.get(&job_id)
-        {
-            let _ = tx.send(HubMsg::Event(Arc::new(event)));
+        let tx = match self.jobs.lock() {
+            Ok(jobs) => jobs.get(&job_id).cloned(),
+            Err(_) => None,
+        };
+        if let Some(tx) = tx {
+            let frame = crate::sse::frame(event.id, &event.data);
+            let _ = tx.send(HubMsg::Event(Arc::new(LiveEvent { event, frame })));
         }
     }
 

@@ -181,7 +181,8 @@ pub struct JobView {
     pub job_id: uuid::Uuid,
     pub kind: JobKindName,
     pub state: JobStateName,
-    /// 0–100.
+    /// 0–100. While running, saved at each lease refresh (every few seconds); the event
+    /// stream is live.
     #[salvo(schema(minimum = 0, maximum = 100))]
     pub progress: i64,
     pub message: Option<String>,

@@ -1,17 +1,26 @@
 //! Streams one job's events: subscribe in process first, replay the log after `Last-Event-ID`,
 //! then forward live events, dropping any number already sent. Closes after `done`.
+//!
+//! The response body is a stream polled by the connection itself: no task or channel per
+//! client, and a live event's frame is formatted once for all its clients (see `hub`), so an
+//! idle client costs its connection, its broadcast receiver and this small state.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use pacer_common::db::jobs::get_job;
+use bytes::Bytes;
+use pacer_common::db::jobs::{JobRow, get_job};
 use pacer_common::events::{self, NumberedEvent, final_events_from_row, read_log};
+use salvo::http::HeaderValue;
+use salvo::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use salvo::prelude::*;
-use salvo::sse::{SseEvent, SseKeepAlive};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::hub::HubMsg;
+use crate::hub::{HubMsg, Subscription};
 use crate::state::AppState;
 
 /// Which events a stream shows, and in which shape. Event ids stay the job's numbers, so a
@@ -48,134 +57,213 @@ impl StreamMode {
     }
 }
 
-/// Starts streaming `job_id`'s events after `after` into `res`.
-pub fn stream_job(state: AppState, job_id: Uuid, after: u64, mode: StreamMode, res: &mut Response) {
-    let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
-    let keepalive = state.config.sse_keepalive();
-    tokio::spawn(async move {
-        if let Err(e) = pump(&state, job_id, after, mode, &tx).await {
-            tracing::warn!(job.id = %job_id, error = %e, "event stream ended early");
+/// One SSE frame: `data:` lines (a CR, LF or CRLF in the payload starts a new one, so it
+/// cannot change the framing), then `id:`.
+pub fn frame(id: u64, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 32);
+    let mut rest = data;
+    loop {
+        let (line, next) = match rest.find(['\r', '\n']) {
+            Some(i) if rest[i..].starts_with("\r\n") => (&rest[..i], Some(&rest[i + 2..])),
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+        match next {
+            Some(n) => rest = n,
+            None => break,
         }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    res.headers_mut().insert(
-        "x-accel-buffering",
-        salvo::http::HeaderValue::from_static("no"),
-    );
-    SseKeepAlive::new(stream)
-        .max_interval(keepalive)
-        .stream(res);
+    }
+    let _ = writeln!(out, "id: {id}\n");
+    Bytes::from(out)
 }
 
-enum Flow {
-    Continue,
-    Finished,
+const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
+
+/// A quiet stream re-reads its log this often in case a notice was lost, and asks PostgreSQL
+/// (whether the job ended while its log was lost) every fourth time.
+const RECHECK: Duration = Duration::from_secs(15);
+
+/// Starts streaming the events of `row`'s job after `after` into `res`. The row, just read by
+/// the caller, serves the first check for a finished job.
+pub fn stream_job(state: AppState, row: JobRow, after: u64, mode: StreamMode, res: &mut Response) {
+    let now = Instant::now();
+    let job_id = row.id;
+    let feed = Feed {
+        sub: state.hub.subscribe(job_id),
+        first_row: Some(Box::new(row)),
+        keepalive: state.config.sse_keepalive(),
+        state,
+        job_id,
+        mode,
+        last: after,
+        out: VecDeque::new(),
+        started: false,
+        finished: false,
+        quiet_rounds: 0,
+        last_write: now,
+        last_check: now,
+    };
+    let body = futures::stream::unfold(feed, |mut feed| async move {
+        let frame = feed.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), feed))
+    });
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res.stream(body);
 }
 
-struct Cursor<'a> {
-    tx: &'a mpsc::Sender<Result<SseEvent, Infallible>>,
-    last: u64,
+/// One client's position in its job's events.
+struct Feed {
+    state: AppState,
+    sub: Subscription,
+    /// The row the handler read, for the first catch-up.
+    first_row: Option<Box<JobRow>>,
+    job_id: Uuid,
     mode: StreamMode,
+    keepalive: Duration,
+    /// The last number sent (or skipped by the mode).
+    last: u64,
+    /// Frames ready to write.
+    out: VecDeque<Bytes>,
+    started: bool,
+    /// `done` was queued (or the job is gone): end after `out` is written.
+    finished: bool,
+    quiet_rounds: u32,
+    last_write: Instant,
+    last_check: Instant,
 }
 
-impl Cursor<'_> {
-    /// Sends `ev` unless already sent. `Finished` after `done` or when the client is gone.
-    async fn send(&mut self, ev: &NumberedEvent) -> Flow {
-        if ev.id <= self.last {
-            return Flow::Continue;
+impl Feed {
+    /// The next frame to write; `None` ends the response.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.out.pop_front() {
+                self.last_write = Instant::now();
+                return Some(frame);
+            }
+            if self.finished {
+                return None;
+            }
+            if !self.started {
+                self.started = true;
+                self.catch_up(true).await;
+                continue;
+            }
+            let keepalive_at = self.last_write + self.keepalive;
+            let check_at = self.last_check + RECHECK;
+            match tokio::time::timeout_at(keepalive_at.min(check_at), self.sub.rx.recv()).await {
+                Ok(Ok(HubMsg::Event(ev))) if ev.id == self.last + 1 => {
+                    if self.mode == StreamMode::Job {
+                        self.queue_frame(&ev.event, ev.frame.clone());
+                    } else {
+                        self.queue(&ev.event);
+                    }
+                }
+                Ok(Ok(HubMsg::Event(ev))) if ev.id <= self.last => {}
+                // a gap, a lag or a resubscription: the log has everything in order
+                Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) => {
+                    self.catch_up(true).await;
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => self.finished = true,
+                Err(_elapsed) if Instant::now() >= check_at => {
+                    self.quiet_rounds += 1;
+                    let check_row = self.quiet_rounds.is_multiple_of(4);
+                    self.catch_up(check_row).await;
+                }
+                Err(_elapsed) => {
+                    self.last_write = Instant::now();
+                    return Some(KEEP_ALIVE);
+                }
+            }
+        }
+    }
+
+    /// Queues `ev` in this stream's shape unless already sent.
+    fn queue(&mut self, ev: &NumberedEvent) {
+        if ev.id <= self.last || self.finished {
+            return;
         }
         if let Some(data) = self.mode.shape(ev) {
-            let sse = SseEvent::default().id(ev.id.to_string()).text(data);
-            if self.tx.send(Ok(sse)).await.is_err() {
-                return Flow::Finished;
-            }
+            self.out.push_back(frame(ev.id, &data));
         }
+        self.advance(ev);
+    }
+
+    /// Queues an already formatted frame of `ev` (the `Job` shape).
+    fn queue_frame(&mut self, ev: &NumberedEvent, frame: Bytes) {
+        if ev.id <= self.last || self.finished {
+            return;
+        }
+        self.out.push_back(frame);
+        self.advance(ev);
+    }
+
+    fn advance(&mut self, ev: &NumberedEvent) {
         self.last = ev.id;
         if ev.is_done() {
-            Flow::Finished
-        } else {
-            Flow::Continue
+            self.finished = true;
         }
+    }
+
+    /// Queues what the log holds after the cursor; for a finished job whose log is gone, the
+    /// final events rebuilt from its row. A failed read ends the stream (the client resumes
+    /// with `Last-Event-ID`).
+    async fn catch_up(&mut self, check_row: bool) {
+        self.last_check = Instant::now();
+        if let Err(e) = self.try_catch_up(check_row).await {
+            tracing::warn!(job.id = %self.job_id, error = %e, "event stream ended early");
+            self.finished = true;
+        }
+    }
+
+    async fn try_catch_up(&mut self, check_row: bool) -> anyhow::Result<()> {
+        let mut conn = self.state.redis.clone();
+        for ev in read_log(&mut conn, &self.state.keys, self.job_id, self.last).await? {
+            self.queue(&ev);
+        }
+        if !check_row || self.finished {
+            return Ok(());
+        }
+        let row = match self.first_row.take() {
+            Some(row) => *row,
+            None => match get_job(&self.state.db, self.job_id).await? {
+                Some(row) => row,
+                None => {
+                    self.finished = true;
+                    return Ok(());
+                }
+            },
+        };
+        if row.is_terminal() {
+            for ev in final_events_from_row(&row) {
+                self.queue(&ev);
+            }
+            if self.last >= u64::try_from(row.event_seq).unwrap_or(0) {
+                self.finished = true;
+            }
+        }
+        Ok(())
     }
 }
 
-async fn pump(
-    state: &AppState,
-    job_id: Uuid,
-    after: u64,
-    mode: StreamMode,
-    tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
-) -> anyhow::Result<()> {
-    let mut sub = state.hub.subscribe(job_id);
-    let mut cursor = Cursor {
-        tx,
-        last: after,
-        mode,
-    };
-    if let Flow::Finished = catch_up(state, job_id, &mut cursor, true).await? {
-        return Ok(());
-    }
-    // a quiet stream re-reads its log now and then in case a notice was lost, and asks
-    // PostgreSQL (whether the job ended while its log was lost) only every fourth time
-    let recheck = Duration::from_secs(15);
-    let mut quiet_rounds = 0u32;
-    loop {
-        tokio::select! {
-            _ = tx.closed() => return Ok(()),
-            msg = sub.rx.recv() => {
-                let flow = match msg {
-                    Ok(HubMsg::Event(ev)) if ev.id == cursor.last + 1 => cursor.send(&ev).await,
-                    Ok(HubMsg::Event(ev)) if ev.id <= cursor.last => Flow::Continue,
-                    // a gap, a lag or a resubscription: the log has everything in order
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => catch_up(state, job_id, &mut cursor, true).await?,
-                    Err(broadcast::error::RecvError::Closed) => Flow::Finished,
-                };
-                if let Flow::Finished = flow {
-                    return Ok(());
-                }
-            }
-            _ = tokio::time::sleep(recheck) => {
-                quiet_rounds += 1;
-                if let Flow::Finished = catch_up(state, job_id, &mut cursor, quiet_rounds.is_multiple_of(4)).await? {
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Sends what the log holds after the cursor; for a finished job whose log is gone, the final
-/// events rebuilt from its row.
-async fn catch_up(
-    state: &AppState,
-    job_id: Uuid,
-    cursor: &mut Cursor<'_>,
-    check_row: bool,
-) -> anyhow::Result<Flow> {
-    let mut conn = state.redis.clone();
-    let logged = read_log(&mut conn, &state.keys, job_id, cursor.last).await?;
-    for ev in &logged {
-        if let Flow::Finished = cursor.send(ev).await {
-            return Ok(Flow::Finished);
-        }
+    #[test]
+    fn frames_keep_line_breaks_from_changing_the_framing() {
+        assert_eq!(
+            &frame(3, r#"{"type":"done"}"#)[..],
+            b"data: {\"type\":\"done\"}\nid: 3\n\n"
+        );
+        assert_eq!(
+            &frame(4, "a\nb\r\nc")[..],
+            b"data: a\ndata: b\ndata: c\nid: 4\n\n"
+        );
     }
-    if !check_row {
-        return Ok(Flow::Continue);
-    }
-    let Some(row) = get_job(&state.db, job_id).await? else {
-        return Ok(Flow::Finished);
-    };
-    if row.is_terminal() {
-        for ev in final_events_from_row(&row) {
-            if let Flow::Finished = cursor.send(&ev).await {
-                return Ok(Flow::Finished);
-            }
-        }
-        if cursor.last >= u64::try_from(row.event_seq).unwrap_or(0) {
-            return Ok(Flow::Finished);
-        }
-    }
-    Ok(Flow::Continue)
 }

@@ -343,8 +343,11 @@ pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<R
         2,
         "end to end (rules generate_draft, SSE to done)",
         format!(
-            "{workers} worker(s) × concurrency 8; {} producers, ≤ {} jobs in flight, {}s",
-            plan.e2e_producers, plan.e2e_inflight, plan.e2e_secs
+            "{workers} worker(s) × concurrency {}; {} producers, ≤ {} jobs in flight, {}s",
+            crate::deploy::WORKER_CONCURRENCY,
+            plan.e2e_producers,
+            plan.e2e_inflight,
+            plan.e2e_secs
         ),
         format!(
             "{} jobs/s ({completed} jobs, {events} events, {} PG commits/job); enqueue→done {}{}",

@@ -94,15 +94,18 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// KEYS: log. ARGV: number, payload, channel, job id, ttl, maxlen. Appends under a number
-/// reserved in PostgreSQL; a number the log already passed is not appended again.
+/// KEYS: log. ARGV: channel, job id, ttl, maxlen, then (number, payload) pairs. Appends under
+/// numbers reserved in PostgreSQL; a number the log already passed is not appended again.
 static APPEND_AT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
-        local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], ARGV[1] .. '-0', 'd', ARGV[2])
-        if type(ok) == 'table' and ok.err then return 0 end
-        redis.call('EXPIRE', KEYS[1], ARGV[5])
-        redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
+        for i = 5, #ARGV, 2 do
+            local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[i] .. '-0', 'd', ARGV[i + 1])
+            if not (type(ok) == 'table' and ok.err) then
+                redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. ARGV[i] .. ' ' .. ARGV[i + 1])
+            end
+        end
+        redis.call('EXPIRE', KEYS[1], ARGV[3])
         return 1
         "#,
     )
@@ -133,23 +136,19 @@ impl EventSink {
     }
 
     /// Appends a finished job's last two events under the numbers its terminal write reserved
-    /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`).
+    /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`), in one round trip.
     pub async fn append_final(&self, job_id: Uuid, done_seq: u64, last: &Value) -> Result<()> {
-        self.append_at(job_id, done_seq.saturating_sub(1), &last.to_string())
-            .await?;
-        self.append_at(job_id, done_seq, &done().to_string()).await
-    }
-
-    async fn append_at(&self, job_id: Uuid, seq: u64, payload: &str) -> Result<()> {
         let mut conn = self.redis.clone();
         let _: i64 = APPEND_AT
             .key(self.keys.event_log(job_id))
-            .arg(seq)
-            .arg(payload)
             .arg(self.keys.events_channel())
             .arg(job_id.to_string())
             .arg(self.ttl_secs.max(60))
             .arg(LOG_MAXLEN)
+            .arg(done_seq.saturating_sub(1))
+            .arg(last.to_string())
+            .arg(done_seq)
+            .arg(done().to_string())
             .invoke_async(&mut conn)
             .await?;
         Ok(())

@@ -3,8 +3,6 @@
 
 use sqlx::PgPool;
 
-use crate::db::{orgs, users};
-
 /// Used when neither the request, the coach nor the organization has a principle.
 pub const DEFAULT_PRINCIPLE: &str = "Polarized training with an 80/20 easy-hard split: most running easy and \
 conversational, at most two quality sessions a week, gradual progression with regular cut-back weeks.";
@@ -39,18 +37,19 @@ pub async fn resolve(
     if let Some(p) = non_empty(requested.map(str::to_owned)) {
         return Ok((p, Source::Request));
     }
-    if let Some(p) = non_empty(
-        users::get_user(db, coach_id)
-            .await?
-            .and_then(|u| u.training_principle),
-    ) {
+    // both candidates in one round trip: this runs for every generation job
+    let (personal, org): (Option<String>, Option<String>) = sqlx::query_as(
+        "select (select training_principle from users where id = $1),
+                (select training_principle from orgs where id = $2)",
+    )
+    .bind(coach_id)
+    .bind(org_id)
+    .fetch_one(db)
+    .await?;
+    if let Some(p) = non_empty(personal) {
         return Ok((p, Source::Personal));
     }
-    if let Some(p) = non_empty(
-        orgs::get_org(db, org_id)
-            .await?
-            .and_then(|o| o.training_principle),
-    ) {
+    if let Some(p) = non_empty(org) {
         return Ok((p, Source::Org));
     }
     Ok((DEFAULT_PRINCIPLE.to_owned(), Source::Default))

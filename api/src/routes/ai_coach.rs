@@ -134,11 +134,11 @@ async fn answer(state: &AppState, row: &JobRow, res: &mut Response) -> Result<()
     }
 }
 
-fn stream(state: AppState, row: &JobRow, mode: StreamMode, res: &mut Response) {
+fn stream(state: AppState, row: JobRow, mode: StreamMode, res: &mut Response) {
     if let Ok(v) = salvo::http::HeaderValue::from_str(&row.id.to_string()) {
         res.headers_mut().insert("x-job-id", v);
     }
-    stream_job(state, row.id, 0, mode, res);
+    stream_job(state, row, 0, mode, res);
 }
 
 /// `POST /api/v1/ai-coach/generate-draft`
@@ -186,7 +186,7 @@ async fn generate_draft_stream(
     res: &mut Response,
 ) -> Result<(), ApiError> {
     let (state, row) = start(req, depot, JobKind::GenerateDraft).await?;
-    stream(state, &row, StreamMode::Job, res);
+    stream(state, row, StreamMode::Job, res);
     Ok(())
 }
 
@@ -235,7 +235,7 @@ async fn generate_plan_stream(
     res: &mut Response,
 ) -> Result<(), ApiError> {
     let (state, row) = start(req, depot, JobKind::GeneratePlan).await?;
-    stream(state, &row, StreamMode::PlanBatch, res);
+    stream(state, row, StreamMode::PlanBatch, res);
     Ok(())
 }
 
@@ -259,7 +259,7 @@ async fn generate_plan_stream_content(
     res: &mut Response,
 ) -> Result<(), ApiError> {
     let (state, row) = start(req, depot, JobKind::GeneratePlan).await?;
-    stream(state, &row, StreamMode::PlanContent, res);
+    stream(state, row, StreamMode::PlanContent, res);
     Ok(())
 }
 

@@ -259,7 +259,7 @@ async fn stream_events(
     let state = app_state(depot)?.clone();
     let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
     let after = resume_point(req)?;
-    crate::sse::stream_job(state, row.id, after, crate::sse::StreamMode::Job, res);
+    crate::sse::stream_job(state, row, after, crate::sse::StreamMode::Job, res);
     Ok(())
 }
 
