@@ -64,6 +64,7 @@ pub const WORKER_CONCURRENCY: u32 = 32;
 impl Deploy {
     pub async fn create(
         server: &str,
+        params: &str,
         redis_url: &str,
         bin_dir: &Path,
         log_dir: &Path,
@@ -78,7 +79,11 @@ impl Deploy {
             }
         }
         let db_name = format!("pacer_bench_{stamp}");
-        let database_url = format!("{server}/{db_name}");
+        let database_url = if params.is_empty() {
+            format!("{server}/{db_name}")
+        } else {
+            format!("{server}/{db_name}?{params}")
+        };
         let options: sqlx::postgres::PgConnectOptions =
             server.parse().context("database server URL")?;
         let mut admin = sqlx::ConnectOptions::connect(&options.clone().database("postgres"))

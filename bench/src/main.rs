@@ -41,6 +41,15 @@ struct Cli {
         default_value = "postgres://postgres@127.0.0.1:5432"
     )]
     database_server: String,
+    /// Connection parameters added to the database URL of the bench and the product processes.
+    /// The compose deployment's PostgreSQL has no TLS; a Debian one negotiates TLS by default,
+    /// which costs CPU on both sides of every query. Empty: leave sqlx's defaults.
+    #[arg(
+        long,
+        env = "PACER_BENCH_DATABASE_PARAMS",
+        default_value = "sslmode=disable"
+    )]
+    database_params: String,
     /// Redis; the suite uses its own key prefix and deletes only its own keys.
     #[arg(
         long,
@@ -148,6 +157,7 @@ async fn run(cli: Cli) -> Result<()> {
 
     let mut d = Deploy::create(
         &cli.database_server,
+        &cli.database_params,
         &cli.redis_url,
         &bin_dir,
         &log_dir,
@@ -209,7 +219,7 @@ async fn run(cli: Cli) -> Result<()> {
         "nofile_limit": nofile,
         "redis": redis_version(&cli.redis_url).await,
         "plan": format!("{plan:?}"),
-        "config": CONFIG,
+        "config": format!("{CONFIG}; database URL parameters: {}", if cli.database_params.is_empty() { "none" } else { &cli.database_params }),
     });
     let targets = targets(&rows, peer.as_ref());
     let md = markdown(&meta, &rows, &targets, peer.as_ref());
