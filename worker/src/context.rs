@@ -1,13 +1,15 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use apalis_redis::{Config as ApalisConfig, ConnectionManager};
+use pacer_common::db::jobs::{self, Finish, JobRow};
 use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::batch::Batcher;
 use crate::config::WorkerConfig;
 use crate::llm::OpenAi;
 
@@ -26,6 +28,58 @@ pub struct WorkerCtx {
     pub running: Mutex<HashSet<Uuid>>,
     /// The `openai` plan provider, when configured (`PACER_LLM_PROVIDER=openai`).
     pub openai: Option<OpenAi>,
+    /// Claims of delivered jobs, batched: the claimed row, or `None` (see `jobs::unclaimed`).
+    pub claims: Batcher<Uuid, Option<JobRow>>,
+    /// Terminal writes, batched: the reserved `done` number, or `None` if the job had ended.
+    pub finishes: Batcher<Finish, Option<u64>>,
+}
+
+/// Jobs per batched statement, and batches in flight at once per process.
+const BATCH_MAX: usize = 64;
+const BATCHES_IN_FLIGHT: usize = 2;
+
+fn claim_batcher(db: PgPool, worker: String, lease_secs: f64) -> Batcher<Uuid, Option<JobRow>> {
+    Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |ids: Vec<Uuid>| {
+        let (db, worker) = (db.clone(), worker.clone());
+        async move {
+            let mut distinct = ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let mut rows: HashMap<Uuid, JobRow> =
+                jobs::claim_many(&db, &distinct, &worker, lease_secs)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id, r))
+                    .collect();
+            // a second delivery of the same job in one batch does not get the row twice
+            Ok(ids.iter().map(|id| rows.remove(id)).collect())
+        }
+    })
+}
+
+fn finish_batcher(db: PgPool) -> Batcher<Finish, Option<u64>> {
+    Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |writes: Vec<Finish>| {
+        let db = db.clone();
+        async move {
+            let mut seen = HashSet::new();
+            let first: Vec<bool> = writes.iter().map(|w| seen.insert(w.id)).collect();
+            let distinct: Vec<Finish> = writes
+                .iter()
+                .zip(&first)
+                .filter(|(_, first)| **first)
+                .map(|(w, _)| w.clone())
+                .collect();
+            let won: HashMap<Uuid, u64> = jobs::finish_many(&db, &distinct)
+                .await?
+                .into_iter()
+                .collect();
+            Ok(writes
+                .iter()
+                .zip(first)
+                .map(|(w, first)| if first { won.get(&w.id).copied() } else { None })
+                .collect())
+        }
+    })
 }
 
 impl WorkerCtx {
@@ -49,6 +103,12 @@ impl WorkerCtx {
         } else {
             None
         };
+        let claims = claim_batcher(
+            db.clone(),
+            name.clone(),
+            config.common.job_lease().as_secs_f64(),
+        );
+        let finishes = finish_batcher(db.clone());
         Ok(Arc::new(Self {
             config,
             name,
@@ -60,6 +120,8 @@ impl WorkerCtx {
             stats,
             running: Mutex::default(),
             openai,
+            claims,
+            finishes,
         }))
     }
 

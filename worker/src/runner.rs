@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use pacer_common::db::jobs::{self, Claim, JobRow, Reported};
+use pacer_common::db::jobs::{self, Claim, Finish, JobRow, Reported};
 use pacer_common::events;
 use pacer_common::jobs::{JobKind, JobState};
 use serde_json::Value;
@@ -36,6 +36,12 @@ pub enum JobError {
 
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
+        Self::Retryable(e.into())
+    }
+}
+
+impl From<crate::batch::BatchError> for JobError {
+    fn from(e: crate::batch::BatchError) -> Self {
         Self::Retryable(e.into())
     }
 }
@@ -119,8 +125,11 @@ impl JobCtx {
 
 /// Runs one delivery of a job. `Err` asks apalis to deliver it again later (after backoff).
 pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
-    let lease = worker.config.common.job_lease().as_secs_f64();
-    let row = match jobs::claim(&worker.db, job_id, &worker.name, lease).await? {
+    let claimed = match worker.claims.call(job_id).await? {
+        Some(row) => Claim::Run(Box::new(row)),
+        None => jobs::unclaimed(&worker.db, job_id).await?,
+    };
+    let row = match claimed {
         Claim::Run(row) => *row,
         Claim::Cancel(row) => {
             let reported = logged_so_far(&worker, &row).await;
@@ -312,25 +321,23 @@ async fn finish(
         }
         Err(JobError::LeaseLost | JobError::Busy) => return Ok(()),
     };
-    let done_seq = jobs::finish(
-        &worker.db,
-        row.id,
-        state,
-        result.as_ref(),
-        error.as_deref(),
-        usage,
-        reported,
-    )
-    .await?;
-    let Some(done_seq) = done_seq else {
-        return Ok(());
-    };
-    metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => state.as_str()).increment(1);
     let last = match (&result, &error) {
         (Some(r), _) => events::result(r),
         (None, Some(e)) => events::error(e),
         (None, None) => events::error("failed"),
     };
+    let write = Finish {
+        id: row.id,
+        state,
+        result,
+        error: error.clone(),
+        usage: usage.cloned(),
+        reported: reported.clone(),
+    };
+    let Some(done_seq) = worker.finishes.call(write).await? else {
+        return Ok(());
+    };
+    metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => state.as_str()).increment(1);
     // the row is final already; a Redis hiccup here only delays SSE until its PostgreSQL re-check
     if let Err(e) = worker.events.append_final(row.id, done_seq, &last).await {
         tracing::warn!(job.id = %row.id, error = %e, "could not append the final events");

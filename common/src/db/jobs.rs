@@ -229,24 +229,31 @@ pub enum Claim {
     Skip(&'static str),
 }
 
-/// Takes a job for `worker`: a queued one, or a running one whose heartbeat is older than
-/// `lease_secs` (its worker died). Counts the attempt.
-pub async fn claim(db: &PgPool, id: Uuid, worker: &str, lease_secs: f64) -> sqlx::Result<Claim> {
-    let claimed: Option<JobRow> = sqlx::query_as(
+/// Takes jobs for `worker`: queued ones, or running ones whose heartbeat is older than
+/// `lease_secs` (their worker died). Counts the attempt. Returns the rows it took; for an id it
+/// did not take, [`unclaimed`] says why. One statement for a whole batch of deliveries.
+pub async fn claim_many(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    worker: &str,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(
         "update jobs set state = 'running', attempts = attempts + 1, worker = $2, heartbeat_at = now(),
                 started_at = coalesce(started_at, now()), updated_at = now()
-          where id = $1 and not cancel_requested
+          where id = any($1) and not cancel_requested
             and (state = 'queued' or (state = 'running' and heartbeat_at < now() - make_interval(secs => $3)))
           returning *",
     )
-    .bind(id)
+    .bind(ids)
     .bind(worker)
     .bind(lease_secs)
-    .fetch_optional(db)
-    .await?;
-    if let Some(row) = claimed {
-        return Ok(Claim::Run(Box::new(row)));
-    }
+    .fetch_all(db)
+    .await
+}
+
+/// Why a delivered job could not be claimed.
+pub async fn unclaimed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Claim> {
     let Some(row) = get_job(db, id).await? else {
         return Ok(Claim::Skip("unknown job"));
     };
@@ -330,39 +337,60 @@ pub async fn requeue_for_retry(
     Ok(r.rows_affected() == 1)
 }
 
-/// The terminal write. The first one wins: it returns the number reserved for the job's `done`
-/// event (the final `result`/`error` gets the number before it, both above every number
-/// `reported` so far), `None` when the job had already ended. Reserving both numbers here
-/// keeps the row and its final events consistent for readers that see the row before the
-/// events.
-pub async fn finish(
+/// One job's terminal write (see [`finish_many`]).
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub id: Uuid,
+    pub state: JobState,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub usage: Option<Value>,
+    pub reported: Reported,
+}
+
+/// Terminal writes, one statement for a batch (ids must be distinct). The first write of a job
+/// wins: for each job it ended, returns the number reserved for its `done` event (the final
+/// `result`/`error` gets the number before it, both above every number `reported` so far); a
+/// job that had already ended is not in the answer. Reserving both numbers here keeps the row
+/// and its final events consistent for readers that see the row before the events.
+pub async fn finish_many(
     db: impl PgExecutor<'_>,
-    id: Uuid,
-    state: JobState,
-    result: Option<&Value>,
-    error: Option<&str>,
-    usage: Option<&Value>,
-    reported: &Reported,
-) -> sqlx::Result<Option<u64>> {
-    debug_assert!(state.is_terminal());
-    let seq: Option<i64> = sqlx::query_scalar(
-        "update jobs set state = $2, result = $3, error = $4, usage = coalesce($5, usage),
-                progress = case when $2 = 'succeeded' then 100 else coalesce($7, progress) end,
-                message = $2, finished_at = now(), updated_at = now(),
-                event_seq = greatest(event_seq, $6) + 2
-          where id = $1 and state in ('queued', 'running')
-          returning event_seq",
+    writes: &[Finish],
+) -> sqlx::Result<Vec<(Uuid, u64)>> {
+    debug_assert!(writes.iter().all(|w| w.state.is_terminal()));
+    let ids: Vec<Uuid> = writes.iter().map(|w| w.id).collect();
+    let states: Vec<&str> = writes.iter().map(|w| w.state.as_str()).collect();
+    let results: Vec<Option<Json<&Value>>> =
+        writes.iter().map(|w| w.result.as_ref().map(Json)).collect();
+    let errors: Vec<Option<&str>> = writes.iter().map(|w| w.error.as_deref()).collect();
+    let usages: Vec<Option<Json<&Value>>> =
+        writes.iter().map(|w| w.usage.as_ref().map(Json)).collect();
+    let seqs: Vec<i64> = writes.iter().map(|w| w.reported.seq()).collect();
+    let pcts: Vec<Option<i16>> = writes.iter().map(|w| w.reported.pct()).collect();
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "update jobs j set state = t.state, result = t.result, error = t.error,
+                usage = coalesce(t.usage, j.usage),
+                progress = case when t.state = 'succeeded' then 100 else coalesce(t.pct, j.progress) end,
+                message = t.state, finished_at = now(), updated_at = now(),
+                event_seq = greatest(j.event_seq, t.seq) + 2
+           from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::int8[], $7::int2[])
+                as t(id, state, result, error, usage, seq, pct)
+          where j.id = t.id and j.state in ('queued', 'running')
+          returning j.id, j.event_seq",
     )
-    .bind(id)
-    .bind(state.as_str())
-    .bind(result.map(Json))
-    .bind(error)
-    .bind(usage.map(Json))
-    .bind(reported.seq())
-    .bind(reported.pct())
-    .fetch_optional(db)
+    .bind(&ids)
+    .bind(&states)
+    .bind(&results)
+    .bind(&errors)
+    .bind(&usages)
+    .bind(&seqs)
+    .bind(&pcts)
+    .fetch_all(db)
     .await?;
-    Ok(seq.and_then(|n| u64::try_from(n).ok()))
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, n)| Some((id, u64::try_from(n).ok()?)))
+        .collect())
 }
 
 pub enum CancelOutcome {
