@@ -36,6 +36,11 @@ pub enum HubMsg {
 
 type Senders = HashMap<Uuid, broadcast::Sender<HubMsg>>;
 
+/// Live events buffered per watched job. A client that falls further behind re-reads the job's
+/// log (`Lagged`), so this only needs to cover a burst; it is allocated whole for every job
+/// that has a client (1,024 slots cost ~48 KiB per job, measurable at hundreds of jobs/s).
+const LIVE_BUFFER: usize = 64;
+
 #[derive(Clone, Default)]
 pub struct Hub {
     jobs: Arc<Mutex<Senders>>,
@@ -68,13 +73,13 @@ impl Hub {
         let rx = match self.jobs.lock() {
             Ok(mut jobs) => jobs
                 .entry(job_id)
-                .or_insert_with(|| broadcast::channel(1024).0)
+                .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
                 .subscribe(),
             // a poisoned lock only means another thread panicked mid-insert; the map is still usable
             Err(poisoned) => poisoned
                 .into_inner()
                 .entry(job_id)
-                .or_insert_with(|| broadcast::channel(1024).0)
+                .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
                 .subscribe(),
         };
         metrics::gauge!("pacer_sse_clients").increment(1.0);
