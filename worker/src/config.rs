@@ -46,8 +46,9 @@ pub struct WorkerConfig {
     pub reconcile_stale_secs: u64,
 
     /// Fallback poll interval of an idle worker, in milliseconds (a wake-up published after
-    /// each push makes pickup immediate; this covers retries and missed wake-ups).
-    #[arg(long, env = "PACER_POLL_INTERVAL_MS", default_value_t = 500)]
+    /// each push makes pickup immediate; this covers retries and missed wake-ups, which the
+    /// benchmark sees now and then under load: at 500 ms they cost up to ~0.5 s per job).
+    #[arg(long, env = "PACER_POLL_INTERVAL_MS", default_value_t = 100)]
     pub poll_interval_ms: u64,
 
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9091); off when empty.
