@@ -43,6 +43,12 @@ impl From<pacer_common::Error> for ApiError {
     }
 }
 
+impl From<pacer_common::batch::BatchError> for ApiError {
+    fn from(e: pacer_common::batch::BatchError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
         Self::Internal(e.into())

@@ -1,11 +1,17 @@
 //! Job submission: who may submit what, validation, idempotency, and the push to Redis.
 
+use std::sync::Arc;
+
+use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use pacer_common::auth::{Claims, Role};
-use pacer_common::db::jobs::{JobRow, NewJob, insert_job, undispatch};
+use pacer_common::batch::Batcher;
+use pacer_common::db::jobs::{Inserted, JobRow, NewJob, OrgFeature, insert_jobs, undispatch};
 use pacer_common::db::{orgs, users};
-use pacer_common::jobs::{JobKind, RecomputeBatchInput, RecomputeStatsInput};
+use pacer_common::jobs::{JobKind, Queue, RecomputeBatchInput, RecomputeStatsInput};
+use pacer_common::keys::Keys;
 use pacer_common::queue;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -24,34 +30,37 @@ pub async fn submit(
 ) -> Result<(JobRow, bool), ApiError> {
     authorize_role(claims, kind)?;
     let input = kind.validate_input(input).map_err(ApiError::validation)?;
-    authorize_resources(state, claims, kind, &input).await?;
-
-    let queue_name = kind.queue();
-    let apalis = state.apalis(queue_name);
-    let mut conn = state.redis.clone();
-    // below the high-water mark the API pushes at once; above it the job waits in PostgreSQL
-    // for a worker's dispatcher (Redis must never hold ~8,000 due jobs, see queue.rs)
-    let push_now = match queue::depth(&mut conn, apalis).await {
-        Ok(depth) => depth < state.config.common.queue_high_water,
-        Err(e) => {
-            tracing::warn!(error = %e, "queue depth unavailable; leaving the job to the dispatcher");
-            false
-        }
-    };
-    let task_id = push_now.then(queue::new_task_id);
+    let feature_org = authorize_resources(state, claims, kind, &input).await?;
+    let requires = feature_org.map(|org_id| OrgFeature {
+        org_id: org_id.to_owned(),
+        feature: COACH_AGENT,
+    });
     let job = NewJob {
         id: Uuid::now_v7(),
         kind,
-        owner_id: &claims.sub,
-        org_id: Some(&claims.org_id),
-        input: &input,
+        owner_id: claims.sub.clone(),
+        org_id: Some(claims.org_id.clone()),
+        input,
         max_attempts: state.config.max_attempts,
-        idempotency_key,
-        task_id: task_id.as_deref(),
+        idempotency_key: idempotency_key.map(str::to_owned),
+        task_id: None,
+        requires,
     };
-    let (row, created) = insert_job(&state.db, &job).await?;
+    let (row, created) = match state.recorder.call(job.clone()).await? {
+        Inserted::New(row) => (row, true),
+        Inserted::Existing(row) => (row, false),
+        Inserted::Refused => {
+            // explain the refusal; if the organization qualifies by now, it changed meanwhile
+            let org_id = job.requires.as_ref().map_or("", |r| r.org_id.as_str());
+            require_coach_org(state, claims, org_id).await?;
+            return Err(ApiError::Conflict(
+                "organization_changed",
+                "the organization changed during the request; retry".into(),
+            ));
+        }
+    };
     if !created {
-        if row.kind != kind.as_str() || row.input.0 != input {
+        if row.kind != kind.as_str() || row.input.0 != job.input {
             return Err(ApiError::Conflict(
                 "idempotency_conflict",
                 "this Idempotency-Key was already used for a different request".into(),
@@ -60,21 +69,85 @@ pub async fn submit(
         return Ok((row, false));
     }
     metrics::counter!("pacer_jobs_submitted_total", "kind" => kind.as_str()).increment(1);
-    if let Some(task_id) = task_id {
-        let pushed = queue::push(
-            &mut conn,
-            &state.keys,
-            apalis,
-            queue_name,
-            &[(row.id, task_id)],
-        )
-        .await;
-        if let Err(e) = pushed {
-            tracing::warn!(job.id = %row.id, error = %e, "push failed; the dispatcher will retry");
-            undispatch(&state.db, &[row.id]).await?;
+    Ok((row, true))
+}
+
+/// Records submissions and pushes them to Redis, many per round trip under load (see
+/// [`Batcher`]): one depth check per queue, one insert, one push per queue for a batch.
+pub type Recorder = Batcher<NewJob, Inserted>;
+
+/// What the recorder needs of the application state (it cannot hold the state itself).
+pub struct RecorderCtx {
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub generation: Arc<ApalisConfig>,
+    pub stats: Arc<ApalisConfig>,
+    pub high_water: u64,
+}
+
+impl RecorderCtx {
+    fn apalis(&self, queue: Queue) -> &ApalisConfig {
+        match queue {
+            Queue::Generation => &self.generation,
+            Queue::Stats => &self.stats,
         }
     }
-    Ok((row, true))
+
+    pub fn spawn(self) -> Recorder {
+        let ctx = Arc::new(self);
+        Batcher::spawn(64, 2, move |jobs: Vec<NewJob>| {
+            let ctx = ctx.clone();
+            async move { ctx.record(jobs).await }
+        })
+    }
+
+    async fn record(&self, mut jobs: Vec<NewJob>) -> sqlx::Result<Vec<Inserted>> {
+        let mut conn = self.redis.clone();
+        // below the high-water mark the API pushes at once; above it the job waits in
+        // PostgreSQL for a worker's dispatcher (Redis must never hold ~8,000 due jobs, see
+        // queue.rs)
+        for queue in Queue::ALL {
+            if !jobs.iter().any(|j| j.kind.queue() == queue) {
+                continue;
+            }
+            let room = match queue::depth(&mut conn, self.apalis(queue)).await {
+                Ok(depth) => self.high_water.saturating_sub(depth),
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue depth unavailable; leaving jobs to the dispatcher");
+                    0
+                }
+            };
+            let room = usize::try_from(room).unwrap_or(usize::MAX);
+            for job in jobs
+                .iter_mut()
+                .filter(|j| j.kind.queue() == queue)
+                .take(room)
+            {
+                job.task_id = Some(queue::new_task_id());
+            }
+        }
+        let answers = insert_jobs(&self.db, &jobs).await?;
+        for queue in Queue::ALL {
+            let pushes: Vec<(Uuid, String)> = jobs
+                .iter()
+                .zip(&answers)
+                .filter(|(j, a)| j.kind.queue() == queue && matches!(a, Inserted::New(_)))
+                .filter_map(|(j, _)| Some((j.id, j.task_id.clone()?)))
+                .collect();
+            if pushes.is_empty() {
+                continue;
+            }
+            let pushed =
+                queue::push(&mut conn, &self.keys, self.apalis(queue), queue, &pushes).await;
+            if let Err(e) = pushed {
+                tracing::warn!(jobs = pushes.len(), error = %e, "push failed; the dispatcher will retry");
+                let ids: Vec<Uuid> = pushes.iter().map(|(id, _)| *id).collect();
+                undispatch(&self.db, &ids).await?;
+            }
+        }
+        Ok(answers)
+    }
 }
 
 fn authorize_role(claims: &Claims, kind: JobKind) -> Result<(), ApiError> {
@@ -86,19 +159,25 @@ fn authorize_role(claims: &Claims, kind: JobKind) -> Result<(), ApiError> {
     crate::auth::require_role(claims, allowed)
 }
 
-async fn authorize_resources(
+/// Checks what the caller may touch. For generation jobs the organization's feature is
+/// checked by the insert itself (one round trip less per job): returns that organization.
+async fn authorize_resources<'a>(
     state: &AppState,
     claims: &Claims,
     kind: JobKind,
-    input: &Value,
-) -> Result<(), ApiError> {
+    input: &'a Value,
+) -> Result<Option<&'a str>, ApiError> {
     match kind {
         JobKind::GenerateDraft | JobKind::GeneratePlan => {
             let org_id = input
                 .get("org_id")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            require_coach_org(state, claims, org_id).await
+            if claims.role != Role::Admin && org_id != claims.org_id {
+                // refused either way; the full check says why (404 before 403)
+                require_coach_org(state, claims, org_id).await?;
+            }
+            Ok(Some(org_id))
         }
         JobKind::RecomputeStats => {
             let parsed =
@@ -118,13 +197,14 @@ async fn authorize_resources(
                     "you may not recompute this athlete's stats".into(),
                 ))
             }
+            .map(|()| None)
         }
         JobKind::RecomputeBatch => {
             let parsed =
                 RecomputeBatchInput::parse(input, "input.").map_err(ApiError::validation)?;
             match (claims.role, parsed.org_id.as_deref()) {
-                (Role::Admin, _) => Ok(()),
-                (Role::Coach, Some(org)) if org == claims.org_id => Ok(()),
+                (Role::Admin, _) => Ok(None),
+                (Role::Coach, Some(org)) if org == claims.org_id => Ok(None),
                 (Role::Coach, _) => Err(ApiError::Forbidden(
                     "a coach may only recompute its own organization".into(),
                 )),

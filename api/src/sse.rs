@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pacer_common::db::jobs::{JobRow, get_job};
+use pacer_common::db::jobs::JobRow;
 use pacer_common::events::{self, NumberedEvent, final_events_from_row, read_log};
 use salvo::http::HeaderValue;
 use salvo::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -231,7 +231,7 @@ impl Feed {
         }
         let row = match self.first_row.take() {
             Some(row) => *row,
-            None => match get_job(&self.state.db, self.job_id).await? {
+            None => match self.state.rows.call(self.job_id).await? {
                 Some(row) => row,
                 None => {
                     self.finished = true;

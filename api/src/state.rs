@@ -4,13 +4,17 @@ use std::sync::{Arc, Mutex};
 use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use metrics_exporter_prometheus::PrometheusHandle;
 use pacer_common::auth::Verifier;
+use pacer_common::batch::Batcher;
+use pacer_common::db::jobs::{JobRow, get_jobs};
 use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::config::ApiConfig;
 use crate::hub::Hub;
+use crate::jobs::{Recorder, RecorderCtx};
 
 /// Shared by every handler (cheap to clone).
 #[derive(Clone)]
@@ -25,6 +29,10 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     generation: Arc<ApalisConfig>,
     stats: Arc<ApalisConfig>,
+    /// Records and pushes submissions (batched).
+    pub recorder: Arc<Recorder>,
+    /// Reads job rows by id (batched: every poll and SSE connection reads its job).
+    pub rows: Arc<Batcher<Uuid, Option<JobRow>>>,
     /// Users already provisioned by this process (skips the upsert on later requests).
     pub seen_users: Arc<Mutex<HashSet<String>>>,
 }
@@ -47,6 +55,24 @@ impl AppState {
             keys: keys.clone(),
             ttl_secs: config.common.event_log_ttl_secs,
         };
+        let generation = Arc::new(generation);
+        let stats = Arc::new(stats);
+        let recorder = RecorderCtx {
+            db: db.clone(),
+            redis: redis.clone(),
+            keys: keys.clone(),
+            generation: generation.clone(),
+            stats: stats.clone(),
+            high_water: config.common.queue_high_water,
+        }
+        .spawn();
+        let rows = {
+            let db = db.clone();
+            Batcher::spawn(64, 2, move |ids: Vec<Uuid>| {
+                let db = db.clone();
+                async move { get_jobs(&db, &ids).await }
+            })
+        };
         Self {
             config: Arc::new(config),
             db,
@@ -56,8 +82,10 @@ impl AppState {
             hub,
             events,
             metrics,
-            generation: Arc::new(generation),
-            stats: Arc::new(stats),
+            generation,
+            stats,
+            recorder: Arc::new(recorder),
+            rows: Arc::new(rows),
             seen_users: Arc::default(),
         }
     }

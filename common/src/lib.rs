@@ -3,6 +3,7 @@
 pub mod ai_training;
 pub mod analytics;
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -9,9 +9,9 @@ use pacer_common::keys::Keys;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::batch::Batcher;
 use crate::config::WorkerConfig;
 use crate::llm::OpenAi;
+use pacer_common::batch::Batcher;
 
 /// What every job of this process shares.
 pub struct WorkerCtx {

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod batch;
 pub mod config;
 pub mod context;
 pub mod jobs;
@@ -19,6 +18,7 @@ use apalis_redis::RedisStorage;
 use futures::StreamExt;
 use pacer_common::jobs::JobMessage;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
@@ -145,6 +145,11 @@ async fn handle(
 
 /// Wake-ups published by producers after each push (apalis-redis 1.0 publishes none for
 /// normal pushes). Reconnects on its own; a missed wake-up only costs one poll interval.
+///
+/// Each wake-up is followed by two more ([`FOLLOW_UPS`]): apalis-core's `PollWith` drains the
+/// strategy before polling the backend and ignores the result, so a wake-up that arrives while
+/// a fetch is in flight is used up by that fetch; if the fetch ran in Redis just before the
+/// push, the job would wait for the next poll interval.
 fn wake_stream(
     client: redis::Client,
     channel: String,
@@ -152,6 +157,10 @@ fn wake_stream(
 ) -> ReceiverStream<()> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
+        // a full channel already holds a wake-up: coalesce
+        let wake = || {
+            let _ = tx.try_send(());
+        };
         loop {
             let sub = async {
                 let mut ps = client.get_async_pubsub().await?;
@@ -161,14 +170,27 @@ fn wake_stream(
             match sub.await {
                 Ok(ps) => {
                     let mut messages = ps.into_on_message();
+                    let mut follow_ups: std::collections::VecDeque<Instant> = Default::default();
                     loop {
+                        let next_follow_up = follow_ups.front().copied();
                         tokio::select! {
                             _ = stop.cancelled() => return,
                             m = messages.next() => match m {
-                                // a full channel already holds a wake-up: coalesce
-                                Some(_) => { let _ = tx.try_send(()); }
+                                Some(_) => {
+                                    wake();
+                                    // one pending schedule at a time: under load wake-ups are
+                                    // frequent anyway
+                                    if follow_ups.is_empty() {
+                                        let now = Instant::now();
+                                        follow_ups.extend(FOLLOW_UPS.iter().map(|d| now + *d));
+                                    }
+                                }
                                 None => break,
                             },
+                            _ = sleep_until_some(next_follow_up) => {
+                                follow_ups.pop_front();
+                                wake();
+                            }
                         }
                     }
                 }
@@ -183,6 +205,16 @@ fn wake_stream(
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// When a wake-up is repeated, after the first (see [`wake_stream`]).
+const FOLLOW_UPS: [Duration; 2] = [Duration::from_millis(5), Duration::from_millis(25)];
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -40,8 +40,8 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
-impl From<crate::batch::BatchError> for JobError {
-    fn from(e: crate::batch::BatchError) -> Self {
+impl From<pacer_common::batch::BatchError> for JobError {
+    fn from(e: pacer_common::batch::BatchError) -> Self {
         Self::Retryable(e.into())
     }
 }

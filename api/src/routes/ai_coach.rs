@@ -70,7 +70,7 @@ async fn start(
     let claims = claims(depot)?.clone();
     require_role(&claims, &COACH_ROLES)?;
     let body = read_json(req, &state).await?;
-    let (input, org_id) = match kind {
+    let input = match kind {
         JobKind::GeneratePlan => {
             let plan = GeneratePlanInput::parse(&body, "").map_err(ApiError::validation)?;
             if let Some(n) = pacer_planner::draft_weeks(&plan.refined_draft)
@@ -81,22 +81,13 @@ async fn start(
                     &format!("must match the draft, which has {n} weeks"),
                 ));
             }
-            let org = plan.draft.org_id.clone();
-            (
-                serde_json::to_value(plan).map_err(|e| ApiError::Internal(e.into()))?,
-                org,
-            )
+            serde_json::to_value(plan).map_err(|e| ApiError::Internal(e.into()))?
         }
         _ => {
             let draft = GenerateDraftInput::parse(&body, "").map_err(ApiError::validation)?;
-            let org = draft.org_id.clone();
-            (
-                serde_json::to_value(draft).map_err(|e| ApiError::Internal(e.into()))?,
-                org,
-            )
+            serde_json::to_value(draft).map_err(|e| ApiError::Internal(e.into()))?
         }
     };
-    require_coach_org(&state, &claims, &org_id).await?;
     let key = idempotency_key(req)?;
     let (row, _) = submit(&state, &claims, kind, &input, key.as_deref()).await?;
     Ok((state, row))

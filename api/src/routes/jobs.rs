@@ -1,7 +1,7 @@
 //! The Jobs API: submit, poll, list, cancel, and the SSE event stream.
 
 use pacer_common::auth::Role;
-use pacer_common::db::jobs::{CancelOutcome, JobFilter, cancel, get_job, list_jobs};
+use pacer_common::db::jobs::{CancelOutcome, JobFilter, cancel, list_jobs};
 use pacer_common::events;
 use pacer_common::jobs::{JobKind, JobState};
 use pacer_common::validate::FieldReader;
@@ -98,7 +98,7 @@ pub async fn visible_job(
     claims: &pacer_common::auth::Claims,
     id: Uuid,
 ) -> Result<pacer_common::db::jobs::JobRow, ApiError> {
-    match get_job(&state.db, id).await? {
+    match state.rows.call(id).await? {
         Some(row) if visible(&row, claims) => Ok(row),
         _ => Err(ApiError::NotFound("job not found".into())),
     }

@@ -51,50 +51,127 @@ impl JobRow {
     }
 }
 
-pub struct NewJob<'a> {
+/// A job to record. Owned, so submissions from many requests can share one statement.
+#[derive(Debug, Clone)]
+pub struct NewJob {
     pub id: Uuid,
     pub kind: JobKind,
-    pub owner_id: &'a str,
-    pub org_id: Option<&'a str>,
-    pub input: &'a Value,
+    pub owner_id: String,
+    pub org_id: Option<String>,
+    pub input: Value,
     pub max_attempts: i32,
-    pub idempotency_key: Option<&'a str>,
+    pub idempotency_key: Option<String>,
     /// The apalis task id it will be pushed under right after the insert (`None`: leave it to
     /// the dispatcher). Recorded with the row, so a push that never happens is visible to the
     /// reconciler as a dispatched job Redis does not hold.
-    pub task_id: Option<&'a str>,
+    pub task_id: Option<String>,
+    /// Record the job only if this organization has this feature: the submission's
+    /// authorization check, in the same statement (the caller explains a refusal).
+    pub requires: Option<OrgFeature>,
 }
 
-/// Inserts a queued job. With an idempotency key already used by this owner, returns the
-/// existing job and `false`.
-pub async fn insert_job(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<(JobRow, bool)> {
-    let inserted: Option<JobRow> = sqlx::query_as(
+#[derive(Debug, Clone)]
+pub struct OrgFeature {
+    pub org_id: String,
+    pub feature: &'static str,
+}
+
+/// What became of one [`NewJob`].
+#[derive(Debug)]
+pub enum Inserted {
+    /// Recorded now.
+    New(JobRow),
+    /// Its idempotency key was already used by this owner: the job recorded then.
+    Existing(JobRow),
+    /// Not recorded: the organization it `requires` does not exist or lacks the feature.
+    Refused,
+}
+
+/// Records queued jobs in one statement (and one more to find the jobs behind reused
+/// idempotency keys, when there are any). Answers each job, in order.
+pub async fn insert_jobs(db: &PgPool, jobs: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+    let queues: Vec<&str> = jobs.iter().map(|j| j.kind.queue().as_str()).collect();
+    let owners: Vec<&str> = jobs.iter().map(|j| j.owner_id.as_str()).collect();
+    let orgs: Vec<Option<&str>> = jobs.iter().map(|j| j.org_id.as_deref()).collect();
+    let inputs: Vec<Json<&Value>> = jobs.iter().map(|j| Json(&j.input)).collect();
+    let attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
+    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
+    let tasks: Vec<Option<&str>> = jobs.iter().map(|j| j.task_id.as_deref()).collect();
+    let feature_orgs: Vec<Option<&str>> = jobs
+        .iter()
+        .map(|j| j.requires.as_ref().map(|r| r.org_id.as_str()))
+        .collect();
+    let features: Vec<Option<&str>> = jobs
+        .iter()
+        .map(|j| j.requires.as_ref().map(|r| r.feature))
+        .collect();
+    let inserted: Vec<JobRow> = sqlx::query_as(
         "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, idempotency_key, task_id, dispatched_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, case when $9::text is null then null else now() end)
+         select t.id, t.kind, t.queue, t.owner_id, t.org_id, t.input, t.max_attempts, t.idempotency_key, t.task_id,
+                case when t.task_id is null then null else now() end
+           from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int4[],
+                       $8::text[], $9::text[], $10::text[], $11::text[])
+                with ordinality as t(id, kind, queue, owner_id, org_id, input, max_attempts, idempotency_key, task_id,
+                                     feature_org, feature, ord)
+          where t.feature is null
+             or exists (select 1 from orgs o where o.id = t.feature_org and t.feature = any(o.features))
+          order by t.ord
          on conflict (owner_id, idempotency_key) where idempotency_key is not null do nothing
          returning *",
     )
-    .bind(job.id)
-    .bind(job.kind.as_str())
-    .bind(job.kind.queue().as_str())
-    .bind(job.owner_id)
-    .bind(job.org_id)
-    .bind(Json(job.input))
-    .bind(job.max_attempts)
-    .bind(job.idempotency_key)
-    .bind(job.task_id)
-    .fetch_optional(db)
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&queues)
+    .bind(&owners)
+    .bind(&orgs)
+    .bind(&inputs)
+    .bind(&attempts)
+    .bind(&keys)
+    .bind(&tasks)
+    .bind(&feature_orgs)
+    .bind(&features)
+    .fetch_all(db)
     .await?;
-    if let Some(row) = inserted {
-        return Ok((row, true));
-    }
-    let existing: JobRow =
-        sqlx::query_as("select * from jobs where owner_id = $1 and idempotency_key = $2")
-            .bind(job.owner_id)
-            .bind(job.idempotency_key)
-            .fetch_one(db)
-            .await?;
-    Ok((existing, false))
+    let mut new: std::collections::HashMap<Uuid, JobRow> =
+        inserted.into_iter().map(|r| (r.id, r)).collect();
+    // a job not recorded and carrying a key may be a reuse of that key (maybe by another job
+    // of this very batch)
+    let (key_owners, key_values): (Vec<&str>, Vec<&str>) = jobs
+        .iter()
+        .filter(|j| !new.contains_key(&j.id))
+        .filter_map(|j| Some((j.owner_id.as_str(), j.idempotency_key.as_deref()?)))
+        .unzip();
+    let existing: Vec<JobRow> = if key_owners.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "select j.* from jobs j join unnest($1::text[], $2::text[]) as t(owner_id, idempotency_key)
+                 on j.owner_id = t.owner_id and j.idempotency_key = t.idempotency_key",
+        )
+        .bind(&key_owners)
+        .bind(&key_values)
+        .fetch_all(db)
+        .await?
+    };
+    Ok(jobs
+        .iter()
+        .map(|j| {
+            if let Some(row) = new.remove(&j.id) {
+                return Inserted::New(row);
+            }
+            existing
+                .iter()
+                .find(|r| {
+                    j.idempotency_key.is_some()
+                        && r.owner_id == j.owner_id
+                        && r.idempotency_key == j.idempotency_key
+                })
+                .cloned()
+                .map_or(Inserted::Refused, Inserted::Existing)
+        })
+        .collect())
 }
 
 pub async fn get_job(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
@@ -102,6 +179,17 @@ pub async fn get_job(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<J
         .bind(id)
         .fetch_optional(db)
         .await
+}
+
+/// Many jobs by id in one statement; answers each id in order (`None`: no such job).
+pub async fn get_jobs(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Option<JobRow>>> {
+    let rows: Vec<JobRow> = sqlx::query_as("select * from jobs where id = any($1)")
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
+    let by_id: std::collections::HashMap<Uuid, JobRow> =
+        rows.into_iter().map(|r| (r.id, r)).collect();
+    Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
 }
 
 pub struct JobFilter<'a> {

@@ -252,6 +252,84 @@ async fn idempotency_key_returns_the_first_job_and_list_shows_the_callers_jobs()
     Ok(())
 }
 
+/// Submissions arriving together share one insert (and one push): each still gets its own
+/// answer, a reused key its first job, and a refused one changes nothing.
+#[tokio::test]
+async fn concurrent_submissions_each_get_their_own_answer() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.org("org_plain", &[]).await?;
+    let coach = app.coach();
+    let admin = app.admin();
+    let post = |token: &str, key: Option<String>, input: serde_json::Value| {
+        let mut req = app
+            .http
+            .post(format!("{}/api/v1/jobs", app.base()))
+            .bearer_auth(token)
+            .json(&json!({"kind": "generate_draft", "input": input}));
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        async move {
+            let res = req.send().await?;
+            let status = res.status().as_u16();
+            Ok::<_, anyhow::Error>((status, res.json::<serde_json::Value>().await?))
+        }
+    };
+    let with_org = |org: &str| {
+        let mut input = draft_input();
+        input["org_id"] = json!(org);
+        input
+    };
+    // 0..20: same key; 20..40: no key; 40..50: admin, org without the feature;
+    // 50..60: admin, missing org
+    let calls = (0..60).map(|i| match i {
+        0..20 => post(&coach, Some("shared-key".into()), draft_input()),
+        20..40 => post(&coach, None, draft_input()),
+        40..50 => post(&admin, None, with_org("org_plain")),
+        _ => post(&admin, None, with_org("org_nowhere")),
+    });
+    let answers = futures::future::try_join_all(calls).await?;
+    let id = |b: &serde_json::Value| b["data"]["job_id"].as_str().map(str::to_owned);
+    let keyed: HashSet<_> = answers[..20].iter().map(|(_, b)| id(b)).collect();
+    assert!(answers[..40].iter().all(|(s, _)| *s == 202), "{answers:?}");
+    assert_eq!(keyed.len(), 1, "one job for one key: {keyed:?}");
+    let unkeyed: HashSet<_> = answers[20..40].iter().map(|(_, b)| id(b)).collect();
+    assert_eq!(unkeyed.len(), 20);
+    assert!(unkeyed.iter().all(|i| i.is_some() && !keyed.contains(i)));
+    for (status, body) in &answers[40..50] {
+        assert_eq!(
+            (*status, body["status"].as_str()),
+            (403, Some("error")),
+            "{body}"
+        );
+    }
+    for (status, body) in &answers[50..] {
+        assert_eq!(
+            (*status, body["status"].as_str()),
+            (404, Some("error")),
+            "{body}"
+        );
+    }
+    let rows: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(rows, 21, "refused submissions record nothing");
+    // every recorded job runs
+    let all: Vec<uuid::Uuid> = keyed
+        .iter()
+        .chain(&unkeyed)
+        .flatten()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    for id in all {
+        app.wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+            .await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn recompute_stats_aggregates_activities_by_local_day() -> anyhow::Result<()> {
     let mut app = TestApp::new().await?;

@@ -1,4 +1,4 @@
-//! Natural batching of the worker's per-job PostgreSQL writes (claims, terminal writes): a
+//! Natural batching of per-job PostgreSQL statements (submissions, claims, terminal writes): a
 //! request waits only for the statement already running; whatever arrived meanwhile goes in
 //! the next statement together. At idle a batch is one request, so nothing waits for a timer;
 //! under load one round trip and one commit serve many jobs.
