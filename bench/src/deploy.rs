@@ -133,6 +133,8 @@ impl Deploy {
     }
 
     fn env(&self) -> Vec<(String, String)> {
+        // the product's log filter (`RUST_LOG`) for the spawned processes: quiet unless asked
+        let log = std::env::var("PACER_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned());
         [
             ("DATABASE_URL", self.database_url.as_str()),
             ("REDIS_URL", self.redis_url.as_str()),
@@ -140,7 +142,7 @@ impl Deploy {
             ("PACER_JWT_SECRET", self.secret.as_str()),
             ("PACER_BIND", &format!("127.0.0.1:{}", self.port)),
             ("PACER_LOG_FORMAT", "text"),
-            ("RUST_LOG", "warn"),
+            ("RUST_LOG", log.as_str()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

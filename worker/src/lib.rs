@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod llm;
 pub mod maintenance;
 pub mod runner;
+pub mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +16,7 @@ use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{Backoff, ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
-use futures::StreamExt;
 use pacer_common::jobs::JobMessage;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
@@ -64,13 +61,14 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     for &queue in &config.queues {
         let storage: RedisStorage<JobMessage> =
             RedisStorage::new(redis.clone()).with_config(ctx.apalis(queue).clone());
-        let strategy = Strategy::new()
-            .stream(wake_stream(
+        let strategy = Strategy::new().apply(wake::WakeStrategy::new(
+            wake::subscribe(
                 redis_client.clone(),
                 ctx.keys.wake_channel(queue),
                 stop.clone(),
-            ))
-            .interval(Duration::from_millis(config.poll_interval_ms.max(10)));
+            ),
+            Duration::from_millis(config.poll_interval_ms.max(10)),
+        ));
         let ctx = ctx.clone();
         let base = name.clone();
         let concurrency = config.concurrency as usize;
@@ -140,80 +138,6 @@ async fn handle(
             Err(e) if worker.is_shutting_down() => return Err(e.into()),
             Err(_) => backoff.next_backoff().await,
         }
-    }
-}
-
-/// Wake-ups published by producers after each push (apalis-redis 1.0 publishes none for
-/// normal pushes). Reconnects on its own; a missed wake-up only costs one poll interval.
-///
-/// Each wake-up is followed by two more ([`FOLLOW_UPS`]): apalis-core's `PollWith` drains the
-/// strategy before polling the backend and ignores the result, so a wake-up that arrives while
-/// a fetch is in flight is used up by that fetch; if the fetch ran in Redis just before the
-/// push, the job would wait for the next poll interval.
-fn wake_stream(
-    client: redis::Client,
-    channel: String,
-    stop: CancellationToken,
-) -> ReceiverStream<()> {
-    let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        // a full channel already holds a wake-up: coalesce
-        let wake = || {
-            let _ = tx.try_send(());
-        };
-        loop {
-            let sub = async {
-                let mut ps = client.get_async_pubsub().await?;
-                ps.subscribe(&channel).await?;
-                Ok::<_, redis::RedisError>(ps)
-            };
-            match sub.await {
-                Ok(ps) => {
-                    let mut messages = ps.into_on_message();
-                    let mut follow_ups: std::collections::VecDeque<Instant> = Default::default();
-                    loop {
-                        let next_follow_up = follow_ups.front().copied();
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            m = messages.next() => match m {
-                                Some(_) => {
-                                    wake();
-                                    // one pending schedule at a time: under load wake-ups are
-                                    // frequent anyway
-                                    if follow_ups.is_empty() {
-                                        let now = Instant::now();
-                                        follow_ups.extend(FOLLOW_UPS.iter().map(|d| now + *d));
-                                    }
-                                }
-                                None => break,
-                            },
-                            _ = sleep_until_some(next_follow_up) => {
-                                follow_ups.pop_front();
-                                wake();
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%channel, error = %e, "wake-up subscription failed; retrying")
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    });
-    ReceiverStream::new(rx)
-}
-
-/// When a wake-up is repeated, after the first (see [`wake_stream`]).
-const FOLLOW_UPS: [Duration; 2] = [Duration::from_millis(5), Duration::from_millis(25)];
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
