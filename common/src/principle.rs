@@ -33,24 +33,71 @@ pub async fn resolve(
     coach_id: &str,
     org_id: &str,
 ) -> sqlx::Result<(String, Source)> {
-    let non_empty = |p: Option<String>| p.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
-    if let Some(p) = non_empty(requested.map(str::to_owned)) {
+    if let Some(p) = requested.and_then(non_empty) {
         return Ok((p, Source::Request));
     }
-    // both candidates in one round trip: this runs for every generation job
-    let (personal, org): (Option<String>, Option<String>) = sqlx::query_as(
-        "select (select training_principle from users where id = $1),
-                (select training_principle from orgs where id = $2)",
+    let mut stored = stored_many(db, &[(coach_id.to_owned(), org_id.to_owned())]).await?;
+    let (personal, org) = stored.pop().unwrap_or_default();
+    Ok(choose(None, personal.as_deref(), org.as_deref()))
+}
+
+/// The first non-empty of: the request's, the coach's personal, the organization's principle,
+/// else the default.
+pub fn choose(
+    requested: Option<&str>,
+    personal: Option<&str>,
+    org: Option<&str>,
+) -> (String, Source) {
+    [
+        (requested, Source::Request),
+        (personal, Source::Personal),
+        (org, Source::Org),
+    ]
+    .into_iter()
+    .find_map(|(p, source)| Some((p.and_then(non_empty)?, source)))
+    .unwrap_or_else(|| (DEFAULT_PRINCIPLE.to_owned(), Source::Default))
+}
+
+fn non_empty(p: &str) -> Option<String> {
+    Some(p.trim()).filter(|p| !p.is_empty()).map(str::to_owned)
+}
+
+/// The stored (personal, organization) principles of many (coach, organization) pairs in one
+/// round trip, in order: this runs for every generation job.
+pub async fn stored_many(
+    db: &PgPool,
+    pairs: &[(String, String)],
+) -> sqlx::Result<Vec<(Option<String>, Option<String>)>> {
+    let coaches: Vec<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();
+    let orgs: Vec<&str> = pairs.iter().map(|(_, o)| o.as_str()).collect();
+    sqlx::query_as(
+        "select u.training_principle, o.training_principle
+           from unnest($1::text[], $2::text[]) with ordinality as t(coach_id, org_id, ord)
+           left join users u on u.id = t.coach_id
+           left join orgs o on o.id = t.org_id
+          order by t.ord",
     )
-    .bind(coach_id)
-    .bind(org_id)
-    .fetch_one(db)
-    .await?;
-    if let Some(p) = non_empty(personal) {
-        return Ok((p, Source::Personal));
+    .bind(&coaches)
+    .bind(&orgs)
+    .fetch_all(db)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_non_empty_principle_wins() {
+        assert_eq!(
+            choose(Some(" r "), Some("p"), Some("o")),
+            ("r".to_owned(), Source::Request)
+        );
+        assert_eq!(
+            choose(Some("  "), Some("p"), Some("o")),
+            ("p".to_owned(), Source::Personal)
+        );
+        assert_eq!(choose(None, None, Some("o")), ("o".to_owned(), Source::Org));
+        assert_eq!(choose(None, Some(""), None).1, Source::Default);
     }
-    if let Some(p) = non_empty(org) {
-        return Ok((p, Source::Org));
-    }
-    Ok((DEFAULT_PRINCIPLE.to_owned(), Source::Default))
 }

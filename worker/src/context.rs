@@ -32,6 +32,8 @@ pub struct WorkerCtx {
     pub claims: Batcher<Uuid, Option<JobRow>>,
     /// Terminal writes, batched: the reserved `done` number, or `None` if the job had ended.
     pub finishes: Batcher<Finish, Option<u64>>,
+    /// Stored training principles of (coach, organization), batched: (personal, organization).
+    pub principles: Batcher<(String, String), (Option<String>, Option<String>)>,
 }
 
 /// Jobs per batched statement, and batches in flight at once per process.
@@ -109,6 +111,17 @@ impl WorkerCtx {
             config.common.job_lease().as_secs_f64(),
         );
         let finishes = finish_batcher(db.clone());
+        let principles = {
+            let db = db.clone();
+            Batcher::spawn(
+                BATCH_MAX,
+                BATCHES_IN_FLIGHT,
+                move |pairs: Vec<(String, String)>| {
+                    let db = db.clone();
+                    async move { pacer_common::principle::stored_many(&db, &pairs).await }
+                },
+            )
+        };
         Ok(Arc::new(Self {
             config,
             name,
@@ -122,6 +135,7 @@ impl WorkerCtx {
             openai,
             claims,
             finishes,
+            principles,
         }))
     }
 

@@ -128,38 +128,43 @@ async fn sleep_until_some(at: Option<Instant>) {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Notify;
 
-    struct Count(AtomicUsize);
+    /// A waker that tells the test when the worker would be woken.
+    struct Woken(Notify);
 
-    impl futures::task::ArcWake for Count {
+    impl futures::task::ArcWake for Woken {
         fn wake_by_ref(this: &Arc<Self>) {
-            this.0.fetch_add(1, Ordering::SeqCst);
+            this.0.notify_one();
         }
     }
 
     /// The apalis-core defect this replaces: once a poll returned ready, nothing woke the
     /// worker again (neither the next wake-up nor the next tick).
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn after_a_ready_poll_both_the_next_wake_up_and_the_next_tick_wake_the_worker() {
         let (tx, rx) = mpsc::channel(1);
-        let mut strategy = WakeStrategy::new(rx, Duration::from_millis(100));
+        // an interval far longer than the test's wait for the wake-up, short for the tick's
+        let mut strategy = WakeStrategy::new(rx, Duration::from_millis(300));
         let snapshot = PollSnapshot::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = futures::task::waker(count.clone());
+        let woken = Arc::new(Woken(Notify::new()));
+        let waker = futures::task::waker(woken.clone());
         let mut cx = Context::from_waker(&waker);
-        let woken = || count.0.load(Ordering::SeqCst);
+        let deadline = Duration::from_secs(10);
 
         // the first tick is immediate; a wake-up arrives too
         tx.try_send(()).unwrap();
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         // no further poll: the next wake-up must still reach the worker
         tx.try_send(()).unwrap();
-        assert_eq!(woken(), 1);
+        tokio::time::timeout(deadline, woken.0.notified())
+            .await
+            .expect("a wake-up after a ready poll wakes the worker");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         // and so must the next tick
-        tokio::time::advance(Duration::from_millis(101)).await;
-        assert_eq!(woken(), 2);
+        tokio::time::timeout(deadline, woken.0.notified())
+            .await
+            .expect("a tick after a ready poll wakes the worker");
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending());
     }

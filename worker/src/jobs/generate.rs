@@ -15,11 +15,16 @@ async fn resolve_principle(
     requested: Option<&str>,
     org_id: &str,
 ) -> Result<String, JobError> {
-    Ok(
-        pacer_common::principle::resolve(&ctx.worker.db, requested, &ctx.job.owner_id, org_id)
-            .await?
-            .0,
-    )
+    use pacer_common::principle::choose;
+    if requested.is_some_and(|p| !p.trim().is_empty()) {
+        return Ok(choose(requested, None, None).0);
+    }
+    let (personal, org) = ctx
+        .worker
+        .principles
+        .call((ctx.job.owner_id.clone(), org_id.to_owned()))
+        .await?;
+    Ok(choose(None, personal.as_deref(), org.as_deref()).0)
 }
 
 fn plan_input(input: &GenerateDraftInput, principle: &str) -> PlanInput {
