@@ -102,7 +102,7 @@ impl RecorderCtx {
         })
     }
 
-    async fn record(&self, mut jobs: Vec<NewJob>) -> sqlx::Result<Vec<Inserted>> {
+    async fn record(&self, mut jobs: Vec<NewJob>) -> pacer_common::Result<Vec<Inserted>> {
         let mut conn = self.redis.clone();
         // below the high-water mark the API pushes at once; above it the job waits in
         // PostgreSQL for a worker's dispatcher (Redis must never hold ~8,000 due jobs, see

@@ -50,11 +50,11 @@ impl AppState {
         let generation =
             pacer_common::queue::apalis_config(&keys, Queue::Generation, &config.common);
         let stats = pacer_common::queue::apalis_config(&keys, Queue::Stats, &config.common);
-        let events = EventSink {
-            redis: redis.clone(),
-            keys: keys.clone(),
-            ttl_secs: config.common.event_log_ttl_secs,
-        };
+        let events = EventSink::new(
+            redis.clone(),
+            keys.clone(),
+            config.common.event_log_ttl_secs,
+        );
         let generation = Arc::new(generation);
         let stats = Arc::new(stats);
         let recorder = RecorderCtx {
@@ -70,7 +70,7 @@ impl AppState {
             let db = db.clone();
             Batcher::spawn(64, 2, move |ids: Vec<Uuid>| {
                 let db = db.clone();
-                async move { get_jobs(&db, &ids).await }
+                async move { Ok(get_jobs(&db, &ids).await?) }
             })
         };
         Self {

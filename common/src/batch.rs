@@ -1,7 +1,7 @@
-//! Natural batching of per-job PostgreSQL statements (submissions, claims, terminal writes): a
-//! request waits only for the statement already running; whatever arrived meanwhile goes in
-//! the next statement together. At idle a batch is one request, so nothing waits for a timer;
-//! under load one round trip and one commit serve many jobs.
+//! Natural batching of per-job PostgreSQL statements (submissions, claims, terminal writes) and
+//! Redis script calls (event appends): a request waits only for the call already running;
+//! whatever arrived meanwhile goes in the next call together. At idle a batch is one request,
+//! so nothing waits for a timer; under load one round trip serves many jobs.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error(transparent)]
-    Db(Arc<sqlx::Error>),
+    Failed(Arc<crate::Error>),
     #[error("the batcher stopped")]
     Stopped,
 }
@@ -25,12 +25,20 @@ pub struct Batcher<I, O> {
     tx: mpsc::UnboundedSender<Pending<I, O>>,
 }
 
+impl<I, O> Clone for Batcher<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// `run` gets the inputs of one batch and answers each, in order.
     pub fn spawn<F, Fut>(max: usize, parallel: usize, run: F) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = sqlx::Result<Vec<O>>> + Send + 'static,
+        Fut: Future<Output = crate::Result<Vec<O>>> + Send + 'static,
     {
         let (tx, mut rx) = mpsc::unbounded_channel::<Pending<I, O>>();
         let run = Arc::new(run);
@@ -62,7 +70,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                         Err(e) => {
                             let e = Arc::new(e);
                             for reply in replies {
-                                let _ = reply.send(Err(BatchError::Db(e.clone())));
+                                let _ = reply.send(Err(BatchError::Failed(e.clone())));
                             }
                         }
                     }
@@ -118,8 +126,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_fails_each_of_its_calls() {
         let batcher = Batcher::spawn(4, 1, |_xs: Vec<u32>| async {
-            Err::<Vec<u32>, _>(sqlx::Error::PoolTimedOut)
+            Err::<Vec<u32>, _>(crate::Error::Db(sqlx::Error::PoolTimedOut))
         });
-        assert!(matches!(batcher.call(1).await, Err(BatchError::Db(_))));
+        assert!(matches!(batcher.call(1).await, Err(BatchError::Failed(_))));
     }
 }

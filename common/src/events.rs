@@ -11,8 +11,9 @@ use apalis_redis::ConnectionManager;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::batch::{BatchError, Batcher};
 use crate::db::jobs::JobRow;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::jobs::JobState;
 use crate::keys::Keys;
 
@@ -58,100 +59,154 @@ impl NumberedEvent {
     }
 }
 
-/// Where events are written.
+/// Where events are written. Appends of all the process's jobs share script calls (see
+/// `batch`): under load one round trip appends and publishes the events of many jobs.
 #[derive(Clone)]
 pub struct EventSink {
     pub redis: ConnectionManager,
     pub keys: Keys,
     pub ttl_secs: u64,
+    /// `None`: that append failed (the others of its batch are unaffected).
+    appends: Batcher<Append, Option<Appended>>,
 }
 
 /// What appending returned.
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {
+    /// The number of the (last) event appended.
     pub seq: u64,
     /// Someone asked to cancel this job: a running job stops at this step.
     pub cancel_requested: bool,
 }
 
-/// KEYS: log, cancel flag. ARGV: floor, payload, channel, job id, ttl, maxlen.
-/// Returns `{number, cancel flag}`.
+/// Events of one job to append in one go.
+struct Append {
+    job_id: Uuid,
+    /// `Next(floor)`: number each event one above the larger of `floor` and the log's last
+    /// entry. `At(n)`: the numbers were reserved in PostgreSQL: `n`, `n + 1`, …; a number the
+    /// log already passed is not appended again.
+    numbering: Numbering,
+    payloads: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Numbering {
+    Next(u64),
+    At(u64),
+}
+
+/// KEYS: per append, the job's log and cancel flag. ARGV: channel, ttl, maxlen, then per
+/// append: job id, mode (`n` next, `a` at), number, count, that many payloads. Returns per
+/// append `{last number, cancel flag, appended}`. In mode `n`, `XADD` at floor + 1 is tried
+/// first: it fails only when the log is already past it (a previous owner's events), and only
+/// then is the log's top id read. Nothing here raises, so one bad append does not fail the
+/// others of its batch; it answers `appended = 0` instead.
 static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
-        local n = tonumber(ARGV[1])
-        local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-        if #last > 0 then
-            local logged = tonumber(string.match(last[1][1], '^(%d+)'))
-            if logged > n then n = logged end
-        end
-        n = n + 1
-        redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], n .. '-0', 'd', ARGV[2])
-        redis.call('EXPIRE', KEYS[1], ARGV[5])
-        redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. n .. ' ' .. ARGV[2])
-        return {n, redis.call('EXISTS', KEYS[2])}
-        "#,
-    )
-});
-
-/// KEYS: log. ARGV: channel, job id, ttl, maxlen, then (number, payload) pairs. Appends under
-/// numbers reserved in PostgreSQL; a number the log already passed is not appended again.
-static APPEND_AT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-        for i = 5, #ARGV, 2 do
-            local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[i] .. '-0', 'd', ARGV[i + 1])
-            if not (type(ok) == 'table' and ok.err) then
-                redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. ARGV[i] .. ' ' .. ARGV[i + 1])
+        local function failed(r) return type(r) == 'table' and r.err ~= nil end
+        local function top(log)
+            local info = redis.pcall('XINFO', 'STREAM', log)
+            if failed(info) then return nil end
+            for k = 1, #info, 2 do
+                if info[k] == 'last-generated-id' then
+                    return tonumber(string.match(info[k + 1], '^(%d+)'))
+                end
             end
+            return nil
         end
-        redis.call('EXPIRE', KEYS[1], ARGV[3])
-        return 1
+        local channel, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
+        local out = {}
+        local j = 4
+        for i = 1, #KEYS, 2 do
+            local log, job, mode, n, count = KEYS[i], ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
+            j = j + 4
+            if mode == 'a' then n = n - 1 end
+            local appended = 1
+            for k = 1, count do
+                local payload = ARGV[j]
+                j = j + 1
+                n = n + 1
+                local ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'd', payload)
+                if failed(ok) and mode == 'n' then
+                    local last = top(log)
+                    if last ~= nil and last >= n then
+                        n = last + 1
+                        ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'd', payload)
+                    end
+                end
+                if not failed(ok) then
+                    redis.call('PUBLISH', channel, job .. ' ' .. n .. ' ' .. payload)
+                elseif mode == 'n' then
+                    appended = 0
+                end
+            end
+            redis.pcall('EXPIRE', log, ttl)
+            out[#out + 1] = n
+            out[#out + 1] = mode == 'n' and redis.call('EXISTS', KEYS[i + 1]) or 0
+            out[#out + 1] = appended
+        end
+        return out
         "#,
     )
 });
 
 const LOG_MAXLEN: u64 = 20_000;
+/// Appends per script call, and calls in flight at once per process.
+const BATCH_MAX: usize = 64;
+const BATCHES_IN_FLIGHT: usize = 2;
 
 impl EventSink {
+    pub fn new(redis: ConnectionManager, keys: Keys, ttl_secs: u64) -> Self {
+        let ttl_secs = ttl_secs.max(60);
+        let appends = {
+            let (redis, keys) = (redis.clone(), keys.clone());
+            Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |batch: Vec<Append>| {
+                let (mut conn, keys) = (redis.clone(), keys.clone());
+                async move { append_batch(&mut conn, &keys, ttl_secs, batch).await }
+            })
+        };
+        Self {
+            redis,
+            keys,
+            ttl_secs,
+            appends,
+        }
+    }
+
     /// Numbers the event above `floor` and above the log's last entry, appends and publishes
     /// it; also reports whether the job's cancellation was requested.
     pub async fn append(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
-        let mut conn = self.redis.clone();
-        let (seq, cancel): (u64, i64) = APPEND
-            .key(self.keys.event_log(job_id))
-            .key(self.keys.cancel_flag(job_id))
-            .arg(floor)
-            .arg(event.to_string())
-            .arg(self.keys.events_channel())
-            .arg(job_id.to_string())
-            .arg(self.ttl_secs.max(60))
-            .arg(LOG_MAXLEN)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(Appended {
-            seq,
-            cancel_requested: cancel == 1,
+        self.call(Append {
+            job_id,
+            numbering: Numbering::Next(floor),
+            payloads: vec![event.to_string()],
         })
+        .await
     }
 
     /// Appends a finished job's last two events under the numbers its terminal write reserved
-    /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`), in one round trip.
+    /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`), in one call.
     pub async fn append_final(&self, job_id: Uuid, done_seq: u64, last: &Value) -> Result<()> {
-        let mut conn = self.redis.clone();
-        let _: i64 = APPEND_AT
-            .key(self.keys.event_log(job_id))
-            .arg(self.keys.events_channel())
-            .arg(job_id.to_string())
-            .arg(self.ttl_secs.max(60))
-            .arg(LOG_MAXLEN)
-            .arg(done_seq.saturating_sub(1))
-            .arg(last.to_string())
-            .arg(done_seq)
-            .arg(done().to_string())
-            .invoke_async(&mut conn)
-            .await?;
+        self.call(Append {
+            job_id,
+            numbering: Numbering::At(done_seq.saturating_sub(1)),
+            payloads: vec![last.to_string(), done().to_string()],
+        })
+        .await?;
         Ok(())
+    }
+
+    async fn call(&self, append: Append) -> Result<Appended> {
+        let job_id = append.job_id;
+        match self.appends.call(append).await {
+            Ok(Some(appended)) => Ok(appended),
+            Ok(None) => Err(Error::Queue(format!(
+                "job {job_id}: Redis refused the event append"
+            ))),
+            Err(BatchError::Failed(e)) => Err(Error::Queue(format!("event append failed: {e}"))),
+            Err(BatchError::Stopped) => Err(Error::Queue("the event appender stopped".to_owned())),
+        }
     }
 
     /// The number of the log's last event (0 when the log is empty or gone): what a writer
@@ -189,6 +244,51 @@ impl EventSink {
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
+}
+
+/// One script call for a batch of appends.
+async fn append_batch(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    ttl_secs: u64,
+    batch: Vec<Append>,
+) -> Result<Vec<Option<Appended>>> {
+    let mut call = APPEND.prepare_invoke();
+    call.arg(keys.events_channel())
+        .arg(ttl_secs)
+        .arg(LOG_MAXLEN);
+    for a in &batch {
+        let (mode, n) = match a.numbering {
+            Numbering::Next(floor) => ("n", floor),
+            Numbering::At(n) => ("a", n),
+        };
+        call.key(keys.event_log(a.job_id))
+            .key(keys.cancel_flag(a.job_id))
+            .arg(a.job_id.to_string())
+            .arg(mode)
+            .arg(n)
+            .arg(a.payloads.len());
+        for p in &a.payloads {
+            call.arg(p);
+        }
+    }
+    let flat: Vec<i64> = call.invoke_async(conn).await?;
+    if flat.len() != batch.len() * 3 {
+        return Err(Error::Queue(format!(
+            "event append script answered {} values for {} appends",
+            flat.len(),
+            batch.len()
+        )));
+    }
+    Ok(flat
+        .chunks_exact(3)
+        .map(|c| {
+            (c[2] == 1).then(|| Appended {
+                seq: u64::try_from(c[0]).unwrap_or(0),
+                cancel_requested: c[1] == 1,
+            })
+        })
+        .collect())
 }
 
 /// Events numbered after `after`, from the job's log (empty when the log is gone).

@@ -15,4 +15,4 @@ pub mod queue;
 pub mod telemetry;
 pub mod validate;
 
-pub use error::{Error, FieldError};
+pub use error::{Error, FieldError, Result};

@@ -92,11 +92,11 @@ impl WorkerCtx {
         redis: ConnectionManager,
     ) -> anyhow::Result<Arc<Self>> {
         let keys = Keys::new(config.common.redis_prefix.clone());
-        let events = EventSink {
-            redis: redis.clone(),
-            keys: keys.clone(),
-            ttl_secs: config.common.event_log_ttl_secs,
-        };
+        let events = EventSink::new(
+            redis.clone(),
+            keys.clone(),
+            config.common.event_log_ttl_secs,
+        );
         let generation =
             pacer_common::queue::apalis_config(&keys, Queue::Generation, &config.common);
         let stats = pacer_common::queue::apalis_config(&keys, Queue::Stats, &config.common);
@@ -118,7 +118,7 @@ impl WorkerCtx {
                 BATCHES_IN_FLIGHT,
                 move |pairs: Vec<(String, String)>| {
                     let db = db.clone();
-                    async move { pacer_common::principle::stored_many(&db, &pairs).await }
+                    async move { Ok(pacer_common::principle::stored_many(&db, &pairs).await?) }
                 },
             )
         };

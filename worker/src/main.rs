@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use pacer_worker::config::WorkerConfig;
 
+/// mimalloc instead of glibc's malloc: the services allocate per request, event and query on
+/// several threads (BENCHMARKS.md measures the difference).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = WorkerConfig::parse();
     pacer_common::telemetry::init(config.common.log_format);

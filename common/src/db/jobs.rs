@@ -1,4 +1,10 @@
 //! The `jobs` table: the source of truth for every job. Redis only carries ids.
+//!
+//! Statements that address jobs by id test the state with `case state when … end` rather
+//! than `state in ('queued', 'running')`: the latter implies the partial index `jobs_live`'s
+//! predicate, and with statistics that lag a burst the planner then ANDs a bitmap of every
+//! live job with the primary key lookup, reading the whole backlog per claim (measured: 3–10
+//! ms per batched claim and 50 ms per dispatch of 1,000 during a 20,000-job drain).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -236,7 +242,7 @@ pub async fn mark_dispatched(
     sqlx::query(
         "update jobs j set task_id = t.task_id, dispatched_at = now()
            from unnest($1::uuid[], $2::text[]) as t(id, task_id)
-          where j.id = t.id and j.state in ('queued', 'running')",
+          where j.id = t.id and case j.state when 'queued' then true when 'running' then true else false end",
     )
     .bind(job_ids)
     .bind(task_ids)
@@ -298,7 +304,7 @@ pub async fn stale_dispatched(
 pub async fn undispatch(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::Result<u64> {
     let r = sqlx::query(
         "update jobs set task_id = null, dispatched_at = null, state = 'queued', worker = null, updated_at = now()
-          where id = any($1) and state in ('queued', 'running')",
+          where id = any($1) and case state when 'queued' then true when 'running' then true else false end",
     )
     .bind(job_ids)
     .execute(db)
@@ -330,7 +336,9 @@ pub async fn claim_many(
         "update jobs set state = 'running', attempts = attempts + 1, worker = $2, heartbeat_at = now(),
                 started_at = coalesce(started_at, now()), updated_at = now()
           where id = any($1) and not cancel_requested
-            and (state = 'queued' or (state = 'running' and heartbeat_at < now() - make_interval(secs => $3)))
+            and case state when 'queued' then true
+                           when 'running' then heartbeat_at < now() - make_interval(secs => $3)
+                           else false end
           returning *",
     )
     .bind(ids)
@@ -463,7 +471,7 @@ pub async fn finish_many(
                 event_seq = greatest(j.event_seq, t.seq) + 2
            from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::int8[], $7::int2[])
                 as t(id, state, result, error, usage, seq, pct)
-          where j.id = t.id and j.state in ('queued', 'running')
+          where j.id = t.id and case j.state when 'queued' then true when 'running' then true else false end
           returning j.id, j.event_seq",
     )
     .bind(&ids)

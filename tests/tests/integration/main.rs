@@ -6,6 +6,7 @@ mod ai_training;
 mod analytics;
 mod auth;
 mod cli;
+mod events;
 mod jobs;
 mod openapi;
 mod reliability;

@@ -1,0 +1,172 @@
+//! The event log writer (`pacer_common::events::EventSink`) against a real Redis: appends of
+//! many jobs share script calls, and each job still gets its own numbers, cancel flag and
+//! failure.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::join_all;
+use pacer_common::events::{self, EventSink, read_log};
+use pacer_common::keys::Keys;
+use pacer_tests::redis_url;
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use uuid::Uuid;
+
+struct Sink {
+    sink: EventSink,
+    keys: Keys,
+    conn: ConnectionManager,
+}
+
+async fn sink() -> anyhow::Result<Sink> {
+    let prefix = format!("pevt{}", Uuid::now_v7().simple());
+    let conn = redis::Client::open(redis_url())?
+        .get_connection_manager()
+        .await?;
+    let keys = Keys::new(prefix);
+    Ok(Sink {
+        sink: EventSink::new(conn.clone(), keys.clone(), 300),
+        keys,
+        conn,
+    })
+}
+
+impl Sink {
+    async fn ids(&self, job: Uuid) -> anyhow::Result<Vec<u64>> {
+        let mut conn = self.conn.clone();
+        let log = read_log(&mut conn, &self.keys, job, 0).await?;
+        Ok(log.iter().map(|e| e.id).collect())
+    }
+}
+
+#[tokio::test]
+async fn concurrent_jobs_each_get_consecutive_numbers_and_final_events_land_once()
+-> anyhow::Result<()> {
+    let s = sink().await?;
+    let jobs: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
+    // 40 jobs emitting at once share script calls; each job's own appends are sequential
+    let runs = jobs.iter().map(|&job| {
+        let sink = s.sink.clone();
+        async move {
+            let mut seqs = Vec::new();
+            let mut floor = 0;
+            for pct in [20u8, 60, 90] {
+                let a = sink
+                    .append(job, floor, &events::progress("thinking", "step", pct))
+                    .await?;
+                anyhow::ensure!(!a.cancel_requested, "nobody asked to cancel {job}");
+                floor = a.seq;
+                seqs.push(a.seq);
+            }
+            sink.append_final(job, floor + 2, &events::result(&json!({"ok": true})))
+                .await?;
+            anyhow::Ok(seqs)
+        }
+    });
+    for (job, seqs) in jobs.iter().zip(join_all(runs).await) {
+        assert_eq!(seqs?, [1, 2, 3], "job {job}");
+        assert_eq!(s.ids(*job).await?, [1, 2, 3, 4, 5], "job {job}");
+    }
+
+    // the final events again (a duplicate terminal path): numbers the log passed are skipped
+    let job = jobs[0];
+    s.sink
+        .append_final(job, 5, &events::error("late duplicate"))
+        .await?;
+    let mut conn = s.conn.clone();
+    let log = read_log(&mut conn, &s.keys, job, 0).await?;
+    assert_eq!(log.len(), 5);
+    assert!(log[3].data.contains("\"result\""), "{:?}", log[3]);
+    assert!(log[4].is_done());
+    Ok(())
+}
+
+#[tokio::test]
+async fn numbering_goes_above_both_the_floor_and_a_previous_owners_log() -> anyhow::Result<()> {
+    let s = sink().await?;
+    let job = Uuid::now_v7();
+    // a previous owner numbered 1..7, then died before saving its last number
+    for _ in 0..7 {
+        s.sink
+            .append(job, 0, &events::progress("a", "b", 1))
+            .await?;
+    }
+    // the new owner's floor (the row's event_seq) is behind the log
+    let a = s
+        .sink
+        .append(job, 3, &events::progress("a", "b", 2))
+        .await?;
+    assert_eq!(a.seq, 8);
+    // a floor ahead of the log (the log was lost or trimmed) wins
+    let b = s
+        .sink
+        .append(job, 20, &events::progress("a", "b", 3))
+        .await?;
+    assert_eq!(b.seq, 21);
+    // trimmed to nothing: the stream remembers its top id, numbering still goes above it
+    let mut conn = s.conn.clone();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(s.keys.event_log(job))
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut conn)
+        .await?;
+    let c = s
+        .sink
+        .append(job, 0, &events::progress("a", "b", 4))
+        .await?;
+    assert_eq!(c.seq, 22);
+    assert_eq!(s.ids(job).await?, [22]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cancel_request_and_a_broken_log_concern_only_their_own_job() -> anyhow::Result<()> {
+    let s = sink().await?;
+    let (cancelled, broken) = (Uuid::now_v7(), Uuid::now_v7());
+    let others: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    s.sink.request_cancel(&[cancelled]).await?;
+    // the broken job's log key holds a string: Redis refuses its XADD
+    let mut conn = s.conn.clone();
+    let _: () = redis::cmd("SET")
+        .arg(s.keys.event_log(broken))
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await?;
+
+    let ev = events::progress("thinking", "x", 10);
+    let mut calls = vec![
+        s.sink.append(cancelled, 0, &ev),
+        s.sink.append(broken, 0, &ev),
+    ];
+    calls.extend(others.iter().map(|&job| s.sink.append(job, 0, &ev)));
+    let answers = join_all(calls).await;
+
+    let first = answers[0].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(first.cancel_requested);
+    assert!(
+        answers[1].is_err(),
+        "the broken log's append reports failure"
+    );
+    for (job, answer) in others.iter().zip(&answers[2..]) {
+        let a = answer.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!((a.seq, a.cancel_requested), (1, false), "job {job}");
+    }
+    // every appended event is published on the shared channel as `<job> <n> <json>`
+    let mut sub = redis::Client::open(redis_url())?.get_async_pubsub().await?;
+    sub.subscribe(s.keys.events_channel()).await?;
+    let job = others[0];
+    let published = s.sink.append(job, 1, &ev).await?;
+    let mut messages = sub.on_message();
+    let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
+    let payload: String = msg.get_payload()?;
+    let seen = events::parse_channel_message(&payload)
+        .ok_or_else(|| anyhow::anyhow!("unexpected message {payload}"))?;
+    assert_eq!(seen.0, job);
+    assert_eq!(seen.1.id, published.seq);
+    assert_eq!(seen.1.data, ev.to_string());
+    Ok(())
+}
