@@ -2,7 +2,7 @@
 //! the job's stream under the entry id `n-0` (replay and `Last-Event-ID` resume are one
 //! `XRANGE`) and publishes them on the single events channel every API process subscribes to
 //! once: no PostgreSQL write per event. The number is one more than the larger of the stream's
-//! last entry and a floor the writer passes in (the job's `event_seq` in PostgreSQL, then the
+//! top id (its last entry, or the last one trimmed) and a floor the writer passes in (the job's `event_seq` in PostgreSQL, then the
 //! last number it was given), so numbers keep growing across a Redis flush. The worker persists
 //! the last number to the row at each lease refresh and at the end; the final `result`/`error`
 //! and `done` take the two numbers after it, reserved by the terminal write in PostgreSQL.
