@@ -589,8 +589,14 @@ pub fn validate_week(
             if let Some(d) = duration {
                 blocks.push(json!({"type": "main", "duration_seconds": d}));
             }
-        } else if duration != Some(sum) && (60..=21_600).contains(&sum) {
-            duration = Some(sum);
+        } else if duration != Some(sum) {
+            if (60..=21_600).contains(&sum) {
+                duration = Some(sum);
+            } else if let Some(d) = duration {
+                // the blocks' total is impossible (over six hours, or nothing at all): keep the
+                // workout's duration and share it among the blocks in their proportions
+                share(&mut blocks, sum, d);
+            }
         }
         if day.is_none() {
             errors.push(format!("{} must be a weekday name", at("day")));
@@ -650,6 +656,26 @@ pub fn validate_week(
         .sum();
     let info = json!({"phase": phase.unwrap_or_default(), "focus": focus, "total_distance_km": (total_m as f64 / 100.0).round() / 10.0});
     Ok((out.into_iter().map(|(_, w)| w).collect(), info, warnings))
+}
+
+/// Rescales the blocks' `duration_seconds` to add up to `total`, in proportion to their
+/// current durations (`sum`), or equally when those are all zero.
+fn share(blocks: &mut [Value], sum: i64, total: i64) {
+    let n = i64::try_from(blocks.len()).unwrap_or(i64::MAX).max(1);
+    let mut left = total;
+    let last = blocks.len().saturating_sub(1);
+    for (i, b) in blocks.iter_mut().enumerate() {
+        let d = if i == last {
+            left
+        } else if sum > 0 {
+            let own = b["duration_seconds"].as_i64().unwrap_or(0);
+            i64::try_from(i128::from(total) * i128::from(own) / i128::from(sum)).unwrap_or(0)
+        } else {
+            total / n
+        };
+        left -= d;
+        b["duration_seconds"] = json!(d);
+    }
 }
 
 fn title(sub_type: &str) -> String {
@@ -716,6 +742,44 @@ mod tests {
         let tempo = w.iter().find(|x| x["day"] == "Wednesday").unwrap();
         assert_eq!(tempo["target_duration_in_seconds"], 2100);
         assert!(tempo.get("date").is_none());
+    }
+
+    #[test]
+    fn impossible_block_totals_are_shared_out_of_the_duration() {
+        let week = |blocks: Value| {
+            json!({"phase": "peak", "focus": "", "workouts": [
+                {"day": "Monday", "workout_name": "Fartlek", "workout_description": "",
+                 "workout_sub_type": "fartlek", "target_duration_in_seconds": 2000,
+                 "target_distance_in_meters": 2000, "content_blocks": blocks}]})
+            .to_string()
+        };
+        // a real model's answer: three 10,000 s blocks for a 2,000 s workout
+        let (w, _, _) = validate_week(
+            1,
+            &week(json!([{"type": "main", "duration_seconds": 10000},
+                         {"type": "main", "duration_seconds": 10000},
+                         {"type": "warmup", "duration_seconds": 5000}])),
+            None,
+        )
+        .unwrap();
+        assert_eq!(w[0]["target_duration_in_seconds"], 2000);
+        let d: Vec<i64> = w[0]["content_blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["duration_seconds"].as_i64().unwrap())
+            .collect();
+        assert_eq!(d, [800, 800, 400]);
+        let zero = json!([{"type": "warmup", "duration_seconds": 0}, {"type": "main", "duration_seconds": 0},
+                          {"type": "cooldown", "duration_seconds": 0}]);
+        let (w, _, _) = validate_week(1, &week(zero), None).unwrap();
+        let d: Vec<i64> = w[0]["content_blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["duration_seconds"].as_i64().unwrap())
+            .collect();
+        assert_eq!(d, [666, 666, 668]);
     }
 
     #[test]
