@@ -212,21 +212,40 @@ impl EventSink {
     /// The number of the log's last event (0 when the log is empty or gone): what a writer
     /// that did not number the job's events itself must reserve its numbers above.
     pub async fn last_logged(&self, job_id: Uuid) -> Result<u64> {
-        let mut conn = self.redis.clone();
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(self.keys.event_log(job_id))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
-        Ok(reply
-            .ids
+        Ok(self
+            .last_logged_many(&[job_id])
+            .await?
             .first()
-            .and_then(|e| e.id.split('-').next())
-            .and_then(|n| n.parse().ok())
+            .copied()
             .unwrap_or(0))
+    }
+
+    /// `last_logged` of several jobs in one round trip, in their order.
+    pub async fn last_logged_many(&self, job_ids: &[Uuid]) -> Result<Vec<u64>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in job_ids {
+            pipe.cmd("XREVRANGE")
+                .arg(self.keys.event_log(*id))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        let mut conn = self.redis.clone();
+        let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
+        Ok(replies
+            .iter()
+            .map(|r| {
+                r.ids
+                    .first()
+                    .and_then(|e| e.id.split('-').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect())
     }
 
     /// Tells the job's worker to stop at its next event (it also learns it from PostgreSQL at

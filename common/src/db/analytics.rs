@@ -224,22 +224,53 @@ pub async fn batch_counts(db: impl PgExecutor<'_>, parent: Uuid) -> sqlx::Result
     .await
 }
 
-/// Cancels a batch's children: queued ones at once, running ones at their next step (returned,
-/// so the caller can tell their workers through Redis too).
-pub async fn cancel_children(db: &PgPool, parent: Uuid) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query(
-        "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled',
-                message = 'cancelled', finished_at = now(), updated_at = now(),
-                event_seq = event_seq + 2 -- numbers of the error and done events SSE replays from the row
-          where parent_id = $1 and state = 'queued'",
-    )
-    .bind(parent)
-    .execute(db)
-    .await?;
-    sqlx::query_scalar("update jobs set cancel_requested = true, updated_at = now() where parent_id = $1 and state = 'running' returning id")
+/// A batch's children still queued: the caller reads their logs' last numbers before
+/// `cancel_children` (a child taken over from a dead worker may have events the row has not seen).
+pub async fn queued_children(db: impl PgExecutor<'_>, parent: Uuid) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("select id from jobs where parent_id = $1 and state = 'queued'")
         .bind(parent)
         .fetch_all(db)
         .await
+}
+
+/// Cancels a batch's children. Queued ones end at once, their final numbers reserved above
+/// their log's last event (`logged`; 0 for a child missing from it) as `jobs::cancel` does, and
+/// come back with the number of their `done` so the caller appends the final events. Running
+/// ones stop at their next step; they come back so the caller can tell their workers through
+/// Redis too.
+pub async fn cancel_children(
+    db: &PgPool,
+    parent: Uuid,
+    logged: &[(Uuid, u64)],
+) -> sqlx::Result<(Vec<(Uuid, u64)>, Vec<Uuid>)> {
+    let (ids, tops): (Vec<Uuid>, Vec<i64>) = logged
+        .iter()
+        .map(|(id, top)| (*id, i64::try_from(*top).unwrap_or(i64::MAX)))
+        .unzip();
+    let cancelled: Vec<(Uuid, i64)> = sqlx::query_as(
+        "update jobs j set state = 'cancelled', cancel_requested = true, error = 'cancelled',
+                message = 'cancelled', finished_at = now(), updated_at = now(),
+                event_seq = greatest(j.event_seq, coalesce(c.top, 0)) + 2
+           from (select q.id, t.top
+                   from jobs q left join unnest($2::uuid[], $3::bigint[]) t(id, top) on t.id = q.id
+                  where q.parent_id = $1 and q.state = 'queued') c
+          where j.id = c.id and j.state = 'queued'
+          returning j.id, j.event_seq",
+    )
+    .bind(parent)
+    .bind(&ids)
+    .bind(&tops)
+    .fetch_all(db)
+    .await?;
+    let running = sqlx::query_scalar("update jobs set cancel_requested = true, updated_at = now() where parent_id = $1 and state = 'running' returning id")
+        .bind(parent)
+        .fetch_all(db)
+        .await?;
+    let cancelled = cancelled
+        .into_iter()
+        .map(|(id, seq)| (id, u64::try_from(seq).unwrap_or(0)))
+        .collect();
+    Ok((cancelled, running))
 }
 
 /// Whether the job's batch (if any) was cancelled: its child should not run.

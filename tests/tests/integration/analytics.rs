@@ -777,6 +777,39 @@ async fn analytics_batch_recompute_reports_progress_to_100_and_its_children_run_
 }
 
 #[tokio::test]
+async fn analytics_recompute_takes_an_absent_or_null_body_and_refuses_other_non_objects()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    let coach = app.coach();
+    let path = "/api/v1/admin/analytics/recompute";
+
+    let (s_null, with_null) = app.post(&coach, path, &Value::Null).await?;
+    let (s_none, without) = app
+        .request(reqwest::Method::POST, Some(&coach), path, None)
+        .await?;
+    let (s_list, list) = app.post(&coach, path, &json!([])).await?;
+    let (s_text, _) = app.post(&coach, path, &json!("org_demo")).await?;
+    let inputs: Vec<Option<String>> = sqlx::query_scalar(
+        "select input->>'org_id' from jobs where kind = 'recompute_batch' order by created_at",
+    )
+    .fetch_all(&app.db)
+    .await?;
+
+    assert_eq!(s_null, 202, "{with_null}");
+    assert_eq!(s_none, 202, "{without}");
+    assert_eq!(s_list, 400, "{list}");
+    assert_eq!(list["status"], "error", "{list}");
+    assert_eq!(s_text, 400);
+    // both accepted batches default to the coach's organization; the refusals recorded nothing
+    assert_eq!(
+        inputs,
+        [Some("org_demo".to_owned()), Some("org_demo".to_owned())]
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn analytics_roster_filters_paginates_and_caches_per_coach_and_org() -> anyhow::Result<()> {
     let mut app = TestApp::new().await?;
     app.start_api().await?;
@@ -1198,6 +1231,23 @@ async fn analytics_cancelling_a_batch_cancels_its_waiting_children() -> anyhow::
         Ok((n == 4).then_some(()))
     })
     .await?;
+    let children: Vec<uuid::Uuid> =
+        sqlx::query_scalar("select id from jobs where parent_id = $1 order by id")
+            .bind(id)
+            .fetch_all(&app.db)
+            .await?;
+    // the first child was taken over from a dead worker: its log holds 3 events its row never saw
+    let keys = pacer_common::keys::Keys::new(app.prefix.clone());
+    let mut redis = app.redis().await?;
+    for n in 1..=3 {
+        let _: String = redis::cmd("XADD")
+            .arg(keys.event_log(children[0]))
+            .arg(format!("{n}-0"))
+            .arg("d")
+            .arg(json!({"type": "progress", "percentage": n}).to_string())
+            .query_async(&mut redis)
+            .await?;
+    }
 
     // Act
     let (status, _) = app.delete(&admin, &format!("/api/v1/jobs/{id}")).await?;
@@ -1217,11 +1267,37 @@ async fn analytics_cancelling_a_batch_cancels_its_waiting_children() -> anyhow::
     let snapshots: i64 = sqlx::query_scalar("select count(*) from athlete_metrics")
         .fetch_one(&app.db)
         .await?;
+    // the cancel appends each child's final events, so live SSE followers see them at once
+    let logged = eventually(WAIT, "the other children's final events", || async {
+        let mut logged = Vec::new();
+        for child in &children[1..] {
+            let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(keys.event_log(*child))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut redis.clone())
+                .await?;
+            logged.push(log.ids.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+        }
+        Ok(logged.iter().all(|l| l.len() == 2).then_some(logged))
+    })
+    .await?;
+    let taken_over = app.events(&admin, children[0], None, None).await?;
+    let ids: Vec<u64> = taken_over.iter().map(|(n, _)| *n).collect();
 
     // Assert
     assert_eq!(status, 202);
     assert_eq!(batch["state"], "cancelled");
     assert_eq!(states.len(), 4);
     assert_eq!(snapshots, 0, "no child of the cancelled batch ran");
+    assert!(logged.iter().all(|l| l == &["1-0", "2-0"]), "{logged:?}");
+    // numbered after the events the row had not seen, and the stream still ends with `done`
+    assert_eq!(ids, [1, 2, 3, 4, 5], "{taken_over:?}");
+    assert_eq!(
+        types(&taken_over)[3..],
+        ["error".to_owned(), "done".to_owned()],
+        "{taken_over:?}"
+    );
+    assert_eq!(taken_over[3].1["error"], "cancelled");
     Ok(())
 }

@@ -85,11 +85,15 @@ async fn recompute(
         .get("content-length")
         .is_none_or(|v| v.to_str().is_ok_and(|s| s.trim() == "0"))
         && req.headers().get("transfer-encoding").is_none();
+    // an absent body and a literal `null` both mean "no options" (the body is optional)
     let mut body = if empty {
-        json!({})
+        Value::Null
     } else {
         read_json(req, &state).await?
     };
+    if body.is_null() {
+        body = json!({});
+    }
     if !body.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));
     }
