@@ -41,6 +41,12 @@ pub struct WorkerConfig {
     #[arg(long, env = "PACER_RECONCILE_INTERVAL_SECS", default_value_t = 10)]
     pub reconcile_interval_secs: u64,
 
+    /// Finished jobs (succeeded, failed, cancelled) older than this many seconds are deleted
+    /// from PostgreSQL, checked every reconciler pass; 0 keeps them forever. Their results,
+    /// polls and idempotency keys go with them (a reused key then starts a new job).
+    #[arg(long, env = "PACER_JOB_RETENTION_SECS", default_value_t = 0)]
+    pub job_retention_secs: u64,
+
     /// A dispatched job with no sign of life for this long is checked against Redis.
     #[arg(long, env = "PACER_RECONCILE_STALE_SECS", default_value_t = 20)]
     pub reconcile_stale_secs: u64,

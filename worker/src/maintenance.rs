@@ -3,7 +3,8 @@
 //!   below the high-water mark (so apalis never sees a backlog it cannot promote);
 //! - the reconciler hands back jobs whose Redis copy is gone (FLUSHALL, a lost push, a
 //!   restart without persistence) so the dispatcher pushes them again;
-//! - the trimmer deletes finished tasks from Redis (apalis-redis never does).
+//! - the trimmer deletes finished tasks from Redis (apalis-redis never does);
+//! - the pruner deletes finished jobs from PostgreSQL after `PACER_JOB_RETENTION_SECS`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub fn spawn_all(ctx: &Arc<WorkerCtx>, stop: &CancellationToken) {
             q,
             trim,
         ));
+        if ctx.config.job_retention_secs > 0 {
+            tokio::spawn(every(reconcile, stop.clone(), ctx.clone(), q, prune));
+        }
     }
 }
 
@@ -135,6 +139,26 @@ async fn trim(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
         tracing::debug!(queue = q.as_str(), count = n, "trimmed finished tasks");
     }
     Ok(())
+}
+
+/// Deletes the queue's finished jobs past retention, a bounded batch per statement so no pass
+/// holds many row locks or one long transaction.
+async fn prune(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
+    const BATCH: i64 = 2000;
+    loop {
+        let n = jobs::delete_finished(&ctx.db, q, ctx.config.job_retention_secs, BATCH).await?;
+        if n > 0 {
+            metrics::counter!("pacer_jobs_pruned_total", "queue" => q.as_str()).increment(n);
+            tracing::debug!(
+                queue = q.as_str(),
+                count = n,
+                "deleted finished jobs past retention"
+            );
+        }
+        if n < u64::try_from(BATCH).unwrap_or(0) {
+            return Ok(());
+        }
+    }
 }
 
 /// After the grace period: give the jobs still running back to the queue at once rather than

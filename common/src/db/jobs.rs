@@ -526,6 +526,36 @@ pub async fn cancel(db: &PgPool, id: Uuid, last_logged: u64) -> sqlx::Result<Can
     }
 }
 
+/// Deletes up to `limit` of the queue's finished jobs that were created and finished more than
+/// `older_than_secs` ago, oldest first (the `jobs_created` index finds them); returns how many.
+/// A live batch keeps its children (it counts them). Workers run this side by side: rows
+/// another pass holds are skipped.
+pub async fn delete_finished(
+    db: impl PgExecutor<'_>,
+    queue: Queue,
+    older_than_secs: u64,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "delete from jobs where id in (
+            select id from jobs
+             where created_at < now() - make_interval(secs => $2)
+               and queue = $1 and state in ('succeeded', 'failed', 'cancelled')
+               and finished_at < now() - make_interval(secs => $2)
+               and not exists (select 1 from jobs p
+                                where p.id = jobs.parent_id and p.state in ('queued', 'running'))
+             order by created_at
+             limit $3
+             for update skip locked)",
+    )
+    .bind(queue.as_str())
+    .bind(older_than_secs as f64)
+    .bind(limit)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Jobs by kind and state, for `/metrics`.
 pub async fn counts(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String, i64)>> {
     sqlx::query_as("select kind, state, count(*) from jobs group by kind, state")

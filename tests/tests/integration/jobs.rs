@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use pacer_tests::{TestApp, types};
+use pacer_tests::{TestApp, eventually, types};
 use serde_json::json;
 
 fn draft_input() -> serde_json::Value {
@@ -441,5 +441,53 @@ async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> 
             .0,
         200
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn finished_jobs_are_deleted_after_the_retention_period_and_live_ones_are_kept()
+-> anyhow::Result<()> {
+    // Arrange: the worker serves only `generation`, so a `stats` job stays queued
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let (status, _) = app
+        .put(
+            &app.admin(),
+            "/api/v1/admin/users/usr_ath",
+            &json!({"org_id": "org_demo", "role": "athlete"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let athlete = app.token("usr_ath", "athlete", "org_demo");
+    let waiting = app
+        .submit(&athlete, "recompute_stats", json!({"user_id": "usr_ath"}))
+        .await?;
+    app.start_worker(&[
+        ("PACER_QUEUES", "generation"),
+        ("PACER_JOB_RETENTION_SECS", "1"),
+        ("PACER_RECONCILE_INTERVAL_SECS", "1"),
+    ])?;
+    let coach = app.coach();
+    let finished = app.submit(&coach, "generate_draft", draft_input()).await?;
+    app.wait_state(&coach, finished, "succeeded", Duration::from_secs(30))
+        .await?;
+
+    // Act
+    eventually(
+        Duration::from_secs(30),
+        "the finished job to be deleted",
+        || async {
+            let (status, _) = app.get(&coach, &format!("/api/v1/jobs/{finished}")).await?;
+            Ok((status == 404).then_some(()))
+        },
+    )
+    .await?;
+    let left: Vec<(uuid::Uuid, String)> = sqlx::query_as("select id, state from jobs")
+        .fetch_all(&app.db)
+        .await?;
+
+    // Assert: the older job is kept, because it has not finished
+    assert_eq!(left, [(waiting, "queued".to_owned())]);
     Ok(())
 }
