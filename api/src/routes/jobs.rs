@@ -145,11 +145,15 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     let last_logged = state.events.last_logged(row.id).await?;
     match cancel(&state.db, row.id, last_logged).await? {
         CancelOutcome::Cancelled(done_seq) => {
-            // nobody else writes events for a job that never ran: close its stream here
-            state
+            // nobody else writes events for a job that never ran: close its stream here. The
+            // cancel is recorded either way; without these events SSE rebuilds them from the row
+            if let Err(e) = state
                 .events
                 .append_final(row.id, done_seq, &events::error("cancelled"))
-                .await?;
+                .await
+            {
+                tracing::warn!(job.id = %row.id, error = %e, "final events of a cancelled job not appended");
+            }
             metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => "cancelled").increment(1);
         }
         CancelOutcome::Requested => {
