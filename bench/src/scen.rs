@@ -475,15 +475,32 @@ async fn latency_row(
     expected: usize,
 ) -> Result<Row> {
     let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-    let started: Vec<(Uuid, Option<DateTime<Utc>>)> =
-        sqlx::query_as("select id, started_at from jobs where id = any($1)")
+    let rows: Vec<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("select id, created_at, started_at from jobs where id = any($1)")
             .bind(&ids)
             .fetch_all(&d.db)
             .await?;
-    let started: std::collections::HashMap<Uuid, DateTime<Utc>> = started
+    let created: std::collections::HashMap<Uuid, DateTime<Utc>> =
+        rows.iter().map(|(id, c, _)| (*id, *c)).collect();
+    let started: std::collections::HashMap<Uuid, DateTime<Utc>> = rows
         .into_iter()
-        .filter_map(|(id, t)| t.map(|t| (id, t)))
+        .filter_map(|(id, _, t)| t.map(|t| (id, t)))
         .collect();
+    // where enqueue→start goes: until the insert's transaction began (the API), then until the
+    // claim's transaction began (commit, push, wake-up, fetch, claim batch)
+    let ms = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
+    };
+    let mut to_insert = Vec::new();
+    let mut insert_to_start = Vec::new();
+    for j in jobs {
+        if let Some(c) = created.get(&j.id) {
+            to_insert.push(ms(j.submitted_wall, *c));
+            if let Some(s) = started.get(&j.id) {
+                insert_to_start.push(ms(*c, *s));
+            }
+        }
+    }
     let mut to_start = Vec::new();
     let mut to_published = Vec::new();
     let mut to_first = Vec::new();
@@ -523,6 +540,8 @@ async fn latency_row(
         json!({"jobs": jobs.len(), "done": done, "expected": expected,
                "not_done_samples": not_done_samples(jobs),
                "enqueue_to_start_ms": s.json(),
+               "enqueue_to_insert_tx_ms": Summary::of(&to_insert).json(),
+               "insert_tx_to_claim_tx_ms": Summary::of(&insert_to_start).json(),
                "enqueue_to_first_event_published_ms": p.json(),
                "enqueue_to_first_sse_event_ms": f.json(),
                "event_delivery_ms": dl.json()}),
