@@ -746,40 +746,29 @@ mod tests {
 
     #[test]
     fn impossible_block_totals_are_shared_out_of_the_duration() {
-        let week = |blocks: Value| {
-            json!({"phase": "peak", "focus": "", "workouts": [
+        // the block durations of a one-workout week (2,000 s) after validation
+        let shared = |blocks: Value| -> Vec<i64> {
+            let week = json!({"phase": "peak", "focus": "", "workouts": [
                 {"day": "Monday", "workout_name": "Fartlek", "workout_description": "",
                  "workout_sub_type": "fartlek", "target_duration_in_seconds": 2000,
-                 "target_distance_in_meters": 2000, "content_blocks": blocks}]})
-            .to_string()
+                 "target_distance_in_meters": 2000, "content_blocks": blocks}]});
+            let (w, _, _) = validate_week(1, &week.to_string(), None).unwrap();
+            assert_eq!(w[0]["target_duration_in_seconds"], 2000);
+            w[0]["content_blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["duration_seconds"].as_i64().unwrap())
+                .collect()
         };
-        // a real model's answer: three 10,000 s blocks for a 2,000 s workout
-        let (w, _, _) = validate_week(
-            1,
-            &week(json!([{"type": "main", "duration_seconds": 10000},
+        // a real model's answer: three blocks adding up to 25,000 s for a 2,000 s workout
+        let big = json!([{"type": "main", "duration_seconds": 10000},
                          {"type": "main", "duration_seconds": 10000},
-                         {"type": "warmup", "duration_seconds": 5000}])),
-            None,
-        )
-        .unwrap();
-        assert_eq!(w[0]["target_duration_in_seconds"], 2000);
-        let d: Vec<i64> = w[0]["content_blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["duration_seconds"].as_i64().unwrap())
-            .collect();
-        assert_eq!(d, [800, 800, 400]);
+                         {"type": "warmup", "duration_seconds": 5000}]);
+        assert_eq!(shared(big), [800, 800, 400]);
         let zero = json!([{"type": "warmup", "duration_seconds": 0}, {"type": "main", "duration_seconds": 0},
                           {"type": "cooldown", "duration_seconds": 0}]);
-        let (w, _, _) = validate_week(1, &week(zero), None).unwrap();
-        let d: Vec<i64> = w[0]["content_blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["duration_seconds"].as_i64().unwrap())
-            .collect();
-        assert_eq!(d, [666, 666, 668]);
+        assert_eq!(shared(zero), [666, 666, 668]);
     }
 
     #[test]
