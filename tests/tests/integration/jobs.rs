@@ -445,7 +445,7 @@ async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
-async fn finished_jobs_are_deleted_after_the_retention_period_and_live_ones_are_kept()
+async fn finished_jobs_are_deleted_after_the_retention_period_by_the_workers_of_their_queue()
 -> anyhow::Result<()> {
     // Arrange: the worker serves only `generation`, so a `stats` job stays queued
     let mut app = TestApp::new().await?;
@@ -487,7 +487,82 @@ async fn finished_jobs_are_deleted_after_the_retention_period_and_live_ones_are_
         .fetch_all(&app.db)
         .await?;
 
-    // Assert: the older job is kept, because it has not finished
+    // Assert: only the job of a queue this worker does not serve is left (live jobs of its own
+    // queues: see the next test)
     assert_eq!(left, [(waiting, "queued".to_owned())]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_keeps_live_jobs_and_the_finished_children_of_a_live_batch() -> anyhow::Result<()>
+{
+    // Arrange: rows of a day ago, written as a worker elsewhere left them. The live ones hold a
+    // lease that does not expire during the test, so no worker here touches them.
+    let mut app = TestApp::new().await?;
+    app.start_api().await?; // applies the migrations
+    let ids: Vec<uuid::Uuid> = (0..6).map(|_| uuid::Uuid::now_v7()).collect();
+    let (live_job, live_batch, live_child, done_batch, done_child, done_job) =
+        (ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]);
+    let rows = [
+        (live_job, "generate_draft", "generation", "running", None),
+        (live_batch, "recompute_batch", "stats", "running", None),
+        (
+            live_child,
+            "recompute_stats",
+            "stats",
+            "succeeded",
+            Some(live_batch),
+        ),
+        (done_batch, "recompute_batch", "stats", "succeeded", None),
+        (
+            done_child,
+            "recompute_stats",
+            "stats",
+            "succeeded",
+            Some(done_batch),
+        ),
+        (done_job, "generate_draft", "generation", "failed", None),
+    ];
+    for (id, kind, queue, state, parent) in rows {
+        sqlx::query(
+            "insert into jobs (id, kind, queue, state, owner_id, input, max_attempts, parent_id, attempts,
+                               worker, task_id, dispatched_at, heartbeat_at, created_at, started_at, finished_at)
+             values ($1, $2, $3, $4, 'usr_coach', '{}', 3, $5, 1, 'elsewhere', 'task', now() - interval '1 day',
+                     now() + interval '1 hour', now() - interval '1 day', now() - interval '1 day',
+                     case when $4 in ('running', 'queued') then null else now() - interval '1 day' end)",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(queue)
+        .bind(state)
+        .bind(parent)
+        .execute(&app.db)
+        .await?;
+    }
+    app.start_worker(&[
+        ("PACER_JOB_RETENTION_SECS", "60"),
+        ("PACER_RECONCILE_INTERVAL_SECS", "1"),
+    ])?;
+
+    // Act: wait for the pruner of each queue to delete its finished job
+    let left = eventually(
+        Duration::from_secs(30),
+        "the finished jobs to be deleted",
+        || async {
+            let now: Vec<uuid::Uuid> = sqlx::query_scalar("select id from jobs order by id")
+                .fetch_all(&app.db)
+                .await?;
+            let gone = [done_job, done_child, done_batch]
+                .iter()
+                .all(|id| !now.contains(id));
+            Ok(gone.then_some(now))
+        },
+    )
+    .await?;
+
+    // Assert: live jobs stay, and so does the finished child its live batch still counts
+    assert!(left.contains(&live_job), "{left:?}");
+    assert!(left.contains(&live_batch), "{left:?}");
+    assert!(left.contains(&live_child), "{left:?}");
     Ok(())
 }
