@@ -57,8 +57,10 @@ impl AppState {
         );
         let generation = Arc::new(generation);
         let stats = Arc::new(stats);
+        // the recorder's and the row reader's statements, two of each at a time
+        let keyed = pacer_common::db::keyed_pool(&db, 4);
         let recorder = RecorderCtx {
-            db: db.clone(),
+            db: keyed.clone(),
             redis: redis.clone(),
             keys: keys.clone(),
             generation: generation.clone(),
@@ -67,7 +69,7 @@ impl AppState {
         }
         .spawn();
         let rows = {
-            let db = db.clone();
+            let db = keyed;
             Batcher::spawn(64, 2, move |ids: Vec<Uuid>| {
                 let db = db.clone();
                 async move { Ok(get_jobs(&db, &ids).await?) }

@@ -105,12 +105,14 @@ impl WorkerCtx {
         } else {
             None
         };
+        // both batchers' statements, at most BATCHES_IN_FLIGHT each at a time
+        let keyed = pacer_common::db::keyed_pool(&db, 2 * BATCHES_IN_FLIGHT as u32);
         let claims = claim_batcher(
-            db.clone(),
+            keyed.clone(),
             name.clone(),
             config.common.job_lease().as_secs_f64(),
         );
-        let finishes = finish_batcher(db.clone());
+        let finishes = finish_batcher(keyed);
         let principles = {
             let db = db.clone();
             Batcher::spawn(
