@@ -58,7 +58,7 @@ impl AppState {
         let generation = Arc::new(generation);
         let stats = Arc::new(stats);
         // the recorder's and the row reader's statements, two of each at a time
-        let keyed = pacer_common::db::keyed_pool(&db, 4);
+        let keyed = pacer_common::db::keyed_pool(&db, 4, pacer_common::db::Commit::Durable);
         let recorder = RecorderCtx {
             db: keyed.clone(),
             redis: redis.clone(),

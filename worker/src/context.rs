@@ -105,14 +105,14 @@ impl WorkerCtx {
         } else {
             None
         };
-        // both batchers' statements, at most BATCHES_IN_FLIGHT each at a time
-        let keyed = pacer_common::db::keyed_pool(&db, 2 * BATCHES_IN_FLIGHT as u32);
+        use pacer_common::db::{Commit, keyed_pool};
+        let in_flight = BATCHES_IN_FLIGHT as u32;
         let claims = claim_batcher(
-            keyed.clone(),
+            keyed_pool(&db, in_flight, Commit::Lease),
             name.clone(),
             config.common.job_lease().as_secs_f64(),
         );
-        let finishes = finish_batcher(keyed);
+        let finishes = finish_batcher(keyed_pool(&db, in_flight, Commit::Durable));
         let principles = {
             let db = db.clone();
             Batcher::spawn(

@@ -39,15 +39,31 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
 /// indexes. Seq scans are ruled out so that a plan made while the table was small stays a
 /// primary-key lookup as it grows (no other path of these statements reads more than a row
 /// per id). Connections open on first use.
-pub fn keyed_pool(pool: &PgPool, max_connections: u32) -> PgPool {
-    let options = (*pool.connect_options()).clone().options([
+pub fn keyed_pool(pool: &PgPool, max_connections: u32, commit: Commit) -> PgPool {
+    let mut settings = vec![
         ("plan_cache_mode", "force_generic_plan"),
         ("enable_seqscan", "off"),
-    ]);
+    ];
+    if commit == Commit::Lease {
+        settings.push(("synchronous_commit", "off"));
+    }
+    let options = (*pool.connect_options()).clone().options(settings);
     PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(options)
+}
+
+/// Whether a [`keyed_pool`]'s commits wait for the WAL to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// They do: for anything a client may be told about (an accepted job, a final state).
+    Durable,
+    /// They do not (the flush follows within `wal_writer_delay`): for claims, which sit on
+    /// every job's path to its first event. A claim lost in a PostgreSQL crash leaves the job
+    /// queued, so it runs again, as when its worker dies; its attempt's terminal write still
+    /// applies (it accepts a queued job).
+    Lease,
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {

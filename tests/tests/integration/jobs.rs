@@ -566,3 +566,39 @@ async fn retention_keeps_live_jobs_and_the_finished_children_of_a_live_batch() -
     assert!(left.contains(&live_child), "{left:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn keyed_pools_keep_generic_plans_and_only_lease_pools_skip_the_wal_flush()
+-> anyhow::Result<()> {
+    use pacer_common::db::{Commit, keyed_pool};
+    // Arrange
+    let app = TestApp::new().await?;
+    let durable = keyed_pool(&app.db, 1, Commit::Durable);
+    let lease = keyed_pool(&app.db, 1, Commit::Lease);
+    let names = ["plan_cache_mode", "enable_seqscan", "synchronous_commit"];
+
+    // Act
+    let mut seen = Vec::new();
+    for pool in [&app.db, &durable, &lease] {
+        let mut values = Vec::new();
+        for name in names {
+            let value: String = sqlx::query_scalar("select current_setting($1)")
+                .bind(name)
+                .fetch_one(pool)
+                .await?;
+            values.push(value);
+        }
+        seen.push(values);
+    }
+
+    // Assert: the main pool keeps the server's defaults
+    assert_eq!(
+        seen,
+        [
+            ["auto", "on", "on"],
+            ["force_generic_plan", "off", "on"],
+            ["force_generic_plan", "off", "off"],
+        ]
+    );
+    Ok(())
+}
