@@ -6,7 +6,7 @@ use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use pacer_common::auth::{Claims, Role};
 use pacer_common::batch::Batcher;
 use pacer_common::db::jobs::{Inserted, JobRow, NewJob, OrgFeature, insert_jobs, undispatch};
-use pacer_common::db::{orgs, users};
+use pacer_common::db::{orgs, retry_dead, users};
 use pacer_common::jobs::{JobKind, Queue, RecomputeBatchInput, RecomputeStatsInput};
 use pacer_common::keys::Keys;
 use pacer_common::queue;
@@ -127,7 +127,7 @@ impl RecorderCtx {
                 job.task_id = Some(queue::new_task_id());
             }
         }
-        let answers = insert_jobs(&self.db, &jobs).await?;
+        let answers = retry_dead(&self.db, || insert_jobs(&self.db, &jobs)).await?;
         for queue in Queue::ALL {
             let pushes: Vec<(Uuid, String)> = jobs
                 .iter()

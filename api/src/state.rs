@@ -6,6 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use pacer_common::auth::Verifier;
 use pacer_common::batch::Batcher;
 use pacer_common::db::jobs::{JobRow, get_jobs};
+use pacer_common::db::retry_dead;
 use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
@@ -72,7 +73,7 @@ impl AppState {
             let db = keyed;
             Batcher::spawn(64, 2, move |ids: Vec<Uuid>| {
                 let db = db.clone();
-                async move { Ok(get_jobs(&db, &ids).await?) }
+                async move { Ok(retry_dead(&db, || get_jobs(&db, &ids)).await?) }
             })
         };
         Self {

@@ -215,7 +215,8 @@ async fn run(cli: Cli) -> Result<()> {
         "pacer_seconds": pacer_secs,
         "total_seconds": total_secs,
         "binaries": bin_dir.display().to_string(),
-        "profile": if bin_dir.ends_with("release") { "release" } else { "debug" },
+        // a --bin-dir named otherwise says nothing of its profile: "binaries" has the folder
+        "profile": if bin_dir.ends_with("release") { "release" } else if bin_dir.ends_with("debug") { "debug" } else { "other" },
         "nofile_limit": nofile,
         "redis": redis_version(&cli.redis_url).await,
         "plan": format!("{plan:?}"),

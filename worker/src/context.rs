@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use pacer_common::db::jobs::{self, Finish, JobRow};
+use pacer_common::db::retry_dead;
 use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
@@ -47,12 +48,13 @@ fn claim_batcher(db: PgPool, worker: String, lease_secs: f64) -> Batcher<Uuid, O
             let mut distinct = ids.clone();
             distinct.sort_unstable();
             distinct.dedup();
-            let mut rows: HashMap<Uuid, JobRow> =
+            let mut rows: HashMap<Uuid, JobRow> = retry_dead(&db, || {
                 jobs::claim_many(&db, &distinct, &worker, lease_secs)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id, r))
-                    .collect();
+            })
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
             // a second delivery of the same job in one batch does not get the row twice
             Ok(ids.iter().map(|id| rows.remove(id)).collect())
         }
@@ -71,7 +73,7 @@ fn finish_batcher(db: PgPool) -> Batcher<Finish, Option<u64>> {
                 .filter(|(_, first)| **first)
                 .map(|(w, _)| w.clone())
                 .collect();
-            let won: HashMap<Uuid, u64> = jobs::finish_many(&db, &distinct)
+            let won: HashMap<Uuid, u64> = retry_dead(&db, || jobs::finish_many(&db, &distinct))
                 .await?
                 .into_iter()
                 .collect();

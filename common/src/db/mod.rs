@@ -38,7 +38,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
 /// statements' time, since the planner tests each of the table's partial and expression
 /// indexes. Seq scans are ruled out so that a plan made while the table was small stays a
 /// primary-key lookup as it grows (no other path of these statements reads more than a row
-/// per id). Connections open on first use.
+/// per id). Connections open on first use, and are not pinged before each use (sqlx's default:
+/// one more round trip per statement, which showed as queueing at 500 jobs/s); one that died
+/// while idle (PostgreSQL restarted) fails its next statement, which callers repeat with
+/// [`retry_dead`].
 pub fn keyed_pool(pool: &PgPool, max_connections: u32, commit: Commit) -> PgPool {
     let mut settings = vec![
         ("plan_cache_mode", "force_generic_plan"),
@@ -51,7 +54,40 @@ pub fn keyed_pool(pool: &PgPool, max_connections: u32, commit: Commit) -> PgPool
     PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .connect_lazy_with(options)
+}
+
+/// Runs a statement on a [`keyed_pool`] again while it fails because its connection was dead
+/// (each failed connection is dropped, so the next attempt gets another), up to the pool's
+/// size: after a PostgreSQL restart every idle connection fails once.
+pub async fn retry_dead<T, F, Fut>(pool: &PgPool, mut statement: F) -> sqlx::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<T>>,
+{
+    let mut left = pool.options().get_max_connections();
+    loop {
+        match statement().await {
+            Err(e) if left > 0 && is_dead_connection(&e) => {
+                tracing::info!(error = %e, "statement on a dead connection; repeating it");
+                left -= 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// A connection closed under the statement (by the server's shutdown or an administrator:
+/// SQLSTATE class 57P, or class 08 / an I/O error), not an error of the statement itself.
+fn is_dead_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
+    }
 }
 
 /// Whether a [`keyed_pool`]'s commits wait for the WAL to reach the disk.

@@ -602,3 +602,32 @@ async fn keyed_pools_keep_generic_plans_and_only_lease_pools_skip_the_wal_flush(
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn jobs_are_accepted_and_run_after_postgres_closes_every_connection() -> anyhow::Result<()> {
+    // Arrange: a first job leaves idle connections in every pool of both processes
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let first = app.submit(&coach, "generate_draft", draft_input()).await?;
+    app.wait_state(&coach, first, "succeeded", Duration::from_secs(30))
+        .await?;
+
+    // Act: what a PostgreSQL restart does to them
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .fetch_all(&app.db)
+    .await?;
+    let second = app.submit(&coach, "generate_draft", draft_input()).await?;
+    let job = app
+        .wait_state(&coach, second, "succeeded", Duration::from_secs(30))
+        .await?;
+
+    // Assert
+    assert!(closed.len() >= 2 && closed.iter().all(|c| *c), "{closed:?}");
+    assert_eq!(job["progress"], 100);
+    Ok(())
+}
