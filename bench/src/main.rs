@@ -97,7 +97,7 @@ fn main() -> std::process::ExitCode {
 
 /// The product configuration the suite runs with (everything else is the default).
 const CONFIG: &str = "pacer-api: defaults (PACER_DB_MAX_CONNECTIONS 20, PACER_QUEUE_HIGH_WATER 2000); \
-pacer-worker: defaults (heartbeat 2 s × 3, poll 100 ms) except PACER_CONCURRENCY 32 per queue \
+pacer-worker: defaults (heartbeat 2 s × 3, poll 100 ms) except PACER_CONCURRENCY 96 per queue \
 (default 8) and PACER_DB_MAX_CONNECTIONS 12; rules provider, PACER_RULES_STEP_DELAY_MS 0 unless a row says otherwise; \
 generate_draft input {weeks: 1, level: beginner}; PostgreSQL with synchronous_commit on";
 

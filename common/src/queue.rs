@@ -16,12 +16,20 @@ use crate::jobs::{JobMessage, Queue};
 use crate::keys::Keys;
 
 /// apalis settings for one queue. Producer and workers must agree on the queue name.
+///
+/// apalis's own task locks are off: a job's lease is its PostgreSQL claim, and a fetched task
+/// is already in its worker's in-flight set, which is what orphan recovery re-queues. The lock
+/// script only repeated that (and scanned the whole ready list with `LREM` per task, a third of
+/// Redis's time per job). Its pub/sub notices are off too: workers wake on Pacer's own channel
+/// and nothing subscribes to apalis's.
 pub fn apalis_config(keys: &Keys, queue: Queue, common: &CommonConfig) -> ApalisConfig {
     ApalisConfig::default()
         .queue(keys.queue(queue))
         .heartbeat_interval(common.heartbeat())
         .missed_heartbeats(common.missed_heartbeats.max(1))
         .batch_size(16)
+        .lock_tasks(false)
+        .emit_events(false)
 }
 
 /// A fresh apalis task id for one push of a job: apalis ignores a push whose id it already

@@ -54,6 +54,10 @@ pub fn predict_time_s(vdot: f64, distance_m: f64) -> f64 {
     }
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
+        // adjacent floats: g(lo) > 0 >= g(hi) holds, so no further step changes either
+        if mid <= lo || mid >= hi {
+            break;
+        }
         if g(mid) > 0.0 {
             lo = mid;
         } else {

@@ -114,18 +114,23 @@ impl WorkerCtx {
             name.clone(),
             config.common.job_lease().as_secs_f64(),
         );
-        let finishes = finish_batcher(keyed_pool(&db, in_flight, Commit::Durable));
-        let principles = {
-            let db = db.clone();
-            Batcher::spawn(
-                BATCH_MAX,
-                BATCHES_IN_FLIGHT,
-                move |pairs: Vec<(String, String)>| {
-                    let db = db.clone();
-                    async move { Ok(pacer_common::principle::stored_many(&db, &pairs).await?) }
-                },
-            )
-        };
+        // terminal writes and principle reads share one pool: a job needs them at different
+        // moments, and each process's connections count against PostgreSQL's limit
+        let durable = keyed_pool(&db, in_flight + 1, Commit::Durable);
+        let finishes = finish_batcher(durable.clone());
+        let principles = Batcher::spawn(
+            BATCH_MAX,
+            BATCHES_IN_FLIGHT,
+            move |pairs: Vec<(String, String)>| {
+                let db = durable.clone();
+                async move {
+                    Ok(
+                        retry_dead(&db, || pacer_common::principle::stored_many(&db, &pairs))
+                            .await?,
+                    )
+                }
+            },
+        );
         Ok(Arc::new(Self {
             config,
             name,

@@ -31,8 +31,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
 }
 
 /// A second, small pool for the `jobs` statements that run once or twice per job with one to
-/// a few ids (the submission insert and row reads in the API, claims and terminal writes in
-/// workers).
+/// a few ids (the submission insert and row reads in the API, claims, terminal writes and
+/// training-principle reads in workers).
 /// Their connections keep one generic plan per statement instead of planning every call:
 /// measured with `pg_stat_statements` at 500 jobs/s, planning was a third of these
 /// statements' time, since the planner tests each of the table's partial and expression
