@@ -6,7 +6,7 @@ use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use pacer_common::auth::{Claims, Role};
 use pacer_common::batch::Batcher;
 use pacer_common::db::jobs::{Inserted, JobRow, NewJob, OrgFeature, insert_jobs, undispatch};
-use pacer_common::db::{orgs, retry_dead, users};
+use pacer_common::db::{KeyedConns, orgs, users};
 use pacer_common::jobs::{JobKind, Queue, RecomputeBatchInput, RecomputeStatsInput};
 use pacer_common::keys::Keys;
 use pacer_common::queue;
@@ -78,6 +78,8 @@ pub type Recorder = Batcher<NewJob, Inserted>;
 
 /// What the recorder needs of the application state (it cannot hold the state itself).
 pub struct RecorderCtx {
+    /// The submission insert's connections; `pool` serves the rare hand-back after a failed push.
+    pub keyed: Arc<KeyedConns>,
     pub db: PgPool,
     pub redis: ConnectionManager,
     pub keys: Keys,
@@ -127,7 +129,14 @@ impl RecorderCtx {
                 job.task_id = Some(queue::new_task_id());
             }
         }
-        let answers = retry_dead(&self.db, || insert_jobs(&self.db, &jobs)).await?;
+        let jobs = Arc::new(jobs);
+        let answers = self
+            .keyed
+            .run(|c| {
+                let jobs = jobs.clone();
+                Box::pin(async move { insert_jobs(c, &jobs).await })
+            })
+            .await?;
         for queue in Queue::ALL {
             let pushes: Vec<(Uuid, String)> = jobs
                 .iter()

@@ -6,7 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use pacer_common::auth::Verifier;
 use pacer_common::batch::Batcher;
 use pacer_common::db::jobs::{JobRow, get_jobs};
-use pacer_common::db::retry_dead;
+use pacer_common::db::{Commit, KeyedConns};
 use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
@@ -59,9 +59,10 @@ impl AppState {
         let generation = Arc::new(generation);
         let stats = Arc::new(stats);
         // the recorder's and the row reader's statements, two of each at a time
-        let keyed = pacer_common::db::keyed_pool(&db, 4, pacer_common::db::Commit::Durable);
+        let keyed = KeyedConns::new(&db, 4, Commit::Durable);
         let recorder = RecorderCtx {
-            db: keyed.clone(),
+            keyed: keyed.clone(),
+            db: db.clone(),
             redis: redis.clone(),
             keys: keys.clone(),
             generation: generation.clone(),
@@ -73,7 +74,15 @@ impl AppState {
             let db = keyed;
             Batcher::spawn(64, 2, move |ids: Vec<Uuid>| {
                 let db = db.clone();
-                async move { Ok(retry_dead(&db, || get_jobs(&db, &ids)).await?) }
+                let ids = Arc::new(ids);
+                async move {
+                    Ok(db
+                        .run(|c| {
+                            let ids = ids.clone();
+                            Box::pin(async move { get_jobs(c, &ids).await })
+                        })
+                        .await?)
+                }
             })
         };
         Self {

@@ -65,7 +65,7 @@ fn non_empty(p: &str) -> Option<String> {
 /// The stored (personal, organization) principles of many (coach, organization) pairs in one
 /// round trip, in order: this runs for every generation job.
 pub async fn stored_many(
-    db: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     pairs: &[(String, String)],
 ) -> sqlx::Result<Vec<(Option<String>, Option<String>)>> {
     let coaches: Vec<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();

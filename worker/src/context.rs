@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use pacer_common::db::jobs::{self, Finish, JobRow};
-use pacer_common::db::retry_dead;
+use pacer_common::db::{Commit, KeyedConns};
 use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
@@ -41,27 +41,34 @@ pub struct WorkerCtx {
 const BATCH_MAX: usize = 64;
 const BATCHES_IN_FLIGHT: usize = 2;
 
-fn claim_batcher(db: PgPool, worker: String, lease_secs: f64) -> Batcher<Uuid, Option<JobRow>> {
+fn claim_batcher(
+    db: Arc<KeyedConns>,
+    worker: String,
+    lease_secs: f64,
+) -> Batcher<Uuid, Option<JobRow>> {
     Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |ids: Vec<Uuid>| {
         let (db, worker) = (db.clone(), worker.clone());
         async move {
             let mut distinct = ids.clone();
             distinct.sort_unstable();
             distinct.dedup();
-            let mut rows: HashMap<Uuid, JobRow> = retry_dead(&db, || {
-                jobs::claim_many(&db, &distinct, &worker, lease_secs)
-            })
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+            let distinct = Arc::new(distinct);
+            let mut rows: HashMap<Uuid, JobRow> = db
+                .run(|c| {
+                    let (ids, worker) = (distinct.clone(), worker.clone());
+                    Box::pin(async move { jobs::claim_many(c, &ids, &worker, lease_secs).await })
+                })
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
             // a second delivery of the same job in one batch does not get the row twice
             Ok(ids.iter().map(|id| rows.remove(id)).collect())
         }
     })
 }
 
-fn finish_batcher(db: PgPool) -> Batcher<Finish, Option<u64>> {
+fn finish_batcher(db: Arc<KeyedConns>) -> Batcher<Finish, Option<u64>> {
     Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |writes: Vec<Finish>| {
         let db = db.clone();
         async move {
@@ -73,7 +80,12 @@ fn finish_batcher(db: PgPool) -> Batcher<Finish, Option<u64>> {
                 .filter(|(_, first)| **first)
                 .map(|(w, _)| w.clone())
                 .collect();
-            let won: HashMap<Uuid, u64> = retry_dead(&db, || jobs::finish_many(&db, &distinct))
+            let distinct = Arc::new(distinct);
+            let won: HashMap<Uuid, u64> = db
+                .run(|c| {
+                    let writes = distinct.clone();
+                    Box::pin(async move { jobs::finish_many(c, &writes).await })
+                })
                 .await?
                 .into_iter()
                 .collect();
@@ -107,27 +119,30 @@ impl WorkerCtx {
         } else {
             None
         };
-        use pacer_common::db::{Commit, keyed_pool};
-        let in_flight = BATCHES_IN_FLIGHT as u32;
         let claims = claim_batcher(
-            keyed_pool(&db, in_flight, Commit::Lease),
+            KeyedConns::new(&db, BATCHES_IN_FLIGHT, Commit::Lease),
             name.clone(),
             config.common.job_lease().as_secs_f64(),
         );
-        // terminal writes and principle reads share one pool: a job needs them at different
-        // moments, and each process's connections count against PostgreSQL's limit
-        let durable = keyed_pool(&db, in_flight + 1, Commit::Durable);
+        // terminal writes and principle reads share connections: a job needs them at
+        // different moments, and each process's connections count against PostgreSQL's limit
+        let durable = KeyedConns::new(&db, 2 * BATCHES_IN_FLIGHT, Commit::Durable);
         let finishes = finish_batcher(durable.clone());
         let principles = Batcher::spawn(
             BATCH_MAX,
             BATCHES_IN_FLIGHT,
             move |pairs: Vec<(String, String)>| {
                 let db = durable.clone();
+                let pairs = Arc::new(pairs);
                 async move {
-                    Ok(
-                        retry_dead(&db, || pacer_common::principle::stored_many(&db, &pairs))
-                            .await?,
-                    )
+                    Ok(db
+                        .run(|c| {
+                            let pairs = pairs.clone();
+                            Box::pin(async move {
+                                pacer_common::principle::stored_many(c, &pairs).await
+                            })
+                        })
+                        .await?)
                 }
             },
         );

@@ -95,7 +95,10 @@ pub enum Inserted {
 
 /// Records queued jobs in one statement (and one more to find the jobs behind reused
 /// idempotency keys, when there are any). Answers each job, in order.
-pub async fn insert_jobs(db: &PgPool, jobs: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
+pub async fn insert_jobs(
+    db: &mut sqlx::PgConnection,
+    jobs: &[NewJob],
+) -> sqlx::Result<Vec<Inserted>> {
     let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
     let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
     let queues: Vec<&str> = jobs.iter().map(|j| j.kind.queue().as_str()).collect();
@@ -138,7 +141,7 @@ pub async fn insert_jobs(db: &PgPool, jobs: &[NewJob]) -> sqlx::Result<Vec<Inser
     .bind(&tasks)
     .bind(&feature_orgs)
     .bind(&features)
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     let mut new: std::collections::HashMap<Uuid, JobRow> =
         inserted.into_iter().map(|r| (r.id, r)).collect();
@@ -158,7 +161,7 @@ pub async fn insert_jobs(db: &PgPool, jobs: &[NewJob]) -> sqlx::Result<Vec<Inser
         )
         .bind(&key_owners)
         .bind(&key_values)
-        .fetch_all(db)
+        .fetch_all(&mut *db)
         .await?
     };
     Ok(jobs

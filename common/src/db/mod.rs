@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::error::Result;
 
@@ -30,53 +30,90 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     Ok(pool)
 }
 
-/// A second, small pool for the `jobs` statements that run once or twice per job with one to
-/// a few ids (the submission insert and row reads in the API, claims, terminal writes and
-/// training-principle reads in workers).
+/// The connections of the `jobs` statements that run once or twice per job with one to a few
+/// ids (the submission insert and row reads in the API, claims, terminal writes and
+/// training-principle reads in workers), owned by the batcher that runs them instead of a
+/// pool.
+///
 /// Their connections keep one generic plan per statement instead of planning every call:
 /// measured with `pg_stat_statements` at 500 jobs/s, planning was a third of these
 /// statements' time, since the planner tests each of the table's partial and expression
 /// indexes. Seq scans are ruled out so that a plan made while the table was small stays a
 /// primary-key lookup as it grows (no other path of these statements reads more than a row
-/// per id). Connections open on first use, and are not pinged before each use (sqlx's default:
-/// one more round trip per statement, which showed as queueing at 500 jobs/s); one that died
-/// while idle (PostgreSQL restarted) fails its next statement, which callers repeat with
-/// [`retry_dead`].
-pub fn keyed_pool(pool: &PgPool, max_connections: u32, commit: Commit) -> PgPool {
-    let mut settings = vec![
-        ("plan_cache_mode", "force_generic_plan"),
-        ("enable_seqscan", "off"),
-    ];
-    if commit == Commit::Lease {
-        settings.push(("synchronous_commit", "off"));
-    }
-    let options = (*pool.connect_options()).clone().options(settings);
-    PgPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(false)
-        .connect_lazy_with(options)
+/// per id). A pool would ping each connection before use and again on release (sqlx 0.9
+/// cannot turn the second off): two more round trips per statement, and the connection stays
+/// busy until the release ping returns. Here a connection is only used; one that died while
+/// idle (PostgreSQL restarted) fails its next statement, which is then repeated on another.
+/// Connections open on first use; the batcher's own limit on batches in flight bounds how
+/// many.
+pub struct KeyedConns {
+    options: PgConnectOptions,
+    idle: std::sync::Mutex<Vec<PgConnection>>,
+    max_idle: usize,
 }
 
-/// Runs a statement on a [`keyed_pool`] again while it fails because its connection was dead
-/// (each failed connection is dropped, so the next attempt gets another), up to the pool's
-/// size: after a PostgreSQL restart every idle connection fails once.
-pub async fn retry_dead<T, F, Fut>(pool: &PgPool, mut statement: F) -> sqlx::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = sqlx::Result<T>>,
-{
-    let mut left = pool.options().get_max_connections();
-    loop {
-        match statement().await {
-            Err(e) if left > 0 && is_dead_connection(&e) => {
-                tracing::info!(error = %e, "statement on a dead connection; repeating it");
-                left -= 1;
+impl KeyedConns {
+    /// Connections like `pool`'s, keeping up to `max_idle` between statements.
+    pub fn new(pool: &PgPool, max_idle: usize, commit: Commit) -> std::sync::Arc<Self> {
+        let mut settings = vec![
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+        ];
+        if commit == Commit::Lease {
+            settings.push(("synchronous_commit", "off"));
+        }
+        std::sync::Arc::new(Self {
+            options: (*pool.connect_options()).clone().options(settings),
+            idle: std::sync::Mutex::new(Vec::new()),
+            max_idle: max_idle.max(1),
+        })
+    }
+
+    /// Runs `statement` on an idle connection (or a new one). A connection found dead is
+    /// dropped and the statement repeated on the next; a new connection's failure is returned.
+    /// As with any connection lost mid-statement, the server may have committed it.
+    /// (`statement` gets the connection for one attempt; what else its future uses it owns,
+    /// e.g. `Arc`s of the batch.)
+    pub async fn run<T>(
+        &self,
+        mut statement: impl for<'c> FnMut(
+            &'c mut PgConnection,
+        ) -> futures::future::BoxFuture<'c, sqlx::Result<T>>,
+    ) -> sqlx::Result<T> {
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let reused = idle.is_some();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => self.connect().await?,
+            };
+            match statement(&mut conn).await {
+                Err(e) if reused && is_dead_connection(&e) => {
+                    tracing::info!(error = %e, "statement on a dead connection; repeating it");
+                }
+                // a statement's own error leaves its connection ready for the next one
+                done => {
+                    if let Ok(mut idle) = self.idle.lock()
+                        && idle.len() < self.max_idle
+                    {
+                        idle.push(conn);
+                    }
+                    return done;
+                }
             }
-            done => return done,
+        }
+    }
+
+    async fn connect(&self) -> sqlx::Result<PgConnection> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options)).await
+        {
+            Ok(conn) => conn,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
     }
 }
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection closed under the statement (by the server's shutdown or an administrator:
 /// SQLSTATE class 57P, or class 08 / an I/O error), not an error of the statement itself.
@@ -90,7 +127,7 @@ fn is_dead_connection(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether a [`keyed_pool`]'s commits wait for the WAL to reach the disk.
+/// Whether [`KeyedConns`]' commits wait for the WAL to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
     /// They do: for anything a client may be told about (an accepted job, a final state).

@@ -568,32 +568,38 @@ async fn retention_keeps_live_jobs_and_the_finished_children_of_a_live_batch() -
 }
 
 #[tokio::test]
-async fn keyed_pools_keep_generic_plans_and_only_lease_pools_skip_the_wal_flush()
+async fn keyed_connections_keep_generic_plans_and_only_lease_ones_skip_the_wal_flush()
 -> anyhow::Result<()> {
-    use pacer_common::db::{Commit, keyed_pool};
+    use pacer_common::db::{Commit, KeyedConns};
+    /// The settings this test looks at, as one connection sees them.
+    fn settings(
+        c: &mut sqlx::PgConnection,
+    ) -> futures::future::BoxFuture<'_, sqlx::Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut values = Vec::new();
+            for name in ["plan_cache_mode", "enable_seqscan", "synchronous_commit"] {
+                let value: String = sqlx::query_scalar("select current_setting($1)")
+                    .bind(name)
+                    .fetch_one(&mut *c)
+                    .await?;
+                values.push(value);
+            }
+            Ok(values)
+        })
+    }
+
     // Arrange
     let app = TestApp::new().await?;
-    let durable = keyed_pool(&app.db, 1, Commit::Durable);
-    let lease = keyed_pool(&app.db, 1, Commit::Lease);
-    let names = ["plan_cache_mode", "enable_seqscan", "synchronous_commit"];
-
+    let durable = KeyedConns::new(&app.db, 1, Commit::Durable);
+    let lease = KeyedConns::new(&app.db, 1, Commit::Lease);
     // Act
-    let mut seen = Vec::new();
-    for pool in [&app.db, &durable, &lease] {
-        let mut values = Vec::new();
-        for name in names {
-            let value: String = sqlx::query_scalar("select current_setting($1)")
-                .bind(name)
-                .fetch_one(pool)
-                .await?;
-            values.push(value);
-        }
-        seen.push(values);
-    }
+    let main = settings(&mut *app.db.acquire().await?).await?;
+    let durable_seen = durable.run(settings).await?;
+    let lease_seen = lease.run(settings).await?;
 
     // Assert: the main pool keeps the server's defaults
     assert_eq!(
-        seen,
+        [main, durable_seen, lease_seen],
         [
             ["auto", "on", "on"],
             ["force_generic_plan", "off", "on"],
