@@ -93,8 +93,10 @@ impl KeyedConns {
                 }
                 // a statement's own error leaves its connection ready for the next one
                 done => {
+                    let dead = matches!(&done, Err(e) if is_dead_connection(e));
                     if let Ok(mut idle) = self.idle.lock()
                         && idle.len() < self.max_idle
+                        && !dead
                     {
                         idle.push(conn);
                     }
