@@ -78,7 +78,7 @@ pub type Recorder = Batcher<NewJob, Inserted>;
 
 /// What the recorder needs of the application state (it cannot hold the state itself).
 pub struct RecorderCtx {
-    /// The submission insert's connections; `pool` serves the rare hand-back after a failed push.
+    /// The submission insert's connections; `db` serves the rare hand-back after a failed push.
     pub keyed: Arc<KeyedConns>,
     pub db: PgPool,
     pub redis: ConnectionManager,
