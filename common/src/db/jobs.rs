@@ -94,7 +94,8 @@ pub enum Inserted {
 }
 
 /// Records queued jobs in one statement (and one more to find the jobs behind reused
-/// idempotency keys, when there are any). Answers each job, in order.
+/// idempotency keys, when there are any). Answers each job, in order; a repeat of a batch whose
+/// first run committed (its reply lost with its connection) answers as that run would have.
 pub async fn insert_jobs(
     db: &mut sqlx::PgConnection,
     jobs: &[NewJob],
@@ -116,7 +117,7 @@ pub async fn insert_jobs(
         .iter()
         .map(|j| j.requires.as_ref().map(|r| r.feature))
         .collect();
-    let inserted: Vec<JobRow> = sqlx::query_as(
+    let inserted: sqlx::Result<Vec<JobRow>> = sqlx::query_as(
         "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, idempotency_key, task_id, dispatched_at)
          select t.id, t.kind, t.queue, t.owner_id, t.org_id, t.input, t.max_attempts, t.idempotency_key, t.task_id,
                 case when t.task_id is null then null else now() end
@@ -142,7 +143,26 @@ pub async fn insert_jobs(
     .bind(&feature_orgs)
     .bind(&features)
     .fetch_all(&mut *db)
-    .await?;
+    .await;
+    let inserted = match inserted {
+        // A repeat of this statement whose first run committed but lost its reply (see
+        // `KeyedConns::run`): the statement is atomic, so that run recorded this batch's rows.
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("jobs_pkey") => {
+            let rows: Vec<JobRow> = sqlx::query_as("select * from jobs where id = any($1)")
+                .bind(&ids)
+                .fetch_all(&mut *db)
+                .await?;
+            let ours = |r: &JobRow| {
+                jobs.iter()
+                    .any(|j| j.id == r.id && j.owner_id == r.owner_id)
+            };
+            if !rows.iter().all(ours) {
+                return Err(sqlx::Error::Database(e));
+            }
+            rows
+        }
+        other => other?,
+    };
     let mut new: std::collections::HashMap<Uuid, JobRow> =
         inserted.into_iter().map(|r| (r.id, r)).collect();
     // a job not recorded and carrying a key may be a reuse of that key (maybe by another job

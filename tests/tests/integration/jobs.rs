@@ -637,3 +637,49 @@ async fn jobs_are_accepted_and_run_after_postgres_closes_every_connection() -> a
     assert_eq!(job["progress"], 100);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_repeated_submission_insert_whose_first_run_committed_answers_its_jobs_as_new()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{Inserted, NewJob, insert_jobs};
+    use pacer_common::jobs::JobKind;
+    // Arrange: a batch of two (one with an idempotency key), as the API records it
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let job = |key: Option<&str>| NewJob {
+        id: uuid::Uuid::now_v7(),
+        kind: JobKind::GenerateDraft,
+        owner_id: "coach_repeat".into(),
+        org_id: Some("org_demo".into()),
+        input: draft_input(),
+        max_attempts: 3,
+        idempotency_key: key.map(str::to_owned),
+        task_id: None,
+        requires: None,
+    };
+    let batch = [job(None), job(Some("k1"))];
+    let mut conn = app.db.acquire().await?;
+    let first = insert_jobs(&mut conn, &batch).await?;
+
+    // Act: the same statement again (what `KeyedConns` does when the first reply was lost)
+    let repeat = insert_jobs(&mut conn, &batch).await?;
+
+    // Assert: answered as recorded now, once each
+    let ids = |answers: &[Inserted]| -> Vec<Option<uuid::Uuid>> {
+        answers
+            .iter()
+            .map(|a| match a {
+                Inserted::New(row) => Some(row.id),
+                _ => None,
+            })
+            .collect()
+    };
+    let expected: Vec<_> = batch.iter().map(|j| Some(j.id)).collect();
+    assert_eq!(ids(&first), expected);
+    assert_eq!(ids(&repeat), expected);
+    let rows: i64 = sqlx::query_scalar("select count(*) from jobs where owner_id = 'coach_repeat'")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(rows, 2);
+    Ok(())
+}
