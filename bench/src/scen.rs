@@ -600,6 +600,8 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
     let t_events = Instant::now();
     d.start_worker(&[("PACER_RULES_STEP_DELAY_MS", step.as_str())])?;
     let mut delivery = Vec::new();
+    // per event (in order): where in the burst the tail is
+    let mut by_event: std::collections::BTreeMap<u64, (String, Vec<f64>)> = Default::default();
     let mut done = 0usize;
     let mut errors = 0usize;
     let mut first_error = None;
@@ -611,7 +613,11 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
                 }
                 for e in &events {
                     if let Some(p) = published.get(id, e.id) {
-                        delivery.push(ms_between(p, e.at));
+                        let ms = ms_between(p, e.at);
+                        delivery.push(ms);
+                        let slot = by_event.entry(e.id).or_default();
+                        slot.0.clone_from(&e.kind);
+                        slot.1.push(ms);
                     }
                 }
             }
@@ -655,7 +661,9 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
         ),
         json!({"clients": clients, "connected": n_connected, "connect_seconds": connect_secs,
                "done": done, "errors": errors, "first_error": first_error,
-               "delivery_ms": s.json(), "api_rss_idle_mib": crate::util::r2(rss_before),
+               "delivery_ms": s.json(),
+               "delivery_ms_by_event": by_event.iter().map(|(seq, (kind, v))| json!({"seq": seq, "type": kind, "delivery_ms": Summary::of(v).json()})).collect::<Vec<_>>(),
+               "api_rss_idle_mib": crate::util::r2(rss_before),
                "api_rss_connected_mib": crate::util::r2(rss_connected),
                "api_peak_rss_mib": crate::util::r2(peak),
                "event_phase_seconds": events_secs, "api_cpu_seconds_in_event_phase": api_cpu,
