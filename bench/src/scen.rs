@@ -662,7 +662,13 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
         json!({"clients": clients, "connected": n_connected, "connect_seconds": connect_secs,
                "done": done, "errors": errors, "first_error": first_error,
                "delivery_ms": s.json(),
-               "delivery_ms_by_event": by_event.iter().map(|(seq, (kind, v))| json!({"seq": seq, "type": kind, "delivery_ms": Summary::of(v).json()})).collect::<Vec<_>>(),
+               "delivery_ms_by_event": by_event.iter().map(|(seq, (kind, v))| {
+                   // when the worker published it, after the first event
+                   let published_after_first = published.get(id, *seq).zip(published.get(id, 1))
+                       .map(|(p, first)| crate::util::r2(ms_between(first, p)));
+                   json!({"seq": seq, "type": kind, "published_ms_after_first": published_after_first,
+                          "delivery_ms": Summary::of(v).json()})
+               }).collect::<Vec<_>>(),
                "api_rss_idle_mib": crate::util::r2(rss_before),
                "api_rss_connected_mib": crate::util::r2(rss_connected),
                "api_peak_rss_mib": crate::util::r2(peak),
