@@ -68,9 +68,9 @@ fn claim_batcher(
     })
 }
 
-fn finish_batcher(db: Arc<KeyedConns>) -> Batcher<Finish, Option<u64>> {
+fn finish_batcher(db: Arc<KeyedConns>, worker: String) -> Batcher<Finish, Option<u64>> {
     Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |writes: Vec<Finish>| {
-        let db = db.clone();
+        let (db, worker) = (db.clone(), worker.clone());
         async move {
             let mut seen = HashSet::new();
             let first: Vec<bool> = writes.iter().map(|w| seen.insert(w.id)).collect();
@@ -83,8 +83,8 @@ fn finish_batcher(db: Arc<KeyedConns>) -> Batcher<Finish, Option<u64>> {
             let distinct = Arc::new(distinct);
             let won: HashMap<Uuid, u64> = db
                 .run(|c| {
-                    let writes = distinct.clone();
-                    Box::pin(async move { jobs::finish_many(c, &writes).await })
+                    let (writes, worker) = (distinct.clone(), worker.clone());
+                    Box::pin(async move { jobs::finish_many(c, &worker, &writes).await })
                 })
                 .await?
                 .into_iter()
@@ -127,7 +127,7 @@ impl WorkerCtx {
         // terminal writes and principle reads share connections: a job needs them at
         // different moments, and each process's connections count against PostgreSQL's limit
         let durable = KeyedConns::new(&db, 2 * BATCHES_IN_FLIGHT, Commit::Durable);
-        let finishes = finish_batcher(durable.clone());
+        let finishes = finish_batcher(durable.clone(), name.clone());
         let principles = Batcher::spawn(
             BATCH_MAX,
             BATCHES_IN_FLIGHT,

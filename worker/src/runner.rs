@@ -133,7 +133,15 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
         Claim::Run(row) => *row,
         Claim::Cancel(row) => {
             let reported = logged_so_far(&worker, &row).await;
-            finish(&worker, &row, Err(JobError::Cancelled), None, &reported).await?;
+            finish(
+                &worker,
+                &row,
+                false,
+                Err(JobError::Cancelled),
+                None,
+                &reported,
+            )
+            .await?;
             return Ok(());
         }
         Claim::Skip("running on another worker") => {
@@ -148,7 +156,7 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
     let Some(kind) = row.job_kind() else {
         let reported = logged_so_far(&worker, &row).await;
         let unknown = JobError::Permanent(anyhow!("unknown job kind {}", row.kind));
-        finish(&worker, &row, Err(unknown), None, &reported).await?;
+        finish(&worker, &row, true, Err(unknown), None, &reported).await?;
         return Ok(());
     };
     let started = Instant::now();
@@ -185,7 +193,7 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             Err(JobError::Retryable(e))
         }
         other => {
-            finish(&worker, &row, other, usage.as_ref(), &reported).await?;
+            finish(&worker, &row, true, other, usage.as_ref(), &reported).await?;
             Ok(())
         }
     }
@@ -306,9 +314,11 @@ async fn keep_lease(ctx: Arc<JobCtx>, lost: CancellationToken) {
 }
 
 /// The terminal write, then `result`/`error` and `done` events, only if this write won.
+/// `claimed`: this attempt claimed the row (it is not ending a job it found cancelled).
 async fn finish(
     worker: &WorkerCtx,
     row: &JobRow,
+    claimed: bool,
     outcome: Result<Value, JobError>,
     usage: Option<&Value>,
     reported: &Reported,
@@ -333,6 +343,7 @@ async fn finish(
         error: error.clone(),
         usage: usage.cloned(),
         reported: reported.clone(),
+        claimed: claimed.then_some(row.attempts),
     };
     let Some(done_seq) = worker.finishes.call(write).await? else {
         return Ok(());

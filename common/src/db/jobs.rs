@@ -465,15 +465,24 @@ pub struct Finish {
     pub error: Option<String>,
     pub usage: Option<Value>,
     pub reported: Reported,
+    /// The attempt the writing worker claimed, if it claimed the job (not when it ends a job it
+    /// found cancelled): how a repeated write recognises its own first run.
+    pub claimed: Option<i32>,
 }
 
-/// Terminal writes, one statement for a batch (ids must be distinct). The first write of a job
-/// wins: for each job it ended, returns the number reserved for its `done` event (the final
-/// `result`/`error` gets the number before it, both above every number `reported` so far); a
-/// job that had already ended is not in the answer. Reserving both numbers here keeps the row
-/// and its final events consistent for readers that see the row before the events.
+/// Terminal writes by `worker`, one statement for a batch (ids must be distinct). The first
+/// write of a job wins: for each job it ended, returns the number reserved for its `done`
+/// event (the final `result`/`error` gets the number before it, both above every number
+/// `reported` so far); a job that had already ended is not in the answer. Reserving both
+/// numbers here keeps the row and its final events consistent for readers that see the row
+/// before the events.
+///
+/// A repeat of a batch whose first run committed but lost its reply (see `KeyedConns::run`)
+/// answers as that run would have for the jobs the worker claimed: no one else ends a job with
+/// this worker's name and attempt on it in the state this write gives it.
 pub async fn finish_many(
-    db: impl PgExecutor<'_>,
+    db: &mut sqlx::PgConnection,
+    worker: &str,
     writes: &[Finish],
 ) -> sqlx::Result<Vec<(Uuid, u64)>> {
     debug_assert!(writes.iter().all(|w| w.state.is_terminal()));
@@ -486,7 +495,7 @@ pub async fn finish_many(
         writes.iter().map(|w| w.usage.as_ref().map(Json)).collect();
     let seqs: Vec<i64> = writes.iter().map(|w| w.reported.seq()).collect();
     let pcts: Vec<Option<i16>> = writes.iter().map(|w| w.reported.pct()).collect();
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+    let mut rows: Vec<(Uuid, i64)> = sqlx::query_as(
         "update jobs j set state = t.state, result = t.result, error = t.error,
                 usage = coalesce(t.usage, j.usage),
                 progress = case when t.state = 'succeeded' then 100 else coalesce(t.pct, j.progress) end,
@@ -504,8 +513,28 @@ pub async fn finish_many(
     .bind(&usages)
     .bind(&seqs)
     .bind(&pcts)
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
+    let ended: std::collections::HashSet<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let (mine, (attempts, mine_states)): (Vec<Uuid>, (Vec<i32>, Vec<&str>)) = writes
+        .iter()
+        .filter(|w| !ended.contains(&w.id))
+        .filter_map(|w| Some((w.id, (w.claimed?, w.state.as_str()))))
+        .unzip();
+    if !mine.is_empty() {
+        let already: Vec<(Uuid, i64)> = sqlx::query_as(
+            "select j.id, j.event_seq from jobs j
+               join unnest($1::uuid[], $2::int4[], $3::text[]) as t(id, attempts, state) on j.id = t.id
+              where j.worker = $4 and j.attempts = t.attempts and j.state = t.state",
+        )
+        .bind(&mine)
+        .bind(&attempts)
+        .bind(&mine_states)
+        .bind(worker)
+        .fetch_all(&mut *db)
+        .await?;
+        rows.extend(already);
+    }
     Ok(rows
         .into_iter()
         .filter_map(|(id, n)| Some((id, u64::try_from(n).ok()?)))

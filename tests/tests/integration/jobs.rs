@@ -683,3 +683,55 @@ async fn a_repeated_submission_insert_whose_first_run_committed_answers_its_jobs
     assert_eq!(rows, 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_numbers()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{Finish, NewJob, Reported, claim_many, finish_many, insert_jobs};
+    use pacer_common::jobs::{JobKind, JobState};
+    // Arrange: a job claimed by worker w1 (its first attempt)
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let mut conn = app.db.acquire().await?;
+    let id = uuid::Uuid::now_v7();
+    let job = NewJob {
+        id,
+        kind: JobKind::GenerateDraft,
+        owner_id: "coach_finish".into(),
+        org_id: Some("org_demo".into()),
+        input: draft_input(),
+        max_attempts: 3,
+        idempotency_key: None,
+        task_id: None,
+        requires: None,
+    };
+    insert_jobs(&mut conn, &[job]).await?;
+    let claimed = claim_many(&mut *conn, &[id], "w1", 30.0).await?;
+    let write = |state: JobState, attempt: i32| Finish {
+        id,
+        state,
+        result: Some(json!({"draft": "Week 1"})),
+        error: None,
+        usage: None,
+        reported: Reported::default(),
+        claimed: Some(attempt),
+    };
+
+    // Act: the write, then the same write again (a repeat after a lost reply), then writes
+    // that are not this one: another worker's, another attempt's, another state
+    let first = finish_many(&mut conn, "w1", &[write(JobState::Succeeded, 1)]).await?;
+    let repeat = finish_many(&mut conn, "w1", &[write(JobState::Succeeded, 1)]).await?;
+    let others = [
+        finish_many(&mut conn, "w2", &[write(JobState::Succeeded, 1)]).await?,
+        finish_many(&mut conn, "w1", &[write(JobState::Succeeded, 2)]).await?,
+        finish_many(&mut conn, "w1", &[write(JobState::Failed, 1)]).await?,
+    ];
+
+    // Assert
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(first.len(), 1);
+    assert_eq!(repeat, first);
+    assert!(others.iter().all(Vec::is_empty), "{others:?}");
+    Ok(())
+}
