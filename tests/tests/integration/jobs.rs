@@ -8,6 +8,21 @@ fn draft_input() -> serde_json::Value {
     json!({"weeks": 4, "level": "beginner", "org_id": "org_demo", "additional_prompt": "5K, 3 days per week"})
 }
 
+/// A generation job as the API records it (for tests of the `jobs` statements themselves).
+fn new_job(owner: &str, idempotency_key: Option<&str>) -> pacer_common::db::jobs::NewJob {
+    pacer_common::db::jobs::NewJob {
+        id: uuid::Uuid::now_v7(),
+        kind: pacer_common::jobs::JobKind::GenerateDraft,
+        owner_id: owner.into(),
+        org_id: Some("org_demo".into()),
+        input: draft_input(),
+        max_attempts: 3,
+        idempotency_key: idempotency_key.map(str::to_owned),
+        task_id: None,
+        requires: None,
+    }
+}
+
 fn plan_draft() -> String {
     "Week 1 (base, 15 km): Aerobic foundation\n- Tuesday: Easy run 30 min\n- Thursday: Easy run 30 min\n- Sunday: Long run 6 km\n\
      Week 2 (base, 16 km): Aerobic foundation\n- Tuesday: Easy run 35 min\n- Thursday: Tempo run 20 min\n- Sunday: Long run 7 km\n"
@@ -641,23 +656,14 @@ async fn jobs_are_accepted_and_run_after_postgres_closes_every_connection() -> a
 #[tokio::test]
 async fn a_repeated_submission_insert_whose_first_run_committed_answers_its_jobs_as_new()
 -> anyhow::Result<()> {
-    use pacer_common::db::jobs::{Inserted, NewJob, insert_jobs};
-    use pacer_common::jobs::JobKind;
+    use pacer_common::db::jobs::{Inserted, insert_jobs};
     // Arrange: a batch of two (one with an idempotency key), as the API records it
     let app = TestApp::new().await?;
     pacer_common::db::MIGRATOR.run(&app.db).await?;
-    let job = |key: Option<&str>| NewJob {
-        id: uuid::Uuid::now_v7(),
-        kind: JobKind::GenerateDraft,
-        owner_id: "coach_repeat".into(),
-        org_id: Some("org_demo".into()),
-        input: draft_input(),
-        max_attempts: 3,
-        idempotency_key: key.map(str::to_owned),
-        task_id: None,
-        requires: None,
-    };
-    let batch = [job(None), job(Some("k1"))];
+    let batch = [
+        new_job("coach_repeat", None),
+        new_job("coach_repeat", Some("k1")),
+    ];
     let mut conn = app.db.acquire().await?;
     let first = insert_jobs(&mut conn, &batch).await?;
 
@@ -687,24 +693,14 @@ async fn a_repeated_submission_insert_whose_first_run_committed_answers_its_jobs
 #[tokio::test]
 async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_numbers()
 -> anyhow::Result<()> {
-    use pacer_common::db::jobs::{Finish, NewJob, Reported, claim_many, finish_many, insert_jobs};
-    use pacer_common::jobs::{JobKind, JobState};
+    use pacer_common::db::jobs::{Finish, Reported, claim_many, finish_many, insert_jobs};
+    use pacer_common::jobs::JobState;
     // Arrange: a job claimed by worker w1 (its first attempt)
     let app = TestApp::new().await?;
     pacer_common::db::MIGRATOR.run(&app.db).await?;
     let mut conn = app.db.acquire().await?;
-    let id = uuid::Uuid::now_v7();
-    let job = NewJob {
-        id,
-        kind: JobKind::GenerateDraft,
-        owner_id: "coach_finish".into(),
-        org_id: Some("org_demo".into()),
-        input: draft_input(),
-        max_attempts: 3,
-        idempotency_key: None,
-        task_id: None,
-        requires: None,
-    };
+    let job = new_job("coach_finish", None);
+    let id = job.id;
     insert_jobs(&mut conn, &[job]).await?;
     let claimed = claim_many(&mut *conn, &[id], "w1", 30.0).await?;
     let write = |state: JobState, attempt: i32| Finish {
