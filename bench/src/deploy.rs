@@ -10,7 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::util::{Arrival, expect_status, read_sse};
+use crate::sse::{Arrival, read_sse};
+use crate::util::expect_status;
 
 /// A spawned binary, killed (SIGKILL) and reaped when dropped.
 pub struct Proc {

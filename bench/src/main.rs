@@ -6,6 +6,7 @@
 mod deploy;
 mod peers;
 mod scen;
+mod sse;
 mod util;
 
 use std::path::PathBuf;

@@ -12,9 +12,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::deploy::Deploy;
-use crate::util::{
-    Arrival, Published, Summary, fmt, ms, ms_between, proc_cpu_secs, proc_mem_mib, read_sse,
-};
+use crate::sse::{Arrival, RawSse, socket_addr};
+use crate::util::{Published, Summary, fmt, ms, ms_between, proc_cpu_secs, proc_mem_mib};
 
 /// Sizes of one run (`--smoke` or the full suite).
 #[derive(Debug, Clone)]
@@ -560,21 +559,19 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
     let connected = Arc::new(AtomicUsize::new(0));
     let connect_sem = Arc::new(Semaphore::new(256));
     let t_connect = Instant::now();
+    let addr = socket_addr(&d.base())?;
     let mut handles = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (api, token, connected, sem) = (
-            d.client(),
-            token.clone(),
-            connected.clone(),
-            connect_sem.clone(),
-        );
+        let (token, connected, sem) = (token.clone(), connected.clone(), connect_sem.clone());
         handles.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await?;
-            let res = api.open_events(&token, id).await;
+            let sse = RawSse::open(addr, &token, id).await;
             drop(permit);
-            let res = res?;
+            let mut sse = sse?;
             connected.fetch_add(1, Ordering::Relaxed);
-            read_sse(res, Duration::from_secs(180)).await
+            let events = sse.read(Duration::from_secs(180)).await?;
+            // keep the connection, as a browser keeps it in its pool after the response
+            anyhow::Ok((events, sse))
         }));
     }
     // every client connected (headers in) or counted by the API's gauge
@@ -605,9 +602,11 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
     let mut done = 0usize;
     let mut errors = 0usize;
     let mut first_error = None;
+    let mut open = Vec::with_capacity(clients);
     for h in handles {
         match h.await? {
-            Ok(events) => {
+            Ok((events, connection)) => {
+                open.push(connection);
                 if events.iter().any(|e| e.kind == "done") {
                     done += 1;
                 }
@@ -627,8 +626,8 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
             }
         }
     }
-    let peak = proc_mem_mib(api_pid, "VmHWM:").unwrap_or(f64::NAN);
     let events_secs = t_events.elapsed().as_secs_f64();
+    let peak = proc_mem_mib(api_pid, "VmHWM:").unwrap_or(f64::NAN);
     let cpu = |a: Option<f64>, b: Option<f64>| {
         a.zip(b)
             .map_or(Value::Null, |(a, b)| crate::util::r2(b - a))
@@ -636,6 +635,7 @@ pub async fn fanout(d: &mut Deploy, plan: &Plan, clients: usize) -> Result<Row> 
     let api_cpu = cpu(cpu0.0, proc_cpu_secs(api_pid));
     let bench_cpu = cpu(cpu0.1, proc_cpu_secs(me));
     let s = Summary::of(&delivery);
+    drop(open);
     listener.abort();
     d.stop_all();
     Ok(Row::new(

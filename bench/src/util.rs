@@ -1,5 +1,5 @@
-//! Percentiles, an SSE reader that stamps each event's arrival, and a Redis pub/sub listener that
-//! stamps each event's publication (the reference for delivery latency).
+//! Percentiles and a Redis pub/sub listener that stamps each event's publication (the reference
+//! for delivery latency).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,86 +84,6 @@ pub fn ms_between(from: Instant, to: Instant) -> f64 {
     } else {
         -ms(from - to)
     }
-}
-
-/// One received SSE event: its id, type and arrival time.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    pub id: u64,
-    pub kind: String,
-    pub at: Instant,
-}
-
-/// Reads an SSE response until a `done` event, the end of the stream, or `timeout`. Lean on
-/// purpose: the bench's clients share the machine's 2 cores with the API (10,000 of them in
-/// item 4, one per job in item 2), so what they spend per event shows in what they measure.
-/// Each frame is parsed where it lies in the buffer and only its `type` is read from the JSON.
-pub async fn read_sse(res: reqwest::Response, timeout: Duration) -> Result<Vec<Arrival>> {
-    let mut body = res.bytes_stream();
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut out = Vec::with_capacity(8);
-    let read = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            let at = Instant::now();
-            // a frame's end may straddle chunks: look again from the byte before the new ones
-            let mut from = buf.len().saturating_sub(1);
-            buf.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(pos) = buf[from..].windows(2).position(|w| w == b"\n\n") {
-                let end = from + pos;
-                if let Some(arrival) = parse_frame(&buf[start..end], at) {
-                    let done = arrival.kind == "done";
-                    out.push(arrival);
-                    if done {
-                        return Ok(());
-                    }
-                }
-                start = end + 2;
-                from = start;
-            }
-            buf.drain(..start);
-        }
-        anyhow::Ok(())
-    };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(read) => read.map(|()| out),
-        Err(_) => bail!(
-            "SSE stream not done after {timeout:?} ({} events)",
-            out.len()
-        ),
-    }
-}
-
-/// One frame's `id` and the `type` of its `data` (`None` for a frame without an id).
-fn parse_frame(frame: &[u8], at: Instant) -> Option<Arrival> {
-    #[derive(serde::Deserialize)]
-    struct Kind<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: std::borrow::Cow<'a, str>,
-    }
-    let mut id = None;
-    let mut data: Vec<&[u8]> = Vec::new();
-    for line in frame.split(|b| *b == b'\n') {
-        if let Some(v) = line.strip_prefix(b"id:") {
-            id = std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok();
-        } else if let Some(v) = line.strip_prefix(b"data:") {
-            data.push(v.strip_prefix(b" ").unwrap_or(v));
-        }
-    }
-    let id = id?;
-    let joined;
-    let json: &[u8] = match data.as_slice() {
-        [one] => one,
-        many => {
-            joined = many.join(&b'\n');
-            &joined
-        }
-    };
-    let kind = serde_json::from_slice::<Kind>(json)
-        .map(|k| k.kind.into_owned())
-        .unwrap_or_default();
-    Some(Arrival { id, kind, at })
 }
 
 /// Publication times of job events, as seen by a subscriber of the events channel in this
@@ -253,26 +173,4 @@ pub async fn expect_status(res: reqwest::Response, status: u16) -> Result<Value>
         );
     }
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_give_their_id_and_event_type() {
-        let at = Instant::now();
-        let kind = |frame: &str| parse_frame(frame.as_bytes(), at).map(|a| (a.id, a.kind));
-        assert_eq!(
-            kind("id: 3\nevent: progress\ndata: {\"type\":\"progress\",\"pct\":20}"),
-            Some((3, "progress".to_owned()))
-        );
-        // data over several lines is joined with newlines, as SSE says
-        assert_eq!(
-            kind("id:7\ndata: {\"type\":\ndata: \"done\"}"),
-            Some((7, "done".to_owned()))
-        );
-        assert_eq!(kind(": keep-alive"), None);
-        assert_eq!(kind("id: 1\ndata: not json"), Some((1, String::new())));
-    }
 }
