@@ -53,10 +53,13 @@ fn claim_batcher(
             distinct.sort_unstable();
             distinct.dedup();
             let distinct = Arc::new(distinct);
+            let token = Uuid::new_v4();
             let mut rows: HashMap<Uuid, JobRow> = db
                 .run(|c| {
                     let (ids, worker) = (distinct.clone(), worker.clone());
-                    Box::pin(async move { jobs::claim_many(c, &ids, &worker, lease_secs).await })
+                    Box::pin(
+                        async move { jobs::claim_many(c, &ids, &worker, lease_secs, token).await },
+                    )
                 })
                 .await?
                 .into_iter()

@@ -349,24 +349,33 @@ pub enum Claim {
 /// Takes jobs for `worker`: queued ones, or running ones whose heartbeat is older than
 /// `lease_secs` (their worker died). Counts the attempt. Returns the rows it took; for an id it
 /// did not take, [`unclaimed`] says why. One statement for a whole batch of deliveries.
+///
+/// `token` names this claim (a fresh value per batch, the same for its repeats): a repeat whose
+/// first run committed but lost its reply (see `KeyedConns::run`) takes back the rows that run
+/// took, without counting their attempt again, and no other claim can, so a job another batch
+/// of the same worker also carried still runs once.
 pub async fn claim_many(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
     worker: &str,
     lease_secs: f64,
+    token: Uuid,
 ) -> sqlx::Result<Vec<JobRow>> {
     sqlx::query_as(
-        "update jobs set state = 'running', attempts = attempts + 1, worker = $2, heartbeat_at = now(),
-                started_at = coalesce(started_at, now()), updated_at = now()
+        "update jobs set state = 'running', worker = $2, heartbeat_at = now(),
+                attempts = case when claim_token = $4 then attempts else attempts + 1 end,
+                claim_token = $4, started_at = coalesce(started_at, now()), updated_at = now()
           where id = any($1) and not cancel_requested
             and case state when 'queued' then true
-                           when 'running' then heartbeat_at < now() - make_interval(secs => $3)
+                           when 'running' then claim_token = $4
+                                               or heartbeat_at < now() - make_interval(secs => $3)
                            else false end
           returning *",
     )
     .bind(ids)
     .bind(worker)
     .bind(lease_secs)
+    .bind(token)
     .fetch_all(db)
     .await
 }

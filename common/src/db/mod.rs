@@ -73,8 +73,7 @@ impl KeyedConns {
     /// dropped and the statement repeated on the next; a new connection's failure is returned.
     /// As with any connection lost mid-statement, the server may have committed it: the
     /// statements run here answer a repeat as their first run would have (`insert_jobs`,
-    /// `finish_many`) or change nothing the second time (reads; a repeated claim finds the job
-    /// taken, which then runs again once its lease expires, as a dead worker's would).
+    /// `finish_many`, `claim_many`) or change nothing the second time (reads).
     /// (`statement` gets the connection for one attempt; what else its future uses it owns,
     /// e.g. `Arc`s of the batch.)
     pub async fn run<T>(

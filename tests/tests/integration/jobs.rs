@@ -691,6 +691,46 @@ async fn a_repeated_submission_insert_whose_first_run_committed_answers_its_jobs
 }
 
 #[tokio::test]
+async fn a_repeated_claim_whose_first_run_committed_takes_its_jobs_back_once() -> anyhow::Result<()>
+{
+    use pacer_common::db::jobs::{claim_many, insert_jobs};
+    // Arrange: two queued jobs; the first is claimed by a statement whose reply is lost
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let mut conn = app.db.acquire().await?;
+    let jobs = [new_job("coach_claim", None), new_job("coach_claim", None)];
+    let (a, b) = (jobs[0].id, jobs[1].id);
+    insert_jobs(&mut conn, &jobs).await?;
+    let (lost, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let first = claim_many(&mut *conn, &[a], "w1", 30.0, lost).await?;
+
+    // Act: another batch of the same worker carrying the same job, then the lost claim's
+    // repeat (with a job its first run did not take), then that repeat again
+    let elsewhere = claim_many(&mut *conn, &[a], "w1", 30.0, other).await?;
+    let repeat = claim_many(&mut *conn, &[a, b], "w1", 30.0, lost).await?;
+    let again = claim_many(&mut *conn, &[a], "w1", 30.0, lost).await?;
+
+    // Assert: only the lost claim's repeats get the job, and its attempt counts once
+    let taken = |rows: &[pacer_common::db::jobs::JobRow]| {
+        let mut v: Vec<_> = rows.iter().map(|r| (r.id, r.attempts)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(taken(&first), vec![(a, 1)]);
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+    let mut expected = vec![(a, 1), (b, 1)];
+    expected.sort();
+    assert_eq!(taken(&repeat), expected);
+    assert_eq!(taken(&again), vec![(a, 1)]);
+    let attempts: i32 = sqlx::query_scalar("select attempts from jobs where id = $1")
+        .bind(a)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(attempts, 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_numbers()
 -> anyhow::Result<()> {
     use pacer_common::db::jobs::{Finish, Reported, claim_many, finish_many, insert_jobs};
@@ -702,7 +742,7 @@ async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_n
     let job = new_job("coach_finish", None);
     let id = job.id;
     insert_jobs(&mut conn, &[job]).await?;
-    let claimed = claim_many(&mut *conn, &[id], "w1", 30.0).await?;
+    let claimed = claim_many(&mut *conn, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
     let write = |state: JobState, attempt: i32| Finish {
         id,
         state,
