@@ -152,9 +152,10 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
 });
 
 const LOG_MAXLEN: u64 = 20_000;
-/// Appends per script call, and calls in flight at once per process.
+/// Appends per script call, and calls in flight at once per process (one, as the worker's
+/// statements: larger batches under load, a lone append still goes at once).
 const BATCH_MAX: usize = 64;
-const BATCHES_IN_FLIGHT: usize = 2;
+const BATCHES_IN_FLIGHT: usize = 1;
 
 impl EventSink {
     pub fn new(redis: ConnectionManager, keys: Keys, ttl_secs: u64) -> Self {
