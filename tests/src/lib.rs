@@ -6,6 +6,7 @@
 //! (`cargo build --bins`, which `.ci/run` does).
 
 pub mod fake_llm;
+pub mod pg_proxy;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

@@ -731,6 +731,61 @@ async fn a_repeated_claim_whose_first_run_committed_takes_its_jobs_back_once() -
 }
 
 #[tokio::test]
+async fn a_claim_whose_reply_is_lost_after_its_commit_is_repeated_and_runs_its_job_once()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{claim_many, insert_jobs};
+    use pacer_common::db::{Commit, KeyedConns};
+    use pacer_tests::pg_proxy::ReplyLosingProxy;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    // Arrange: claim connections that reach PostgreSQL through a proxy, one of them already
+    // used once (only a connection that was idle is suspected dead and its statement repeated)
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let server: PgConnectOptions = app.database_url.parse()?;
+    let upstream = tokio::net::lookup_host((server.get_host(), server.get_port()))
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no address for the database server"))?;
+    let proxy = ReplyLosingProxy::start(upstream).await?;
+    let via_proxy = PgPoolOptions::new().connect_lazy_with(
+        server
+            .host("127.0.0.1")
+            .port(proxy.addr.port())
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable),
+    );
+    let claims = KeyedConns::new(&via_proxy, 1, Commit::Lease);
+    claims
+        .run(|c| Box::pin(async move { sqlx::query("select 1").execute(c).await.map(|_| ()) }))
+        .await?;
+    let job = new_job("coach_lost_reply", None);
+    let id = job.id;
+    insert_jobs(&mut *app.db.acquire().await?, &[job]).await?;
+
+    // Act: a claim whose first run commits and whose reply never arrives
+    proxy.arm();
+    let token = uuid::Uuid::new_v4();
+    let ids = std::sync::Arc::new(vec![id]);
+    let claim = claims.run(|c| {
+        let ids = ids.clone();
+        Box::pin(async move { claim_many(c, &ids, "w1", 30.0, token).await })
+    });
+    let rows = tokio::time::timeout(Duration::from_secs(30), claim).await??;
+
+    // Assert: the reply was lost once, and the repeat still hands the job to its worker, with
+    // the attempt counted once
+    assert_eq!(proxy.lost(), 1);
+    let taken: Vec<_> = rows.iter().map(|r| (r.id, r.attempts)).collect();
+    assert_eq!(taken, vec![(id, 1)]);
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!((state.as_str(), attempts), ("running", 1));
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_numbers()
 -> anyhow::Result<()> {
     use pacer_common::db::jobs::{Finish, Reported, claim_many, finish_many, insert_jobs};
