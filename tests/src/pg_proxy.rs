@@ -2,28 +2,51 @@
 //! case `KeyedConns` repeats statements for, which no server-side kill can time exactly.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Forwards every connection to `upstream` (connections without TLS: it reads the server's
-/// messages). Once [`armed`](Self::arm), the next `UPDATE`'s completion and the rest of its
-/// reply, up to the server's ready-for-query (sent after the commit), are not forwarded: the
-/// connection is closed instead.
+/// The command tag (`UPDATE`, `INSERT`) whose next committed reply is to be lost.
+type Armed = Arc<Mutex<Option<&'static str>>>;
+
+/// Forwards every connection to PostgreSQL (connections without TLS: it reads the server's
+/// messages). Once [`armed`](Self::arm), the next completion of the given command and the rest
+/// of its reply, up to the server's ready-for-query (sent after the commit), are not forwarded:
+/// the connection is closed instead.
 pub struct ReplyLosingProxy {
     pub addr: SocketAddr,
-    armed: Arc<AtomicBool>,
+    armed: Armed,
     lost: Arc<AtomicUsize>,
 }
 
 impl ReplyLosingProxy {
+    /// A proxy in front of `database_url`'s server, and a pool (connecting lazily) whose
+    /// connections go through it.
+    pub async fn in_front_of(database_url: &str) -> Result<(Self, PgPool)> {
+        let server: PgConnectOptions = database_url.parse()?;
+        let upstream = tokio::net::lookup_host((server.get_host(), server.get_port()))
+            .await?
+            .next()
+            .context("no address for the database server")?;
+        let proxy = Self::start(upstream).await?;
+        let pool = PgPoolOptions::new().connect_lazy_with(
+            server
+                .host("127.0.0.1")
+                .port(proxy.addr.port())
+                .ssl_mode(PgSslMode::Disable),
+        );
+        Ok((proxy, pool))
+    }
+
     pub async fn start(upstream: SocketAddr) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let armed = Arc::new(AtomicBool::new(false));
+        let armed: Armed = Arc::new(Mutex::new(None));
         let lost = Arc::new(AtomicUsize::new(0));
         let (a, l) = (armed.clone(), lost.clone());
         tokio::spawn(async move {
@@ -37,9 +60,11 @@ impl ReplyLosingProxy {
         Ok(Self { addr, armed, lost })
     }
 
-    /// Loses the next committed `UPDATE`'s reply.
-    pub fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
+    /// Loses the reply of the next committed `command` (a command tag: `UPDATE`, `INSERT`).
+    pub fn arm(&self, command: &'static str) {
+        if let Ok(mut armed) = self.armed.lock() {
+            *armed = Some(command);
+        }
     }
 
     /// Replies lost so far.
@@ -48,12 +73,7 @@ impl ReplyLosingProxy {
     }
 }
 
-async fn relay(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    armed: Arc<AtomicBool>,
-    lost: Arc<AtomicUsize>,
-) {
+async fn relay(mut client: TcpStream, mut server: TcpStream, armed: Armed, lost: Arc<AtomicUsize>) {
     let (mut client_rd, mut client_wr) = client.split();
     let (mut server_rd, mut server_wr) = server.split();
     let upstream = tokio::io::copy(&mut client_rd, &mut server_wr);
@@ -72,15 +92,17 @@ async fn relay(
             let (mut forward, mut at) = (0, 0);
             while let Some(len) = message_len(&pending[at..]) {
                 let kind = pending[at];
-                if armed.load(Ordering::SeqCst)
-                    && kind == b'C'
-                    && pending[at + 5..].starts_with(b"UPDATE")
+                let target = armed.lock().ok().and_then(|a| *a);
+                if target
+                    .is_some_and(|t| kind == b'C' && pending[at + 5..].starts_with(t.as_bytes()))
                 {
                     losing = true;
                 }
                 if losing && kind == b'Z' {
                     // committed: drop this reply and the connection
-                    armed.store(false, Ordering::SeqCst);
+                    if let Ok(mut armed) = armed.lock() {
+                        *armed = None;
+                    }
                     lost.fetch_add(1, Ordering::SeqCst);
                     return;
                 }

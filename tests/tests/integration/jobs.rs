@@ -654,43 +654,6 @@ async fn jobs_are_accepted_and_run_after_postgres_closes_every_connection() -> a
 }
 
 #[tokio::test]
-async fn a_repeated_submission_insert_whose_first_run_committed_answers_its_jobs_as_new()
--> anyhow::Result<()> {
-    use pacer_common::db::jobs::{Inserted, insert_jobs};
-    // Arrange: a batch of two (one with an idempotency key), as the API records it
-    let app = TestApp::new().await?;
-    pacer_common::db::MIGRATOR.run(&app.db).await?;
-    let batch = [
-        new_job("coach_repeat", None),
-        new_job("coach_repeat", Some("k1")),
-    ];
-    let mut conn = app.db.acquire().await?;
-    let first = insert_jobs(&mut conn, &batch).await?;
-
-    // Act: the same statement again (what `KeyedConns` does when the first reply was lost)
-    let repeat = insert_jobs(&mut conn, &batch).await?;
-
-    // Assert: answered as recorded now, once each
-    let ids = |answers: &[Inserted]| -> Vec<Option<uuid::Uuid>> {
-        answers
-            .iter()
-            .map(|a| match a {
-                Inserted::New(row) => Some(row.id),
-                _ => None,
-            })
-            .collect()
-    };
-    let expected: Vec<_> = batch.iter().map(|j| Some(j.id)).collect();
-    assert_eq!(ids(&first), expected);
-    assert_eq!(ids(&repeat), expected);
-    let rows: i64 = sqlx::query_scalar("select count(*) from jobs where owner_id = 'coach_repeat'")
-        .fetch_one(&app.db)
-        .await?;
-    assert_eq!(rows, 2);
-    Ok(())
-}
-
-#[tokio::test]
 async fn a_repeated_claim_whose_first_run_committed_takes_its_jobs_back_once() -> anyhow::Result<()>
 {
     use pacer_common::db::jobs::{claim_many, insert_jobs};
@@ -730,39 +693,39 @@ async fn a_repeated_claim_whose_first_run_committed_takes_its_jobs_back_once() -
     Ok(())
 }
 
+/// Per-job connections that reach PostgreSQL through a [`ReplyLosingProxy`], one of them
+/// already used once (only a connection that was idle is suspected dead and its statement
+/// repeated).
+async fn keyed_via_proxy(
+    app: &TestApp,
+    commit: pacer_common::db::Commit,
+) -> anyhow::Result<(
+    pacer_tests::pg_proxy::ReplyLosingProxy,
+    std::sync::Arc<pacer_common::db::KeyedConns>,
+)> {
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let (proxy, pool) =
+        pacer_tests::pg_proxy::ReplyLosingProxy::in_front_of(&app.database_url).await?;
+    let conns = pacer_common::db::KeyedConns::new(&pool, 1, commit);
+    conns
+        .run(|c| Box::pin(async move { sqlx::query("select 1").execute(c).await.map(|_| ()) }))
+        .await?;
+    Ok((proxy, conns))
+}
+
 #[tokio::test]
 async fn a_claim_whose_reply_is_lost_after_its_commit_is_repeated_and_runs_its_job_once()
 -> anyhow::Result<()> {
     use pacer_common::db::jobs::{claim_many, insert_jobs};
-    use pacer_common::db::{Commit, KeyedConns};
-    use pacer_tests::pg_proxy::ReplyLosingProxy;
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    // Arrange: claim connections that reach PostgreSQL through a proxy, one of them already
-    // used once (only a connection that was idle is suspected dead and its statement repeated)
+    // Arrange
     let app = TestApp::new().await?;
-    pacer_common::db::MIGRATOR.run(&app.db).await?;
-    let server: PgConnectOptions = app.database_url.parse()?;
-    let upstream = tokio::net::lookup_host((server.get_host(), server.get_port()))
-        .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no address for the database server"))?;
-    let proxy = ReplyLosingProxy::start(upstream).await?;
-    let via_proxy = PgPoolOptions::new().connect_lazy_with(
-        server
-            .host("127.0.0.1")
-            .port(proxy.addr.port())
-            .ssl_mode(sqlx::postgres::PgSslMode::Disable),
-    );
-    let claims = KeyedConns::new(&via_proxy, 1, Commit::Lease);
-    claims
-        .run(|c| Box::pin(async move { sqlx::query("select 1").execute(c).await.map(|_| ()) }))
-        .await?;
+    let (proxy, claims) = keyed_via_proxy(&app, pacer_common::db::Commit::Lease).await?;
     let job = new_job("coach_lost_reply", None);
     let id = job.id;
     insert_jobs(&mut *app.db.acquire().await?, &[job]).await?;
 
     // Act: a claim whose first run commits and whose reply never arrives
-    proxy.arm();
+    proxy.arm("UPDATE");
     let token = uuid::Uuid::new_v4();
     let ids = std::sync::Arc::new(vec![id]);
     let claim = claims.run(|c| {
@@ -782,6 +745,87 @@ async fn a_claim_whose_reply_is_lost_after_its_commit_is_repeated_and_runs_its_j
             .fetch_one(&app.db)
             .await?;
     assert_eq!((state.as_str(), attempts), ("running", 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_submission_whose_reply_is_lost_after_its_commit_is_answered_as_recorded()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{Inserted, insert_jobs};
+    // Arrange: a batch of two, as the API records it
+    let app = TestApp::new().await?;
+    let (proxy, inserts) = keyed_via_proxy(&app, pacer_common::db::Commit::Durable).await?;
+    let batch = std::sync::Arc::new([
+        new_job("coach_lost_insert", None),
+        new_job("coach_lost_insert", Some("k1")),
+    ]);
+
+    // Act: the insert commits and its reply never arrives
+    proxy.arm("INSERT");
+    let insert = inserts.run(|c| {
+        let batch = batch.clone();
+        Box::pin(async move { insert_jobs(c, &batch[..]).await })
+    });
+    let answers = tokio::time::timeout(Duration::from_secs(30), insert).await??;
+
+    // Assert: both answered as new (each client gets its 202), each recorded once
+    assert_eq!(proxy.lost(), 1);
+    let new: Vec<_> = answers
+        .iter()
+        .map(|a| match a {
+            Inserted::New(row) => Some(row.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(new, batch.iter().map(|j| Some(j.id)).collect::<Vec<_>>());
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from jobs where owner_id = 'coach_lost_insert'")
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!(rows, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_terminal_write_whose_reply_is_lost_after_its_commit_still_answers_its_numbers()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{Finish, Reported, claim_many, finish_many, insert_jobs};
+    use pacer_common::jobs::JobState;
+    // Arrange: a job claimed by worker w1
+    let app = TestApp::new().await?;
+    let (proxy, finishes) = keyed_via_proxy(&app, pacer_common::db::Commit::Durable).await?;
+    let job = new_job("coach_lost_finish", None);
+    let id = job.id;
+    let mut conn = app.db.acquire().await?;
+    insert_jobs(&mut conn, &[job]).await?;
+    claim_many(&mut *conn, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    let write = std::sync::Arc::new([Finish {
+        id,
+        state: JobState::Succeeded,
+        result: Some(json!({"draft": "Week 1"})),
+        error: None,
+        usage: None,
+        reported: Reported::default(),
+        claimed: Some(1),
+    }]);
+
+    // Act: the terminal write commits and its reply never arrives
+    proxy.arm("UPDATE");
+    let finish = finishes.run(|c| {
+        let write = write.clone();
+        Box::pin(async move { finish_many(c, "w1", &write[..]).await })
+    });
+    let answers = tokio::time::timeout(Duration::from_secs(30), finish).await??;
+
+    // Assert: the repeat answers the numbers the first run reserved, so the final events go out
+    assert_eq!(proxy.lost(), 1);
+    let (state, seq): (String, i64) =
+        sqlx::query_as("select state, event_seq from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!(state, "succeeded");
+    assert_eq!(answers, vec![(id, u64::try_from(seq)?)]);
     Ok(())
 }
 
