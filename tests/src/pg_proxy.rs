@@ -11,8 +11,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The command tag (`UPDATE`, `INSERT`) whose next committed reply is to be lost.
-type Armed = Arc<Mutex<Option<&'static str>>>;
+/// The command tag (`UPDATE`, `INSERT`) whose next committed reply is to be lost, and whether
+/// its connection then stays open (a server that hangs) instead of closing.
+type Armed = Arc<Mutex<Option<(&'static str, bool)>>>;
 
 /// Forwards every connection to PostgreSQL (connections without TLS: it reads the server's
 /// messages). Once [`armed`](Self::arm), the next completion of the given command and the rest
@@ -60,10 +61,19 @@ impl ReplyLosingProxy {
         Ok(Self { addr, armed, lost })
     }
 
-    /// Loses the reply of the next committed `command` (a command tag: `UPDATE`, `INSERT`).
+    /// Loses the reply of the next committed `command` (a command tag: `UPDATE`, `INSERT`) and
+    /// closes its connection.
     pub fn arm(&self, command: &'static str) {
         if let Ok(mut armed) = self.armed.lock() {
-            *armed = Some(command);
+            *armed = Some((command, false));
+        }
+    }
+
+    /// As [`arm`](Self::arm), but the connection stays open and silent, as with a server or a
+    /// network that hangs.
+    pub fn arm_silent(&self, command: &'static str) {
+        if let Ok(mut armed) = self.armed.lock() {
+            *armed = Some((command, true));
         }
     }
 
@@ -80,7 +90,8 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, armed: Armed, lost:
     let downstream = async {
         // the server's messages: a type byte, then a length that counts itself and the body
         let mut pending = Vec::new();
-        let mut losing = false;
+        // losing a reply: Some(whether to keep the connection open and silent)
+        let mut losing: Option<bool> = None;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = match server_rd.read(&mut buf).await {
@@ -93,21 +104,28 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, armed: Armed, lost:
             while let Some(len) = message_len(&pending[at..]) {
                 let kind = pending[at];
                 let target = armed.lock().ok().and_then(|a| *a);
-                if target
-                    .is_some_and(|t| kind == b'C' && pending[at + 5..].starts_with(t.as_bytes()))
+                if let Some((tag, silent)) = target
+                    && losing.is_none()
+                    && kind == b'C'
+                    && pending[at + 5..].starts_with(tag.as_bytes())
                 {
-                    losing = true;
+                    losing = Some(silent);
                 }
-                if losing && kind == b'Z' {
-                    // committed: drop this reply and the connection
+                if let Some(silent) = losing
+                    && kind == b'Z'
+                {
+                    // committed: drop this reply (and the connection, unless it stays silent)
                     if let Ok(mut armed) = armed.lock() {
                         *armed = None;
                     }
                     lost.fetch_add(1, Ordering::SeqCst);
-                    return;
+                    if !silent {
+                        return;
+                    }
+                    std::future::pending::<()>().await;
                 }
                 at += len;
-                if !losing {
+                if losing.is_none() {
                     forward = at;
                 }
             }

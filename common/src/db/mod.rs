@@ -50,11 +50,22 @@ pub struct KeyedConns {
     options: PgConnectOptions,
     idle: std::sync::Mutex<Vec<PgConnection>>,
     max_idle: usize,
+    answer_within: Duration,
 }
 
 impl KeyedConns {
     /// Connections like `pool`'s, keeping up to `max_idle` between statements.
     pub fn new(pool: &PgPool, max_idle: usize, commit: Commit) -> std::sync::Arc<Self> {
+        Self::answering_within(pool, max_idle, commit, ANSWER_WITHIN)
+    }
+
+    /// As [`new`](Self::new), with another bound on a statement's answer (see [`run`](Self::run)).
+    pub fn answering_within(
+        pool: &PgPool,
+        max_idle: usize,
+        commit: Commit,
+        answer_within: Duration,
+    ) -> std::sync::Arc<Self> {
         let mut settings = vec![
             ("plan_cache_mode", "force_generic_plan"),
             ("enable_seqscan", "off"),
@@ -66,11 +77,14 @@ impl KeyedConns {
             options: (*pool.connect_options()).clone().options(settings),
             idle: std::sync::Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
+            answer_within,
         })
     }
 
-    /// Runs `statement` on an idle connection (or a new one). A connection found dead is
-    /// dropped and the statement repeated on the next; a new connection's failure is returned.
+    /// Runs `statement` on an idle connection (or a new one). A connection found dead, or
+    /// silent for longer than the answer bound (a server or network that hangs: sqlx has no
+    /// read timeout, and a worker's batches wait for the statement in flight), is dropped and
+    /// the statement repeated on the next; a new connection's failure is returned.
     /// As with any connection lost mid-statement, the server may have committed it: the
     /// statements run here answer a repeat as their first run would have (`insert_jobs`,
     /// `finish_many`, `claim_many`) or change nothing the second time (reads).
@@ -89,7 +103,15 @@ impl KeyedConns {
                 Some(conn) => conn,
                 None => self.connect().await?,
             };
-            match statement(&mut conn).await {
+            let answer = match tokio::time::timeout(self.answer_within, statement(&mut conn)).await
+            {
+                Ok(answer) => answer,
+                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?}", self.answer_within),
+                ))),
+            };
+            match answer {
                 Err(e) if reused && is_dead_connection(&e) => {
                     tracing::info!(error = %e, "statement on a dead connection; repeating it");
                 }
@@ -118,6 +140,9 @@ impl KeyedConns {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a per-job statement may go unanswered before its connection counts as dead. They
+/// take milliseconds; this only catches a connection that will never answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 /// A connection closed under the statement (by the server's shutdown or an administrator:
 /// SQLSTATE class 57P, or class 08 / an I/O error), not an error of the statement itself.

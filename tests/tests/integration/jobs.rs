@@ -699,6 +699,7 @@ async fn a_repeated_claim_whose_first_run_committed_takes_its_jobs_back_once() -
 async fn keyed_via_proxy(
     app: &TestApp,
     commit: pacer_common::db::Commit,
+    answer_within: Duration,
 ) -> anyhow::Result<(
     pacer_tests::pg_proxy::ReplyLosingProxy,
     std::sync::Arc<pacer_common::db::KeyedConns>,
@@ -706,7 +707,7 @@ async fn keyed_via_proxy(
     pacer_common::db::MIGRATOR.run(&app.db).await?;
     let (proxy, pool) =
         pacer_tests::pg_proxy::ReplyLosingProxy::in_front_of(&app.database_url).await?;
-    let conns = pacer_common::db::KeyedConns::new(&pool, 1, commit);
+    let conns = pacer_common::db::KeyedConns::answering_within(&pool, 1, commit, answer_within);
     conns
         .run(|c| Box::pin(async move { sqlx::query("select 1").execute(c).await.map(|_| ()) }))
         .await?;
@@ -719,7 +720,12 @@ async fn a_claim_whose_reply_is_lost_after_its_commit_is_repeated_and_runs_its_j
     use pacer_common::db::jobs::{claim_many, insert_jobs};
     // Arrange
     let app = TestApp::new().await?;
-    let (proxy, claims) = keyed_via_proxy(&app, pacer_common::db::Commit::Lease).await?;
+    let (proxy, claims) = keyed_via_proxy(
+        &app,
+        pacer_common::db::Commit::Lease,
+        Duration::from_secs(30),
+    )
+    .await?;
     let job = new_job("coach_lost_reply", None);
     let id = job.id;
     insert_jobs(&mut *app.db.acquire().await?, &[job]).await?;
@@ -749,12 +755,50 @@ async fn a_claim_whose_reply_is_lost_after_its_commit_is_repeated_and_runs_its_j
 }
 
 #[tokio::test]
+async fn a_claim_on_a_connection_that_stops_answering_is_repeated_on_another() -> anyhow::Result<()>
+{
+    use pacer_common::db::jobs::{claim_many, insert_jobs};
+    // Arrange: per-job connections that give up on a statement after 2 s
+    let app = TestApp::new().await?;
+    let (proxy, claims) = keyed_via_proxy(
+        &app,
+        pacer_common::db::Commit::Lease,
+        Duration::from_secs(2),
+    )
+    .await?;
+    let job = new_job("coach_silent", None);
+    let id = job.id;
+    insert_jobs(&mut *app.db.acquire().await?, &[job]).await?;
+
+    // Act: the claim commits, then its connection goes silent (a hung server or network)
+    proxy.arm_silent("UPDATE");
+    let ids = std::sync::Arc::new(vec![id]);
+    let token = uuid::Uuid::new_v4();
+    let claim = claims.run(|c| {
+        let ids = ids.clone();
+        Box::pin(async move { claim_many(c, &ids, "w1", 30.0, token).await })
+    });
+    let rows = tokio::time::timeout(Duration::from_secs(30), claim).await??;
+
+    // Assert: the claim did not wait forever; its repeat took the job, counting it once
+    assert_eq!(proxy.lost(), 1);
+    let taken: Vec<_> = rows.iter().map(|r| (r.id, r.attempts)).collect();
+    assert_eq!(taken, vec![(id, 1)]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_submission_whose_reply_is_lost_after_its_commit_is_answered_as_recorded()
 -> anyhow::Result<()> {
     use pacer_common::db::jobs::{Inserted, insert_jobs};
     // Arrange: a batch of two, as the API records it
     let app = TestApp::new().await?;
-    let (proxy, inserts) = keyed_via_proxy(&app, pacer_common::db::Commit::Durable).await?;
+    let (proxy, inserts) = keyed_via_proxy(
+        &app,
+        pacer_common::db::Commit::Durable,
+        Duration::from_secs(30),
+    )
+    .await?;
     let batch = std::sync::Arc::new([
         new_job("coach_lost_insert", None),
         new_job("coach_lost_insert", Some("k1")),
@@ -793,7 +837,12 @@ async fn a_terminal_write_whose_reply_is_lost_after_its_commit_still_answers_its
     use pacer_common::jobs::JobState;
     // Arrange: a job claimed by worker w1
     let app = TestApp::new().await?;
-    let (proxy, finishes) = keyed_via_proxy(&app, pacer_common::db::Commit::Durable).await?;
+    let (proxy, finishes) = keyed_via_proxy(
+        &app,
+        pacer_common::db::Commit::Durable,
+        Duration::from_secs(30),
+    )
+    .await?;
     let job = new_job("coach_lost_finish", None);
     let id = job.id;
     let mut conn = app.db.acquire().await?;
