@@ -159,9 +159,10 @@ pub async fn upsert_health(db: impl PgExecutor<'_>, rows: &[HealthIn]) -> sqlx::
     .await
 }
 
-/// Inserts a `recompute_stats` job for the athlete unless one of ours is still waiting
-/// (the partial unique index `jobs_recompute_debounce` makes check-and-insert atomic). The
-/// dispatcher pushes it to Redis. Returns the new job's id, `None` when debounced.
+/// Inserts a `recompute_stats` job for the athlete unless one of ours is still waiting to
+/// start: such a job carries the athlete as its `debounce_key` until it first leaves the queue
+/// (claim, cancel, terminal write), and the partial unique index `jobs_recompute_debounce`
+/// makes check-and-insert atomic. The dispatcher pushes it to Redis. Returns the new job's id, `None` when debounced.
 pub async fn enqueue_recompute(
     db: impl PgExecutor<'_>,
     user_id: &str,
@@ -169,11 +170,9 @@ pub async fn enqueue_recompute(
     max_attempts: i32,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar(
-        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts)
-         values ($1, 'recompute_stats', 'stats', $2, $3, $4, $5)
-         on conflict ((input->>'user_id'))
-            where kind = 'recompute_stats' and state = 'queued' and attempts = 0 and owner_id = 'system:analytics'
-         do nothing
+        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, debounce_key)
+         values ($1, 'recompute_stats', 'stats', $2, $3, $4, $5, $6)
+         on conflict (debounce_key) where debounce_key is not null do nothing
          returning id",
     )
     .bind(Uuid::now_v7())
@@ -181,6 +180,7 @@ pub async fn enqueue_recompute(
     .bind(org_id)
     .bind(Json(serde_json::json!({"user_id": user_id})))
     .bind(max_attempts)
+    .bind(user_id)
     .fetch_optional(db)
     .await
 }
@@ -249,7 +249,7 @@ pub async fn cancel_children(
         .unzip();
     let cancelled: Vec<(Uuid, i64)> = sqlx::query_as(
         "update jobs j set state = 'cancelled', cancel_requested = true, error = 'cancelled',
-                message = 'cancelled', finished_at = now(), updated_at = now(),
+                message = 'cancelled', finished_at = now(), updated_at = now(), debounce_key = null,
                 event_seq = greatest(j.event_seq, coalesce(c.top, 0)) + 2
            from (select q.id, t.top
                    from jobs q left join unnest($2::uuid[], $3::bigint[]) t(id, top) on t.id = q.id

@@ -1301,3 +1301,34 @@ async fn analytics_cancelling_a_batch_cancels_its_waiting_children() -> anyhow::
     assert_eq!(taken_over[3].1["error"], "cancelled");
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_a_recompute_waiting_to_start_absorbs_the_next_until_it_is_claimed()
+-> anyhow::Result<()> {
+    use pacer_common::db::analytics::enqueue_recompute;
+    use pacer_common::db::jobs::Reported;
+    use pacer_common::db::jobs::{claim_many, requeue_for_retry};
+    // Arrange
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let org = Some("org_demo");
+
+    // Act: two requests for one athlete and one for another; then the first job starts, is
+    // handed back for a retry, and two more requests come
+    let first = enqueue_recompute(&app.db, "usr_deb", org, 3).await?;
+    let absorbed = enqueue_recompute(&app.db, "usr_deb", org, 3).await?;
+    let other = enqueue_recompute(&app.db, "usr_other", org, 3).await?;
+    let id = first.ok_or_else(|| anyhow::anyhow!("the first request was debounced"))?;
+    let claimed = claim_many(&app.db, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    requeue_for_retry(&app.db, id, "w1", "retrying", &Reported::default()).await?;
+    let after_start = enqueue_recompute(&app.db, "usr_deb", org, 3).await?;
+    let absorbed_again = enqueue_recompute(&app.db, "usr_deb", org, 3).await?;
+
+    // Assert: a started job (even one waiting for its retry) no longer absorbs requests
+    assert!(absorbed.is_none());
+    assert!(other.is_some());
+    assert_eq!(claimed.len(), 1);
+    assert!(after_start.is_some_and(|n| n != id));
+    assert!(absorbed_again.is_none());
+    Ok(())
+}

@@ -901,3 +901,60 @@ async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_n
     assert!(others.iter().all(Vec::is_empty), "{others:?}");
     Ok(())
 }
+
+/// `(updates, HOT updates)` of the `jobs` table in the current transaction.
+async fn updates_so_far(conn: &mut sqlx::PgConnection) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "select n_tup_upd, n_tup_hot_upd from pg_stat_xact_user_tables where relname = 'jobs'",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+#[tokio::test]
+async fn dispatch_claim_lease_refresh_and_retry_add_no_index_entries() -> anyhow::Result<()> {
+    use pacer_common::db::jobs::{
+        Finish, Reported, claim_many, finish_many, heartbeat, insert_jobs, mark_dispatched,
+        requeue_for_retry,
+    };
+    use pacer_common::jobs::JobState;
+    // Arrange: a queued job, then one transaction (its statistics count only its own updates)
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let job = new_job("coach_hot", None);
+    let id = job.id;
+    insert_jobs(&mut *app.db.acquire().await?, &[job]).await?;
+    let mut tx = app.db.begin().await?;
+
+    // Act: every update a job sees while it stays live, then its terminal write
+    mark_dispatched(&mut *tx, &[id], &["task-1".to_owned()]).await?;
+    let claimed = claim_many(&mut *tx, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    let refreshed = heartbeat(&mut *tx, id, "w1", &Reported::default()).await?;
+    let handed_back =
+        requeue_for_retry(&mut *tx, id, "w1", "retrying", &Reported::default()).await?;
+    let again = claim_many(&mut *tx, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    let live = updates_so_far(&mut tx).await?;
+    let finish = Finish {
+        id,
+        state: JobState::Succeeded,
+        result: Some(json!({"draft": "Week 1"})),
+        error: None,
+        usage: None,
+        reported: Reported::default(),
+        claimed: Some(2),
+    };
+    let finished = finish_many(&mut tx, "w1", &[finish]).await?;
+    let all = updates_so_far(&mut tx).await?;
+    tx.rollback().await?;
+
+    // Assert: five updates, all HOT (no indexed column changed); the terminal write, which
+    // takes the job off the live list, is the only one that is not
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(refreshed, Some(false));
+    assert!(handed_back);
+    assert_eq!(again.len(), 1);
+    assert_eq!(finished.len(), 1);
+    assert_eq!(live, (5, 5));
+    assert_eq!(all, (6, 5));
+    Ok(())
+}
