@@ -124,7 +124,8 @@ async fn handle(
     let busy_limit = ctx.config.common.job_lease() * 3;
     let mut busy_since = None;
     loop {
-        match runner::run(ctx.clone(), msg.job_id).await {
+        // boxed: apalis's task, which holds this future, stays small (see `jobs::run`)
+        match Box::pin(runner::run(ctx.clone(), msg.job_id)).await {
             Ok(()) => return Ok(()),
             Err(runner::JobError::Busy)
                 if busy_since

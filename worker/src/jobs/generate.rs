@@ -63,7 +63,8 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
     let principle =
         resolve_principle(ctx, input.training_principle.as_deref(), &input.org_id).await?;
     let text = match &ctx.worker.openai {
-        Some(model) => model.draft(ctx, &input, &principle).await?,
+        // boxed: the model call's future is large, the rules path's is not
+        Some(model) => Box::pin(model.draft(ctx, &input, &principle)).await?,
         None => {
             ctx.pause(delay).await?;
             ctx.progress("thinking", "Generating weekly structure...", 60)
@@ -99,7 +100,7 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
             for w in &rules.workouts {
                 *expected.entry(w.week).or_insert(0usize) += 1;
             }
-            model.plan(ctx, &input, &principle, &expected).await?
+            Box::pin(model.plan(ctx, &input, &principle, &expected)).await?
         }
         None => {
             let planned = rules

@@ -8,11 +8,14 @@ use crate::runner::{JobCtx, JobError};
 mod generate;
 mod stats;
 
+/// Each kind's future is boxed: inline, every job's task would be as large as the largest
+/// kind's (an LLM plan, ~15 kB), and tokio copies a task's whole future slot when it stores
+/// the output (11 % of a draining worker's CPU was `memcpy`; BENCHMARKS.md "What changed" 26).
 pub async fn run(kind: JobKind, ctx: &JobCtx) -> Result<Value, JobError> {
     match kind {
-        JobKind::GenerateDraft => generate::draft(ctx).await,
-        JobKind::GeneratePlan => generate::plan(ctx).await,
-        JobKind::RecomputeStats => stats::recompute(ctx).await,
-        JobKind::RecomputeBatch => stats::recompute_batch(ctx).await,
+        JobKind::GenerateDraft => Box::pin(generate::draft(ctx)).await,
+        JobKind::GeneratePlan => Box::pin(generate::plan(ctx)).await,
+        JobKind::RecomputeStats => Box::pin(stats::recompute(ctx)).await,
+        JobKind::RecomputeBatch => Box::pin(stats::recompute_batch(ctx)).await,
     }
 }
