@@ -2,7 +2,7 @@
 //! grammar that [`crate::build_plan`] reads (see README "Draft format").
 
 use crate::engine::{Ctx, Phase, WeekPlan, context, generate};
-use crate::session::{build, clock, pace_text};
+use crate::session::{clock, measure, pace_text};
 use crate::text::day_name;
 use crate::vdot::format_pace;
 use crate::{Draft, Level, PlanInput};
@@ -143,7 +143,7 @@ fn week_lines(ctx: &Ctx, w: &WeekPlan, out: &mut Vec<String>, said: &mut Vec<Str
     let total: u32 = w
         .days
         .iter()
-        .map(|(_, p)| build(p, &ctx.paces, ctx.level).distance())
+        .map(|(_, p)| measure(p, &ctx.paces, ctx.level).distance())
         .sum();
     out.push(format!(
         "Week {} ({}, {} km): {}",

@@ -3,7 +3,7 @@
 use chrono::{Days, NaiveDate, Weekday};
 
 use crate::prompt::{PromptHints, RaceDistance, read_prompt};
-use crate::session::{Built, PaceSet, Planned, Session, build};
+use crate::session::{Built, PaceSet, Planned, Session, build, measure};
 use crate::text::{Amount, day_name};
 use crate::{Level, PlanInput, Workout, hard_in};
 
@@ -874,7 +874,7 @@ fn plan_week(ctx: &Ctx, week: u32, phase: Phase, vol: WeekVol, race_week: bool) 
             // §1.3: keep the shorter quality session, drop the other.
             let t: Vec<u32> = sized
                 .iter()
-                .map(|(_, s)| build(&planned(s.clone(), ctx), &ctx.paces, ctx.level).duration())
+                .map(|(_, s)| measure(&planned(s.clone(), ctx), &ctx.paces, ctx.level).duration())
                 .collect();
             let drop = if t[0] <= t[1] { 1 } else { 0 };
             sized.remove(drop);
@@ -883,7 +883,7 @@ fn plan_week(ctx: &Ctx, week: u32, phase: Phase, vol: WeekVol, race_week: bool) 
         let mut fixed = 0u32;
         for (day, s) in &sized {
             let p = planned(s.clone(), ctx);
-            fixed += build(&p, &ctx.paces, ctx.level).distance();
+            fixed += measure(&p, &ctx.paces, ctx.level).distance();
             plan.push((*day, p));
         }
         if race_week {
@@ -929,7 +929,7 @@ fn plan_week(ctx: &Ctx, week: u32, phase: Phase, vol: WeekVol, race_week: bool) 
                 },
                 pace: None,
             };
-            build(&probe, &ctx.paces, ctx.level).distance()
+            measure(&probe, &ctx.paces, ctx.level).distance()
         };
         fixed += strides_extra * strides_days.len() as u32;
         let remaining = v.saturating_sub(fixed);
@@ -995,7 +995,7 @@ fn plan_week(ctx: &Ctx, week: u32, phase: Phase, vol: WeekVol, race_week: bool) 
             if matches!(p.session, Session::Race { .. }) {
                 continue;
             }
-            let b: Built = build(p, &ctx.paces, ctx.level);
+            let b: Built = measure(p, &ctx.paces, ctx.level);
             hard += u64::from(hard_in(b.sub_type, &b.blocks));
             total += u64::from(b.duration());
         }

@@ -170,6 +170,23 @@ fn wu_cd(level: Level) -> (u32, u32) {
 
 /// Builds the blocks, name and description of one session.
 pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
+    build_with::<true>(p, paces, level)
+}
+
+/// The session's blocks with their durations and distances, for sizing a week: names,
+/// descriptions and pace targets are left empty (formatting them was most of a draft's time).
+pub(crate) fn measure(p: &Planned, paces: &PaceSet, level: Level) -> Built {
+    build_with::<false>(p, paces, level)
+}
+
+/// One copy with the texts, one without (no branch per text at run time).
+fn build_with<const WORDS: bool>(p: &Planned, paces: &PaceSet, level: Level) -> Built {
+    let words = WORDS;
+    macro_rules! words {
+        ($($arg:tt)*) => {
+            if words { format!($($arg)*) } else { String::new() }
+        };
+    }
     // Pace the main work at the written pace, else at the kind's default.
     let explicit = p.pace;
     let center = |default: u32| {
@@ -180,7 +197,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
     };
     let show = paces.from_race || explicit.is_some();
     let target = |c: u32, half: u32| -> Option<PaceRange> {
-        if !show {
+        if !show || !words {
             return None;
         }
         Some(match explicit {
@@ -190,13 +207,13 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
     };
     let at = |c: u32| {
         if show {
-            format!(" @ {}", pace_text((c, c)))
+            words!(" @ {}", pace_text((c, c)))
         } else {
             String::new()
         }
     };
     let easy_target = || {
-        if !show {
+        if !show || !words {
             None
         } else {
             Some(match explicit {
@@ -214,7 +231,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
             Some(dist_for(wu, paces.easy)),
             None,
             None,
-            format!("{} min easy", wu / 60),
+            words!("{} min easy", wu / 60),
         ));
     };
     let cool = |blocks: &mut Vec<ContentBlock>| {
@@ -224,7 +241,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
             Some(dist_for(cd, paces.easy)),
             None,
             None,
-            format!("{} min easy", cd / 60),
+            words!("{} min easy", cd / 60),
         ));
     };
     let mut blocks = Vec::new();
@@ -240,7 +257,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 easy_target(),
                 "Easy, conversational running".into(),
             ));
-            let mut name = format!("Easy Run {}", format_amount(*amount));
+            let mut name = words!("Easy Run {}", format_amount(*amount));
             let mut desc = "Relaxed aerobic running at a conversational pace; builds the base with little fatigue.".to_string();
             if *strides > 0 {
                 let n = *strides;
@@ -252,7 +269,12 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                     Some(n * fast + (n - 1) * jog),
                     Some(n),
                     None,
-                    format!("Strides: {n} x 20 s quick and relaxed, 60 s easy jog between"),
+                    // `hard_in` recognises strides by this prefix, so it stays when measuring
+                    if words {
+                        format!("Strides: {n} x 20 s quick and relaxed, 60 s easy jog between")
+                    } else {
+                        "Strides".to_owned()
+                    },
                 ));
                 name.push_str(" + Strides");
                 desc.push_str(" Finish with short relaxed strides to keep leg speed and economy.");
@@ -262,7 +284,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
         Session::Recovery { amount } => {
             let c = center(paces.easy_slow);
             let (t, d) = amount_pair(*amount, c);
-            let tg = if show {
+            let tg = if show && words {
                 Some(pace_range(c, c + 20))
             } else {
                 None
@@ -276,7 +298,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 "Very easy recovery running".into(),
             ));
             (
-                format!("Recovery Run {}", format_amount(*amount)),
+                words!("Recovery Run {}", format_amount(*amount)),
                 "Short, very easy run to loosen up after the long run; slower than normal easy pace.".into(),
                 "run",
                 "recovery-run",
@@ -294,7 +316,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 "Steady long run at easy pace".into(),
             ));
             (
-                format!("Long Run {}", format_amount(*amount)),
+                words!("Long Run {}", format_amount(*amount)),
                 "The week's endurance session: steady and easy throughout, fuel and hydrate as on race day.".into(),
                 "run",
                 "long-run",
@@ -310,12 +332,12 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(d),
                 None,
                 target(c, 5),
-                format!("{} steady at threshold{}", format_amount(*amount), at(c)),
+                words!("{} steady at threshold{}", format_amount(*amount), at(c)),
             ));
             cool(&mut blocks);
             (
-                format!("Tempo {}{}", format_amount(*amount), at(c)),
-                format!(
+                words!("Tempo {}{}", format_amount(*amount), at(c)),
+                words!(
                     "Comfortably hard, steady threshold running{} (a pace you could hold for about an hour); raises lactate threshold.",
                     at(c)
                 ),
@@ -335,7 +357,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(n * d + (n - 1) * jog),
                 Some(n),
                 target(c, 5),
-                format!(
+                words!(
                     "{n} x {} at threshold{}, 1 min jog between",
                     format_amount(*rep),
                     at(c)
@@ -343,8 +365,8 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
             ));
             cool(&mut blocks);
             (
-                format!("Cruise Intervals {n} × {}{}", format_amount(*rep), at(c)),
-                format!(
+                words!("Cruise Intervals {n} × {}{}", format_amount(*rep), at(c)),
+                words!(
                     "Threshold repeats{} with short jogs: more time at threshold for the same strain.",
                     at(c)
                 ),
@@ -364,7 +386,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(n * d + (n - 1) * jog),
                 Some(n),
                 target(c, 3),
-                format!(
+                words!(
                     "{n} x {} hard{}, equal-time jog between",
                     format_amount(*rep),
                     at(c)
@@ -372,8 +394,8 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
             ));
             cool(&mut blocks);
             (
-                format!("Intervals {n} × {}{}", format_amount(*rep), at(c)),
-                format!(
+                words!("Intervals {n} × {}{}", format_amount(*rep), at(c)),
+                words!(
                     "VO2max intervals{}: hard but controlled, recover with an easy jog as long as the rep.",
                     at(c)
                 ),
@@ -393,7 +415,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(n * d + (n - 1) * d),
                 Some(n),
                 target(c, 3),
-                format!(
+                words!(
                     "{n} x {} fast and relaxed{}, equal-distance jog between",
                     format_amount(*rep),
                     at(c)
@@ -401,8 +423,8 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
             ));
             cool(&mut blocks);
             (
-                format!("Repetitions {n} × {}{}", format_amount(*rep), at(c)),
-                format!(
+                words!("Repetitions {n} × {}{}", format_amount(*rep), at(c)),
+                words!(
                     "Short fast repetitions{} with full recovery for speed and running economy.",
                     at(c)
                 ),
@@ -420,14 +442,14 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(n * up + (n - 1) * up),
                 Some(n),
                 None,
-                format!(
+                words!(
                     "{n} x {} uphill at hard effort, easy jog back down",
                     format_amount(Amount::Seconds(*rep_s))
                 ),
             ));
             cool(&mut blocks);
             (
-                format!("Hill Repeats {n} × {}", format_amount(Amount::Seconds(*rep_s))),
+                words!("Hill Repeats {n} × {}", format_amount(Amount::Seconds(*rep_s))),
                 "Hill repeats build strength and economy at low injury risk: drive the arms, jog down easy.".into(),
                 "run",
                 "hills",
@@ -445,14 +467,14 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(n * hard + (n - 1) * easy),
                 Some(n),
                 target(c, 10),
-                format!(
+                words!(
                     "{n} x {} brisk, same time easy between",
                     format_amount(Amount::Seconds(*rep_s))
                 ),
             ));
             cool(&mut blocks);
             (
-                format!("Fartlek {n} × {}", format_amount(Amount::Seconds(*rep_s))),
+                words!("Fartlek {n} × {}", format_amount(Amount::Seconds(*rep_s))),
                 "Speed play: brisk surges by feel with easy running between; a gentle introduction to faster running.".into(),
                 "run",
                 "fartlek",
@@ -468,12 +490,12 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(d),
                 None,
                 target(c, 5),
-                format!("{} at marathon pace{}", format_amount(*amount), at(c)),
+                words!("{} at marathon pace{}", format_amount(*amount), at(c)),
             ));
             cool(&mut blocks);
             (
-                format!("Marathon Pace {}{}", format_amount(*amount), at(c)),
-                format!(
+                words!("Marathon Pace {}{}", format_amount(*amount), at(c)),
+                words!(
                     "Steady running at goal marathon pace{}; practise fuelling and rhythm.",
                     at(c)
                 ),
@@ -494,7 +516,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(dist_for(rw, paces.easy)),
                 None,
                 None,
-                format!("{} min easy with a few strides", rw / 60),
+                words!("{} min easy with a few strides", rw / 60),
             ));
             let t = time_for(*meters, c);
             blocks.push(block(
@@ -503,7 +525,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 Some(*meters),
                 None,
                 target(c, 3),
-                format!("{label} race"),
+                words!("{label} race"),
             ));
             if rc > 0 {
                 blocks.push(block(
@@ -512,17 +534,17 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                     Some(dist_for(rc, paces.easy)),
                     None,
                     None,
-                    format!("{} min easy", rc / 60),
+                    words!("{} min easy", rc / 60),
                 ));
             }
             let predicted = if show {
-                format!(" Goal pace {} (about {}).", pace_text((c, c)), clock(t))
+                words!(" Goal pace {} (about {}).", pace_text((c, c)), clock(t))
             } else {
                 String::new()
             };
             (
-                format!("Race Day — {label}"),
-                format!(
+                words!("Race Day — {label}"),
+                words!(
                     "Race day: start controlled, settle into goal effort, finish strong.{predicted}"
                 ),
                 "race",
@@ -539,7 +561,7 @@ pub(crate) fn build(p: &Planned, paces: &PaceSet, level: Level) -> Built {
                 "Low-impact aerobic cross-training".into(),
             ));
             (
-                format!(
+                words!(
                     "Cross-Training {}",
                     format_amount(Amount::Seconds(*seconds))
                 ),
