@@ -162,7 +162,8 @@ pub async fn upsert_health(db: impl PgExecutor<'_>, rows: &[HealthIn]) -> sqlx::
 /// Inserts a `recompute_stats` job for the athlete unless one of ours is still waiting to
 /// start: such a job carries the athlete as its `debounce_key` until it first leaves the queue
 /// (claim, cancel, terminal write), and the partial unique index `jobs_recompute_debounce`
-/// makes check-and-insert atomic. The dispatcher pushes it to Redis. Returns the new job's id, `None` when debounced.
+/// makes check-and-insert atomic. The dispatcher pushes it to Redis. Returns the new job's
+/// id, `None` when debounced.
 pub async fn enqueue_recompute(
     db: impl PgExecutor<'_>,
     user_id: &str,

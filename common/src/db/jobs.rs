@@ -2,9 +2,14 @@
 //!
 //! Statements that address jobs by id test the state with `case state when … end` rather
 //! than `state in ('queued', 'running')` (or `finished_at is null`): the latter implies the
-//! partial index `jobs_live`'s predicate, and with statistics that lag a burst the planner then ANDs a bitmap of every
-//! live job with the primary key lookup, reading the whole backlog per claim (measured: 3–10
-//! ms per batched claim and 50 ms per dispatch of 1,000 during a 20,000-job drain).
+//! partial index `jobs_live`'s predicate, and with statistics that lag a burst the planner
+//! then ANDs a bitmap of every live job with the primary key lookup, reading the whole
+//! backlog per claim (measured: 3–10 ms per batched claim and 50 ms per dispatch of 1,000
+//! during a 20,000-job drain).
+//!
+//! No update but the terminal write (and a cancel) changes a column an index reads, so
+//! PostgreSQL writes dispatch marks, claims, lease refreshes and hand-backs as HOT updates
+//! (migration `20261124100000_hot_updates.sql`); keep it so when adding an index.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
