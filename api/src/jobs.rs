@@ -46,17 +46,24 @@ pub async fn submit(
         task_id: None,
         requires,
     };
-    let (row, created) = match state.recorder.call(job.clone()).await? {
-        Inserted::New(row) => (row, true),
-        Inserted::Existing(row) => (row, false),
-        Inserted::Refused => {
-            // explain the refusal; if the organization qualifies by now, it changed meanwhile
-            let org_id = job.requires.as_ref().map_or("", |r| r.org_id.as_str());
-            require_coach_org(state, claims, org_id).await?;
-            return Err(ApiError::Conflict(
-                "organization_changed",
-                "the organization changed during the request; retry".into(),
-            ));
+    let mut tries = 0;
+    let (row, created) = loop {
+        tries += 1;
+        match state.recorder.call(job.clone()).await? {
+            Inserted::New(row) => break (row, true),
+            Inserted::Existing(row) => break (row, false),
+            Inserted::Refused => {
+                // explain the refusal (404/403); if the organization qualifies by now, its
+                // feature was turned on during the request: record the job again, once
+                let org_id = job.requires.as_ref().map_or("", |r| r.org_id.as_str());
+                require_coach_org(state, claims, org_id).await?;
+                if tries >= 2 {
+                    return Err(ApiError::Conflict(
+                        "organization_changed",
+                        "the organization changed during the request; retry".into(),
+                    ));
+                }
+            }
         }
     };
     if !created {

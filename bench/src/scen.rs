@@ -704,15 +704,15 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
         d.start_worker(&[])?;
     }
     let deadline = t0 + Duration::from_secs(plan.backlog_timeout_secs);
-    let mut finished = 0i64;
+    // polls the live-jobs index for any job left: a count of finished jobs read the whole
+    // table each second, ~5 % of PostgreSQL's CPU during the drain (pg_stat_statements)
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        finished = sqlx::query_scalar(
-            "select count(*) from jobs where state in ('succeeded', 'failed', 'cancelled')",
-        )
-        .fetch_one(&d.db)
-        .await?;
-        if finished >= total {
+        let left: bool =
+            sqlx::query_scalar("select exists (select 1 from jobs where finished_at is null)")
+                .fetch_one(&d.db)
+                .await?;
+        if !left {
             break;
         }
     }
@@ -735,6 +735,7 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
         (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
         _ => Duration::ZERO,
     };
+    let finished = succeeded + failed;
     let complete = finished >= total;
     let jps = rate(usize::try_from(finished).unwrap_or(0), span);
     d.stop_all();

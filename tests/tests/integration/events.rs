@@ -170,3 +170,43 @@ async fn a_cancel_request_and_a_broken_log_concern_only_their_own_job() -> anyho
     assert_eq!(seen.1.data, ev.to_string());
     Ok(())
 }
+
+#[tokio::test]
+async fn concurrent_emits_of_one_job_get_distinct_numbers_published_in_order() -> anyhow::Result<()>
+{
+    let s = sink().await?;
+    let mut sub = redis::Client::open(redis_url())?.get_async_pubsub().await?;
+    sub.subscribe(s.keys.events_channel()).await?;
+    let job = Uuid::now_v7();
+    // an LLM plan's weeks: several emits of one job at once, all from the same floor, so most
+    // of them find the log already past floor + 1 and are numbered above its top
+    let ev = events::progress("generating", "week", 50);
+    let answers = join_all((0..8).map(|_| s.sink.append(job, 0, &ev))).await;
+    let mut seqs = answers
+        .into_iter()
+        .map(|a| a.map(|a| a.seq))
+        .collect::<Result<Vec<_>, _>>()?;
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=8).collect::<Vec<u64>>());
+    assert_eq!(s.ids(job).await?, (1..=8).collect::<Vec<u64>>());
+    s.sink
+        .append_final(job, 10, &events::result(&json!({"ok": true})))
+        .await?;
+
+    // each number is published once, after its entry is in the log, in increasing order
+    let mut messages = sub.on_message();
+    let mut published = Vec::new();
+    while published.len() < 10 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
+        let payload: String = msg.get_payload()?;
+        let (id, ev) = events::parse_channel_message(&payload)
+            .ok_or_else(|| anyhow::anyhow!("unexpected message {payload}"))?;
+        if id == job {
+            published.push(ev.id);
+        }
+    }
+    assert_eq!(published, (1..=10).collect::<Vec<u64>>());
+    Ok(())
+}
