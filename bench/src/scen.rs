@@ -705,7 +705,7 @@ pub async fn backlog(d: &mut Deploy, plan: &Plan) -> Result<Row> {
     }
     let deadline = t0 + Duration::from_secs(plan.backlog_timeout_secs);
     // polls the live-jobs index for any job left: a count of finished jobs read the whole
-    // table each second, ~5 % of PostgreSQL's CPU during the drain (pg_stat_statements)
+    // table each second, ~7 % of PostgreSQL's time during the drain (pg_stat_statements)
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let left: bool =

@@ -193,7 +193,7 @@ async fn concurrent_emits_of_one_job_get_distinct_numbers_published_in_order() -
         .append_final(job, 10, &events::result(&json!({"ok": true})))
         .await?;
 
-    // each number is published once, after its entry is in the log, in increasing order
+    // each number is published once, in increasing order
     let mut messages = sub.on_message();
     let mut published = Vec::new();
     while published.len() < 10 {
