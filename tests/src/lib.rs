@@ -113,12 +113,17 @@ impl Drop for Proc {
 pub struct RedisServer {
     pub proc: Proc,
     pub url: String,
+    pub port: u16,
     _dir: PathBuf,
 }
 
 impl RedisServer {
     pub async fn start() -> Result<Self> {
-        let port = free_port();
+        Self::start_on(free_port()).await
+    }
+
+    /// A server on `port`: a restart of one that was stopped (empty: it keeps nothing on disk).
+    pub async fn start_on(port: u16) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("pacer-redis-{}", Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir)?;
         let child = Command::new("redis-server")
@@ -145,6 +150,7 @@ impl RedisServer {
                 name: "redis-server",
             },
             url: url.clone(),
+            port,
             _dir: dir,
         };
         eventually(Duration::from_secs(10), "redis-server to answer", || {

@@ -141,3 +141,75 @@ async fn tokens_roles_features_and_ownership_are_enforced() -> anyhow::Result<()
     assert_eq!(role, "athlete");
     Ok(())
 }
+
+/// The feature check is part of the submission's insert; a refusal is explained by reading the
+/// organization afterwards. If the feature was turned on in between, the job is recorded on a
+/// second try; if the organization keeps changing, the client is told to retry and nothing is
+/// recorded. Triggers play the administrator who toggles the feature mid-request (a
+/// statement-level trigger fires even when the insert records nothing).
+#[tokio::test]
+async fn a_feature_toggled_during_a_submission_is_answered_consistently() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_late", &[]).await?;
+    let coach = app.token("usr_late", "coach", "org_late");
+    let jobs = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select count(*) from jobs")
+                .fetch_one(&db)
+                .await
+        }
+    };
+    for statement in [
+        "create function turn_on() returns trigger language plpgsql as $$ begin
+           update orgs set features = array_append(features, 'coach_agent')
+            where id = 'org_late' and not ('coach_agent' = any(features));
+           return null; end $$",
+        "create trigger turn_on after insert on jobs for each statement execute function turn_on()",
+    ] {
+        sqlx::query(statement).execute(&app.db).await?;
+    }
+    // refused by the insert, the feature is on when the refusal is explained: recorded once
+    let (s, body) = app.post(&coach, "/api/v1/jobs", &input("org_late")).await?;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(jobs(&app).await?, 1);
+    let id = body["data"]["job_id"].as_str().unwrap_or_default();
+    let (s, body) = app.get(&coach, &format!("/api/v1/jobs/{id}")).await?;
+    assert_eq!(
+        (s, body["data"]["state"].as_str()),
+        (200, Some("queued")),
+        "{body}"
+    );
+
+    // the insert refuses again while the organization qualifies whenever it is asked (a row
+    // trigger that skips the insert stands for a feature turned off and on again): 409,
+    // nothing recorded
+    for statement in [
+        "create function skip() returns trigger language plpgsql as $$ begin return null; end $$",
+        "create trigger skip before insert on jobs for each row execute function skip()",
+    ] {
+        sqlx::query(statement).execute(&app.db).await?;
+    }
+    let (s, body) = app.post(&coach, "/api/v1/jobs", &input("org_late")).await?;
+    assert_eq!(
+        (s, body["status"].as_str(), body["code"].as_str()),
+        (409, Some("error"), Some("organization_changed")),
+        "{body}"
+    );
+    assert_eq!(jobs(&app).await?, 1);
+
+    // with the feature off for good the answer is the plain refusal
+    for statement in ["drop trigger skip on jobs", "drop trigger turn_on on jobs"] {
+        sqlx::query(statement).execute(&app.db).await?;
+    }
+    app.org("org_late", &[]).await?;
+    let (s, body) = app.post(&coach, "/api/v1/jobs", &input("org_late")).await?;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert_eq!(jobs(&app).await?, 1);
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! Nothing accepted is lost: killed workers, SIGTERM, a Redis flush, a backlog larger than
+//! Nothing accepted is lost: killed workers, SIGTERM, a Redis flush or restart, a backlog larger than
 //! apalis-redis can promote at once.
 
 use std::time::Duration;
@@ -161,6 +161,63 @@ async fn every_job_completes_after_redis_is_flushed_while_they_wait() -> anyhow:
         let t = types(&app.events(&coach, *id, None, None).await?);
         assert_eq!(t.last().map(String::as_str), Some("done"), "{t:?}");
     }
+    Ok(())
+}
+
+/// Redis stopped, then started again empty (it keeps nothing on disk): the submissions made
+/// while it was down are accepted and kept in PostgreSQL, and run once it is back; the API's
+/// event fan-out and the worker reconnect by themselves.
+#[tokio::test]
+async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let port = redis.port;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.set("PACER_RECONCILE_INTERVAL_SECS", "1")
+        .set("PACER_RECONCILE_STALE_SECS", "2");
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "1000")])?;
+    let coach = app.coach();
+    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
+    let first = app.submit(&coach, "generate_draft", input.clone()).await?;
+    app.wait_state(&coach, first, "succeeded", Duration::from_secs(30))
+        .await?;
+
+    drop(redis);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.submit(&coach, "generate_draft", input.clone()).await?);
+    }
+    let queued: i64 =
+        sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'queued'")
+            .bind(&ids)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!(queued, 5, "nothing can run while Redis is down");
+
+    let _redis = RedisServer::start_on(port).await?;
+    for id in &ids {
+        let job = app
+            .wait_state(&coach, *id, "succeeded", Duration::from_secs(60))
+            .await?;
+        assert!(job["result"]["draft"].is_string(), "{job}");
+        assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
+        assert_eq!(result_and_done_counts(&app, &coach, *id).await?, (1, 1));
+    }
+    // events flow live again: a new job's stream, open before its second event (a step, 1 s,
+    // after the first), gets it while the job still runs; without the API's subscription it
+    // would come only from the stream's next log check, 15 s later, after the job ended
+    let live = app.submit(&coach, "generate_draft", input).await?;
+    let two = app.events(&coach, live, None, Some(2)).await?;
+    assert_eq!(two.len(), 2);
+    let state: String = sqlx::query_scalar("select state from jobs where id = $1")
+        .bind(live)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(state, "running", "events so far {two:?}");
+    app.wait_state(&coach, live, "succeeded", Duration::from_secs(30))
+        .await?;
+    assert_eq!(result_and_done_counts(&app, &coach, live).await?, (1, 1));
     Ok(())
 }
 
