@@ -22,36 +22,67 @@ pub enum ApiError {
     Conflict(&'static str, String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// PostgreSQL or Redis cannot be reached (down, restarting, out of connections): a 503 with
+    /// `Retry-After`, which clients retry, rather than a 500.
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// A generation job failed (the seed's 500 "internal server error during AI generation").
     #[error("{0}")]
     GenerationFailed(String),
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// Which backing service, if any, the failure `e` (or one of its causes) says is out of reach.
+fn out_of_reach(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+            pacer_common::db::is_unreachable(e).then_some("the database")
+        } else if let Some(e) = cause.downcast_ref::<redis::RedisError>() {
+            (e.is_connection_refusal()
+                || e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped())
+            .then_some("Redis")
+        } else {
+            None
+        }
+    })
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        match out_of_reach(&e) {
+            Some(service) => {
+                tracing::warn!(error = format!("{e:#}"), "{service} cannot be reached");
+                Self::Unavailable(format!("{service} cannot be reached; retry shortly"))
+            }
+            None => Self::Internal(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.into())
+        anyhow::Error::from(e).into()
     }
 }
 
 impl From<pacer_common::Error> for ApiError {
     fn from(e: pacer_common::Error) -> Self {
-        Self::Internal(e.into())
+        anyhow::Error::from(e).into()
     }
 }
 
 impl From<pacer_common::batch::BatchError> for ApiError {
     fn from(e: pacer_common::batch::BatchError) -> Self {
-        Self::Internal(e.into())
+        anyhow::Error::from(e).into()
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        Self::Internal(e.into())
+        anyhow::Error::from(e).into()
     }
 }
 
@@ -123,6 +154,12 @@ impl Writer for ApiError {
             tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
         }
         res.status_code(self.status());
+        if matches!(self, Self::Unavailable(_)) {
+            res.headers_mut().insert(
+                salvo::http::header::RETRY_AFTER,
+                salvo::http::HeaderValue::from_static("1"),
+            );
+        }
         if matches!(self, Self::PayloadTooLarge(_)) {
             // the unread rest of the body is still on the wire: this connection cannot be reused
             res.headers_mut().insert(

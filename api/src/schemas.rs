@@ -40,7 +40,8 @@ pub struct ErrorBody {
     pub status: ErrorStatus,
     /// Machine-readable: `validation_error`, `malformed_json`, `unauthorized`, `token_expired`,
     /// `invalid_custom_token`, `forbidden`, `not_found`, `idempotency_conflict`, `job_finished`,
-    /// `payload_too_large`, `generation_failed`, `internal_error`, …
+    /// `payload_too_large`, `generation_failed`, `internal_error`, `unavailable` (503 with
+    /// `Retry-After`: PostgreSQL or Redis out of reach), …
     pub code: String,
     /// A sentence; for a validation error it names the first invalid field.
     pub error: String,

@@ -17,6 +17,14 @@ pub enum BatchError {
     Stopped,
 }
 
+impl BatchError {
+    /// Whether the batch failed because PostgreSQL could not be reached (see
+    /// [`crate::db::is_unreachable`]): worth repeating as it is once the database is back.
+    pub fn is_db_unreachable(&self) -> bool {
+        matches!(self, Self::Failed(e) if matches!(&**e, crate::Error::Db(e) if crate::db::is_unreachable(e)))
+    }
+}
+
 type Pending<I, O> = (I, oneshot::Sender<Result<O, BatchError>>);
 
 /// Sends requests to a background task that runs them in batches of up to `max`, with at most

@@ -1,5 +1,6 @@
-//! A TCP proxy in front of PostgreSQL that can lose a reply after its statement committed: the
-//! case `KeyedConns` repeats statements for, which no server-side kill can time exactly.
+//! A TCP proxy in front of PostgreSQL that can lose a reply after its statement committed (the
+//! case `KeyedConns` repeats statements for, which no server-side kill can time exactly), or
+//! play a PostgreSQL that is down for a while (the shared server cannot be stopped in a test).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,9 @@ pub struct ReplyLosingProxy {
     pub addr: SocketAddr,
     armed: Armed,
     lost: Arc<AtomicUsize>,
+    /// Down: connections are cut and new ones closed at once.
+    down: tokio::sync::watch::Sender<bool>,
+    turned_away: Arc<AtomicUsize>,
 }
 
 impl ReplyLosingProxy {
@@ -49,16 +53,61 @@ impl ReplyLosingProxy {
         let addr = listener.local_addr()?;
         let armed: Armed = Arc::new(Mutex::new(None));
         let lost = Arc::new(AtomicUsize::new(0));
-        let (a, l) = (armed.clone(), lost.clone());
+        let (down, _) = tokio::sync::watch::channel(false);
+        let turned_away = Arc::new(AtomicUsize::new(0));
+        let (a, l, d, t) = (
+            armed.clone(),
+            lost.clone(),
+            down.clone(),
+            turned_away.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let mut is_down = d.subscribe();
+                if *is_down.borrow_and_update() {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
-                tokio::spawn(relay(client, server, a.clone(), l.clone()));
+                let relay = relay(client, server, a.clone(), l.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = relay => {}
+                        _ = is_down.wait_for(|down| *down) => {}
+                    }
+                });
             }
         });
-        Ok(Self { addr, armed, lost })
+        Ok(Self {
+            addr,
+            armed,
+            lost,
+            down,
+            turned_away,
+        })
+    }
+
+    /// Connections closed on arrival while down, so far.
+    pub fn turned_away(&self) -> usize {
+        self.turned_away.load(Ordering::SeqCst)
+    }
+
+    /// PostgreSQL "down" (every connection through the proxy cut, new ones closed as they
+    /// come) or back up.
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+
+    /// A database URL of the server behind the proxy, reached through it.
+    pub fn url_for(&self, database_url: &str) -> Result<String> {
+        let mut url = reqwest::Url::parse(database_url)?;
+        url.set_host(Some("127.0.0.1"))?;
+        url.set_port(Some(self.addr.port()))
+            .map_err(|()| anyhow::anyhow!("cannot set a port on {database_url}"))?;
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+        Ok(url.to_string())
     }
 
     /// Loses the reply of the next committed `command` (a command tag: `UPDATE`, `INSERT`) and

@@ -313,6 +313,24 @@ async fn keep_lease(ctx: Arc<JobCtx>, lost: CancellationToken) {
     }
 }
 
+/// The terminal write, repeated while PostgreSQL cannot be reached: the job's outcome (maybe
+/// minutes of a model's work) is kept in memory until it is recorded instead of the job running
+/// again. Nothing else needs the job meanwhile: its lease is only taken over once PostgreSQL
+/// answers again, and a write that comes second changes nothing (see `finish_many`).
+async fn write_final(worker: &WorkerCtx, write: Finish) -> Result<Option<u64>, JobError> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match worker.finishes.call(write.clone()).await {
+            Err(e) if e.is_db_unreachable() => {
+                tracing::warn!(job.id = %write.id, error = %e, "terminal write not recorded: PostgreSQL out of reach; repeating it");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(worker.config.common.heartbeat());
+            }
+            answer => return Ok(answer?),
+        }
+    }
+}
+
 /// The terminal write, then `result`/`error` and `done` events, only if this write won.
 /// `claimed`: this attempt claimed the row (it is not ending a job it found cancelled).
 async fn finish(
@@ -324,7 +342,7 @@ async fn finish(
     reported: &Reported,
 ) -> Result<(), JobError> {
     let (state, result, error) = match outcome {
-        Ok(v) => (JobState::Succeeded, Some(v), None),
+        Ok(v) => (JobState::Succeeded, Some(Arc::new(v)), None),
         Err(JobError::Cancelled) => (JobState::Cancelled, None, Some("cancelled".to_owned())),
         Err(JobError::Permanent(e) | JobError::Retryable(e)) => {
             (JobState::Failed, None, Some(e.to_string()))
@@ -345,7 +363,7 @@ async fn finish(
         reported: reported.clone(),
         claimed: claimed.then_some(row.attempts),
     };
-    let Some(done_seq) = worker.finishes.call(write).await? else {
+    let Some(done_seq) = write_final(worker, write).await? else {
         return Ok(());
     };
     metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => state.as_str()).increment(1);

@@ -46,7 +46,7 @@ fn path_id(req: &Request, name: &str) -> Result<String, ApiError> {
     responses(
         (status_code = 200, description = "The organization", body = s::OrgEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 async fn show_org(
     req: &mut Request,
@@ -75,7 +75,7 @@ async fn show_org(
     responses(
         (status_code = 200, description = "The organization", body = s::OrgEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 413, 500)
+    status_codes(200, 400, 401, 403, 413, 500, 503)
 )]
 async fn put_org(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     require_role(claims(depot)?, &[Role::Admin])?;
@@ -111,7 +111,7 @@ async fn put_org(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     responses(
         (status_code = 200, description = "The user", body = s::UserEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 async fn show_user(
     req: &mut Request,
@@ -145,7 +145,7 @@ async fn show_user(
     responses(
         (status_code = 200, description = "The user", body = s::UserEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 413, 500)
+    status_codes(200, 400, 401, 403, 413, 500, 503)
 )]
 async fn put_user(
     req: &mut Request,

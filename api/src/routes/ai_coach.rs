@@ -146,7 +146,7 @@ fn stream(state: AppState, row: JobRow, mode: StreamMode, res: &mut Response) {
         (status_code = 202, description = "Still running after `PACER_SYNC_TIMEOUT_SECS`: follow `status_url` or `events_url`", body = s::JobAcceptedEnvelope),
         (status_code = 500, description = "The generation failed (`generation_failed`) or an internal error", body = s::ErrorBody),
     ),
-    status_codes(200, 202, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 202, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn generate_draft(
     req: &mut Request,
@@ -169,7 +169,7 @@ async fn generate_draft(
     responses(
         (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each event's `data:` is a JobEvent: progress, result (data = DraftResult), error, done", body = s::SseEvent, content_type = "text/event-stream"),
     ),
-    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn generate_draft_stream(
     req: &mut Request,
@@ -195,7 +195,7 @@ async fn generate_draft_stream(
         (status_code = 202, description = "Still running after `PACER_SYNC_TIMEOUT_SECS`: follow `status_url` or `events_url`", body = s::JobAcceptedEnvelope),
         (status_code = 500, description = "The generation failed (`generation_failed`) or an internal error", body = s::ErrorBody),
     ),
-    status_codes(200, 202, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 202, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn generate_plan(
     req: &mut Request,
@@ -218,7 +218,7 @@ async fn generate_plan(
     responses(
         (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each event's `data:` is a JobEvent: progress, result (data = PlanResult), error, done", body = s::SseEvent, content_type = "text/event-stream"),
     ),
-    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn generate_plan_stream(
     req: &mut Request,
@@ -242,7 +242,7 @@ async fn generate_plan_stream(
     responses(
         (status_code = 200, description = "`text/event-stream`; the `X-Job-Id` header names the job, so a dropped client resumes at `/api/v1/jobs/{id}/events`. Each event's `data:` is a JobEvent: progress (count/total), workout (data = PlanWorkout), weekly_info (data = {week: WeeklyInfo}) after each week, result (total_workouts, weekly_info), error, done", body = s::SseEvent, content_type = "text/event-stream"),
     ),
-    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn generate_plan_stream_content(
     req: &mut Request,
@@ -271,7 +271,7 @@ fn org_param(req: &Request) -> Result<String, ApiError> {
     responses(
         (status_code = 200, description = "The principle and its source", body = s::TrainingPrincipleEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 async fn get_principle(
     req: &mut Request,
@@ -301,7 +301,7 @@ async fn get_principle(
     responses(
         (status_code = 200, description = "The principle written and its scope", body = s::TrainingPrincipleEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 async fn put_principle(
     req: &mut Request,
@@ -419,7 +419,7 @@ fn read_workout(body: &Value) -> Result<workouts::WorkoutFields, ApiError> {
     responses(
         (status_code = 200, description = "Library workouts", body = s::LibraryWorkoutListEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 async fn list_workouts(
     req: &mut Request,
@@ -446,7 +446,7 @@ async fn list_workouts(
     responses(
         (status_code = 201, description = "Created", body = s::LibraryWorkoutEnvelope),
     ),
-    status_codes(201, 400, 401, 403, 404, 413, 500)
+    status_codes(201, 400, 401, 403, 404, 413, 500, 503)
 )]
 async fn create_workout(
     req: &mut Request,
@@ -475,7 +475,7 @@ async fn create_workout(
     responses(
         (status_code = 200, description = "The workout", body = s::LibraryWorkoutEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 async fn show_workout(
     req: &mut Request,
@@ -503,7 +503,7 @@ async fn show_workout(
     responses(
         (status_code = 200, description = "The workout", body = s::LibraryWorkoutEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 async fn update_workout(
     req: &mut Request,
@@ -534,7 +534,7 @@ async fn update_workout(
     responses(
         (status_code = 204, description = "Deleted"),
     ),
-    status_codes(204, 400, 401, 403, 404, 500)
+    status_codes(204, 400, 401, 403, 404, 500, 503)
 )]
 async fn delete_workout(
     req: &mut Request,
@@ -563,7 +563,7 @@ async fn delete_workout(
     responses(
         (status_code = 200, description = "Paces (Daniels & Gilbert)", body = s::PacesEnvelope),
     ),
-    status_codes(200, 400, 401, 500)
+    status_codes(200, 400, 401, 500, 503)
 )]
 async fn paces(req: &mut Request, res: &mut Response) -> Result<(), ApiError> {
     let mut details = Vec::new();

@@ -69,7 +69,7 @@ async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     responses(
         (status_code = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
     ),
-    status_codes(200, 500)
+    status_codes(200, 500, 503)
 )]
 async fn metrics_text(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;

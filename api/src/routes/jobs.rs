@@ -37,7 +37,7 @@ pub fn router() -> Router {
     responses(
         (status_code = 202, description = "Queued", body = s::JobAcceptedEnvelope),
     ),
-    status_codes(202, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(202, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
@@ -114,7 +114,7 @@ pub async fn visible_job(
     responses(
         (status_code = 200, description = "The job", body = s::JobEnvelope),
     ),
-    status_codes(200, 400, 401, 404, 500)
+    status_codes(200, 400, 401, 404, 500, 503)
 )]
 async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
@@ -137,7 +137,7 @@ async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
         (status_code = 202, description = "Running: it stops at its next step", body = s::JobEnvelope),
         (status_code = 409, description = "Already finished (`job_finished`)", body = s::ErrorBody),
     ),
-    status_codes(200, 202, 400, 401, 404, 409, 500)
+    status_codes(200, 202, 400, 401, 404, 409, 500, 503)
 )]
 async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
@@ -187,7 +187,7 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     responses(
         (status_code = 200, description = "A page of jobs", body = s::JobListEnvelope),
     ),
-    status_codes(200, 400, 401, 500)
+    status_codes(200, 400, 401, 500, 503)
 )]
 async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
@@ -253,7 +253,7 @@ async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
     responses(
         (status_code = 200, description = "`text/event-stream`: every event from the start (or after `Last-Event-ID` / `after`), then live ones until `done`; a keep-alive comment every 15 s. Each event's `data:` is a JobEvent", body = s::SseEvent, content_type = "text/event-stream"),
     ),
-    status_codes(200, 400, 401, 404, 500)
+    status_codes(200, 400, 401, 404, 500, 503)
 )]
 async fn stream_events(
     req: &mut Request,

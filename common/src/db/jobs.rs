@@ -481,7 +481,8 @@ pub async fn requeue_for_retry(
 pub struct Finish {
     pub id: Uuid,
     pub state: JobState,
-    pub result: Option<Value>,
+    /// Shared, so that the batch and a repeat of the write do not copy it.
+    pub result: Option<std::sync::Arc<Value>>,
     pub error: Option<String>,
     pub usage: Option<Value>,
     pub reported: Reported,
@@ -508,8 +509,10 @@ pub async fn finish_many(
     debug_assert!(writes.iter().all(|w| w.state.is_terminal()));
     let ids: Vec<Uuid> = writes.iter().map(|w| w.id).collect();
     let states: Vec<&str> = writes.iter().map(|w| w.state.as_str()).collect();
-    let results: Vec<Option<Json<&Value>>> =
-        writes.iter().map(|w| w.result.as_ref().map(Json)).collect();
+    let results: Vec<Option<Json<&Value>>> = writes
+        .iter()
+        .map(|w| w.result.as_deref().map(Json))
+        .collect();
     let errors: Vec<Option<&str>> = writes.iter().map(|w| w.error.as_deref()).collect();
     let usages: Vec<Option<Json<&Value>>> =
         writes.iter().map(|w| w.usage.as_ref().map(Json)).collect();

@@ -144,6 +144,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// take milliseconds; this only catches a connection that will never answer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
+/// Whether `e` says PostgreSQL cannot be reached or serve now (refused or lost connections, no
+/// connection free within the pool's wait, the server shutting down, starting up or out of
+/// connection slots), not that the statement failed.
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("53") || c.starts_with("57P")),
+        _ => is_dead_connection(e),
+    }
+}
+
 /// A connection closed under the statement (by the server's shutdown or an administrator:
 /// SQLSTATE class 57P, or class 08 / an I/O error), not an error of the statement itself.
 fn is_dead_connection(e: &sqlx::Error) -> bool {

@@ -833,7 +833,7 @@ async fn a_terminal_write_whose_reply_is_lost_after_its_commit_still_answers_its
     let write = std::sync::Arc::new([Finish {
         id,
         state: JobState::Succeeded,
-        result: Some(json!({"draft": "Week 1"})),
+        result: Some(std::sync::Arc::new(json!({"draft": "Week 1"}))),
         error: None,
         usage: None,
         reported: Reported::default(),
@@ -876,7 +876,7 @@ async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_n
     let write = |state: JobState, attempt: i32| Finish {
         id,
         state,
-        result: Some(json!({"draft": "Week 1"})),
+        result: Some(std::sync::Arc::new(json!({"draft": "Week 1"}))),
         error: None,
         usage: None,
         reported: Reported::default(),
@@ -937,7 +937,7 @@ async fn dispatch_claim_lease_refresh_and_retry_add_no_index_entries() -> anyhow
     let finish = Finish {
         id,
         state: JobState::Succeeded,
-        result: Some(json!({"draft": "Week 1"})),
+        result: Some(std::sync::Arc::new(json!({"draft": "Week 1"}))),
         error: None,
         usage: None,
         reported: Reported::default(),

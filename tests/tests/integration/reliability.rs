@@ -1,9 +1,10 @@
-//! Nothing accepted is lost: killed workers, SIGTERM, a Redis flush or restart, a backlog larger than
+//! Nothing accepted is lost: killed workers, SIGTERM, a Redis flush or restart, a PostgreSQL outage, a backlog larger than
 //! apalis-redis can promote at once.
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use pacer_tests::pg_proxy::ReplyLosingProxy;
 use pacer_tests::{RedisServer, TestApp, eventually, types};
 use serde_json::json;
 use uuid::Uuid;
@@ -194,6 +195,29 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
             .fetch_one(&app.db)
             .await?;
     assert_eq!(queued, 5, "nothing can run while Redis is down");
+    // what needs Redis now is a 503 to retry, and changes nothing
+    let res = app
+        .http
+        .delete(format!("{}/api/v1/jobs/{}", app.base(), ids[0]))
+        .bearer_auth(&coach)
+        .send()
+        .await?;
+    let (status, retry_after) = (
+        res.status().as_u16(),
+        res.headers().get("retry-after").cloned(),
+    );
+    let body: serde_json::Value = res.json().await?;
+    assert_eq!(
+        (status, body["status"].as_str(), body["code"].as_str()),
+        (503, Some("error"), Some("unavailable")),
+        "{body}"
+    );
+    assert_eq!(
+        retry_after.as_ref().and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let job = app.job(&coach, ids[0]).await?;
+    assert_eq!(job["state"].as_str(), Some("queued"), "{job}");
 
     let _redis = RedisServer::start_on(port).await?;
     for id in &ids {
@@ -218,6 +242,88 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
     app.wait_state(&coach, live, "succeeded", Duration::from_secs(30))
         .await?;
     assert_eq!(result_and_done_counts(&app, &coach, live).await?, (1, 1));
+    Ok(())
+}
+
+/// PostgreSQL out of reach for a while (the API's and the worker's connections go through a
+/// proxy that cuts them all and turns new ones away): requests are answered 503 `unavailable`
+/// and record nothing; a job whose terminal write falls in the outage is recorded once
+/// PostgreSQL is back, without running again, its stream with one `result` and one `done`.
+#[tokio::test]
+async fn a_postgres_outage_is_a_503_and_the_job_it_interrupts_still_finishes() -> anyhow::Result<()>
+{
+    let mut app = TestApp::new().await?;
+    let (proxy, _pool) = ReplyLosingProxy::in_front_of(&app.database_url).await?;
+    let url = proxy.url_for(&app.database_url)?;
+    app.set("DATABASE_URL", &url);
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "1000")])?;
+    let coach = app.coach();
+    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
+    let id = app.submit(&coach, "generate_draft", input.clone()).await?;
+    let log = format!("{}:job:{id}:events", app.prefix);
+    let logged = |at_least: u64| {
+        let (app, log) = (&app, &log);
+        eventually(
+            Duration::from_secs(30),
+            "the job's events",
+            move || async move {
+                let mut conn = app.redis().await?;
+                Ok(last_logged(&mut conn, log)
+                    .await?
+                    .filter(|n| *n >= at_least))
+            },
+        )
+    };
+    // down after the second of three progress events: the third (Redis) still goes out a step
+    // later, then the terminal write finds PostgreSQL gone
+    logged(2).await?;
+    proxy.set_down(true);
+    let body = json!({"kind": "generate_draft", "input": input});
+    let (s, reply) = app.post(&coach, "/api/v1/jobs", &body).await?;
+    assert_eq!(
+        (s, reply["code"].as_str()),
+        (503, Some("unavailable")),
+        "{reply}"
+    );
+    let (s, reply) = app.get(&coach, &format!("/api/v1/jobs/{id}")).await?;
+    assert_eq!(
+        (s, reply["code"].as_str()),
+        (503, Some("unavailable")),
+        "{reply}"
+    );
+    logged(3).await?;
+    // the terminal write follows the third event at once; two more connections turned away
+    // after it (lease refreshes come once a second) leave no doubt it was tried
+    let seen = proxy.turned_away();
+    eventually(
+        Duration::from_secs(30),
+        "the worker to find PostgreSQL gone",
+        || async { Ok((proxy.turned_away() >= seen + 2).then_some(())) },
+    )
+    .await?;
+    let state: String = sqlx::query_scalar("select state from jobs where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(state, "running");
+    let recorded: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(recorded, 1, "the refused submission recorded nothing");
+
+    proxy.set_down(false);
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+    assert!(job["result"]["draft"].is_string(), "{job}");
+    // the outcome waited in the worker for PostgreSQL; the job did not run again
+    assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    let after = app.submit(&coach, "generate_draft", input).await?;
+    app.wait_state(&coach, after, "succeeded", Duration::from_secs(30))
+        .await?;
     Ok(())
 }
 

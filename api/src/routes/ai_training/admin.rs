@@ -27,7 +27,7 @@ use crate::routes::read_json;
     responses(
         (status_code = 200, description = "Runs without steps", body = s::Records),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn records(
     req: &mut Request,
@@ -75,7 +75,7 @@ async fn target(
     responses(
         (status_code = 200, description = "The plan (or null) and the queue", body = s::MyPlan),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn user_plan(
     req: &mut Request,
@@ -106,7 +106,7 @@ pub async fn user_plan(
     responses(
         (status_code = 201, description = "The plan and its routine instances", body = s::PlanWithInstances),
     ),
-    status_codes(201, 400, 401, 403, 409, 413, 500)
+    status_codes(201, 400, 401, 403, 409, 413, 500, 503)
 )]
 pub async fn assign_starter_plan(
     req: &mut Request,
@@ -139,7 +139,7 @@ pub async fn assign_starter_plan(
     responses(
         (status_code = 201, description = "The plan and the new instance", body = s::PlanWithInstance),
     ),
-    status_codes(201, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(201, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn assign_routine_template(
     req: &mut Request,
@@ -176,7 +176,7 @@ pub async fn assign_routine_template(
     responses(
         (status_code = 200, description = "Runs", body = s::RoutineRunList),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn user_runs(
     req: &mut Request,
@@ -204,7 +204,7 @@ pub async fn user_runs(
     responses(
         (status_code = 200, description = "Assessments and the snapshot", body = s::AssessmentList),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn user_assessments(
     req: &mut Request,
@@ -232,7 +232,7 @@ pub async fn user_assessments(
     responses(
         (status_code = 201, description = "The assessment and the new snapshot", body = s::AssessmentRecorded),
     ),
-    status_codes(201, 400, 401, 403, 413, 500)
+    status_codes(201, 400, 401, 403, 413, 500, 503)
 )]
 pub async fn record_user_assessment(
     req: &mut Request,

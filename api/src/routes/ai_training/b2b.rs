@@ -26,7 +26,7 @@ use crate::routes::read_json;
     responses(
         (status_code = 200, description = "Templates", body = s::RoutineTemplateList),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn list_templates(
     req: &mut Request,
@@ -152,7 +152,7 @@ fn read_steps(r: &mut FieldReader<'_>, value: &Value) -> Option<Vec<TemplateStep
     responses(
         (status_code = 201, description = "The draft template", body = s::RoutineTemplateBody),
     ),
-    status_codes(201, 400, 401, 403, 413, 500)
+    status_codes(201, 400, 401, 403, 413, 500, 503)
 )]
 pub async fn create_template(
     req: &mut Request,
@@ -201,7 +201,7 @@ fn read_only(id: &str) -> ApiError {
     responses(
         (status_code = 200, description = "The template", body = s::RoutineTemplateBody),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn show_template(
     req: &mut Request,
@@ -230,7 +230,7 @@ pub async fn show_template(
     responses(
         (status_code = 200, description = "The template", body = s::RoutineTemplateBody),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn update_template(
     req: &mut Request,
@@ -267,7 +267,7 @@ pub async fn update_template(
     responses(
         (status_code = 200, description = "The published template", body = s::RoutineTemplateBody),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn publish_template(
     req: &mut Request,
@@ -323,7 +323,7 @@ async fn catalog_json(state: &crate::state::AppState, client_id: &str) -> Result
     responses(
         (status_code = 200, description = "The catalog", body = s::CatalogBody),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn show_catalog(
     req: &mut Request,
@@ -348,7 +348,7 @@ pub async fn show_catalog(
     responses(
         (status_code = 200, description = "The catalog", body = s::CatalogBody),
     ),
-    status_codes(200, 400, 401, 403, 413, 500)
+    status_codes(200, 400, 401, 403, 413, 500, 503)
 )]
 pub async fn update_catalog(
     req: &mut Request,
@@ -410,7 +410,7 @@ pub async fn update_catalog(
     responses(
         (status_code = 200, description = "Settings", body = s::SettingsBody),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn show_settings(
     req: &mut Request,
@@ -437,7 +437,7 @@ pub async fn show_settings(
     responses(
         (status_code = 200, description = "Settings", body = s::SettingsBody),
     ),
-    status_codes(200, 400, 401, 403, 413, 500)
+    status_codes(200, 400, 401, 403, 413, 500, 503)
 )]
 pub async fn update_settings(
     req: &mut Request,

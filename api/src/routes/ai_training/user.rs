@@ -25,7 +25,7 @@ use crate::routes::{query_param, read_json};
     responses(
         (status_code = 200, description = "A single-use token for `?customToken=`", body = s::CustomToken),
     ),
-    status_codes(200, 400, 401, 500)
+    status_codes(200, 400, 401, 500, 503)
 )]
 pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (state, claims) = caller(depot)?;
@@ -52,7 +52,7 @@ pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(),
     responses(
         (status_code = 200, description = "The plan, or null", body = s::MyPlan),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn my_plan(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (state, claims, client_id) = end_user(depot).await?;
@@ -72,7 +72,7 @@ pub async fn my_plan(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErr
     responses(
         (status_code = 201, description = "The plan and its queued routine instances", body = s::PlanWithInstances),
     ),
-    status_codes(201, 400, 401, 403, 409, 413, 500)
+    status_codes(201, 400, 401, 403, 409, 413, 500, 503)
 )]
 pub async fn generate(
     req: &mut Request,
@@ -113,7 +113,7 @@ fn dedup_by_template(instances: Vec<db::InstanceRow>) -> Vec<db::InstanceRow> {
     responses(
         (status_code = 200, description = "Queued and in-progress instances, head first", body = s::RoutineQueue),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn routine_queue(
     req: &mut Request,
@@ -143,7 +143,7 @@ pub async fn routine_queue(
     responses(
         (status_code = 201, description = "The run", body = s::RoutineRunBody),
     ),
-    status_codes(201, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(201, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn create_run(
     req: &mut Request,
@@ -209,7 +209,7 @@ pub async fn create_run(
     responses(
         (status_code = 200, description = "Runs", body = s::RoutineRunList),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn list_runs(
     req: &mut Request,
@@ -235,7 +235,7 @@ pub async fn list_runs(
     responses(
         (status_code = 200, description = "The run", body = s::RoutineRunBody),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn show_run(
     req: &mut Request,
@@ -269,7 +269,7 @@ fn run_not_found(id: &str) -> ApiError {
     responses(
         (status_code = 200, description = "The run and the new head of the queue", body = s::PatchRunResult),
     ),
-    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn patch_run(
     req: &mut Request,
@@ -337,7 +337,7 @@ pub async fn patch_run(
     responses(
         (status_code = 200, description = "The run with its recomputed summary", body = s::SyncRunResult),
     ),
-    status_codes(200, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn sync_run(
     req: &mut Request,
@@ -475,7 +475,7 @@ pub async fn sync_run(
     responses(
         (status_code = 200, description = "The deferred instance", body = s::DeferResult),
     ),
-    status_codes(200, 400, 401, 403, 404, 409, 500)
+    status_codes(200, 400, 401, 403, 404, 409, 500, 503)
 )]
 pub async fn defer(
     req: &mut Request,
@@ -531,7 +531,7 @@ pub async fn defer(
     responses(
         (status_code = 200, description = "The report, one series point per day", body = s::ProgressReport),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn progress_report(
     req: &mut Request,
@@ -642,7 +642,7 @@ fn window(req: &Request, tz: Tz) -> Result<(NaiveDate, NaiveDate), ApiError> {
     responses(
         (status_code = 201, description = "The assessment and the new snapshot", body = s::AssessmentRecorded),
     ),
-    status_codes(201, 400, 401, 403, 413, 500)
+    status_codes(201, 400, 401, 403, 413, 500, 503)
 )]
 pub async fn record_assessment(
     req: &mut Request,
@@ -669,7 +669,7 @@ pub async fn record_assessment(
     responses(
         (status_code = 200, description = "Assessments and the snapshot", body = s::AssessmentList),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn list_assessments(
     req: &mut Request,
@@ -695,7 +695,7 @@ pub async fn list_assessments(
     responses(
         (status_code = 201, description = "The stored session", body = s::AiMoveSessionBody),
     ),
-    status_codes(201, 400, 401, 403, 404, 413, 500)
+    status_codes(201, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn record_ai_move_session(
     req: &mut Request,

@@ -154,7 +154,7 @@ async fn enqueue(
     responses(
         (status_code = 200, description = "Stored (some items may be rejected)", body = s::ActivityIngestEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn activities(
     req: &mut Request,
@@ -456,7 +456,7 @@ fn parse_activity(r: &mut FieldReader<'_>) -> Option<ParsedActivity> {
     responses(
         (status_code = 200, description = "Stored (some items may be rejected)", body = s::HealthMetricIngestEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn health_metrics(
     req: &mut Request,

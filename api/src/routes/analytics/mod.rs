@@ -70,7 +70,7 @@ pub fn router() -> Router {
     responses(
         (status_code = 202, description = "Queued", body = s::RecomputeEnvelope),
     ),
-    status_codes(202, 400, 401, 403, 404, 409, 413, 500)
+    status_codes(202, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 async fn recompute(
     req: &mut Request,

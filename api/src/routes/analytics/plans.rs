@@ -130,7 +130,7 @@ fn read_plan(r: &mut FieldReader<'_>, create: bool) -> PlanIn {
     responses(
         (status_code = 200, description = "The goals", body = s::RaceGoalListEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn list_goals(
     req: &mut Request,
@@ -157,7 +157,7 @@ pub async fn list_goals(
     responses(
         (status_code = 201, description = "Created", body = s::RaceGoalEnvelope),
     ),
-    status_codes(201, 400, 401, 403, 404, 413, 500)
+    status_codes(201, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn create_goal(
     req: &mut Request,
@@ -188,7 +188,7 @@ pub async fn create_goal(
     responses(
         (status_code = 200, description = "Updated", body = s::RaceGoalEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn update_goal(
     req: &mut Request,
@@ -210,7 +210,7 @@ pub async fn update_goal(
     responses(
         (status_code = 200, description = "Updated", body = s::RaceGoalEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn replace_goal(
     req: &mut Request,
@@ -249,7 +249,7 @@ async fn change_goal(
     responses(
         (status_code = 200, description = "The plan instances", body = s::PlanInstanceListEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn list_plans(
     req: &mut Request,
@@ -277,7 +277,7 @@ pub async fn list_plans(
     responses(
         (status_code = 201, description = "Created", body = s::PlanInstanceEnvelope),
     ),
-    status_codes(201, 400, 401, 403, 404, 413, 500)
+    status_codes(201, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn create_plan(
     req: &mut Request,
@@ -308,7 +308,7 @@ pub async fn create_plan(
     responses(
         (status_code = 200, description = "Updated", body = s::PlanInstanceEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn update_plan(
     req: &mut Request,
@@ -330,7 +330,7 @@ pub async fn update_plan(
     responses(
         (status_code = 200, description = "Updated", body = s::PlanInstanceEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500)
+    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
 )]
 pub async fn replace_plan(
     req: &mut Request,

@@ -83,7 +83,7 @@ fn flags(m: Option<&MetricsRow>) -> Value {
     responses(
         (status_code = 200, description = "The profile", body = s::AthleteProfileEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn athlete_profile(
     req: &mut Request,
@@ -167,7 +167,7 @@ pub async fn athlete_profile(
     responses(
         (status_code = 200, description = "The totals", body = s::FitnessStatsEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn fitness_stats(
     req: &mut Request,
@@ -267,7 +267,7 @@ fn local_date(ts: DateTime<Utc>, zone: &Zone) -> NaiveDate {
     responses(
         (status_code = 200, description = "One point per bucket, oldest first", body = s::RunningStatsEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn running_stats(
     req: &mut Request,
@@ -440,7 +440,7 @@ fn date_range(req: &Request) -> Result<(NaiveDate, NaiveDate), ApiError> {
     responses(
         (status_code = 200, description = "Buckets and totals", body = s::ActivityStatsEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn activity_stats(
     req: &mut Request,
@@ -532,7 +532,7 @@ pub async fn activity_stats(
     responses(
         (status_code = 200, description = "One point per bucket", body = s::HealthMetricsSeriesEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 500)
+    status_codes(200, 400, 401, 403, 404, 500, 503)
 )]
 pub async fn health_metrics(
     req: &mut Request,
@@ -625,7 +625,7 @@ fn flag_param(req: &Request, name: &str) -> Result<bool, ApiError> {
     responses(
         (status_code = 200, description = "A page of athletes", body = s::CoachAthletesMetricsEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 500)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn coach_athletes_metrics(
     req: &mut Request,
