@@ -140,16 +140,34 @@ impl WorkerCtx {
             BATCHES_IN_FLIGHT,
             move |pairs: Vec<(String, String)>| {
                 let db = durable.clone();
-                let pairs = Arc::new(pairs);
+                // a batch is mostly one coach's jobs: each pair is read once
+                let mut distinct = pairs.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let distinct = Arc::new(distinct);
                 async move {
-                    Ok(db
+                    let stored = db
                         .run(|c| {
-                            let pairs = pairs.clone();
+                            let distinct = distinct.clone();
                             Box::pin(async move {
-                                pacer_common::principle::stored_many(c, &pairs).await
+                                pacer_common::principle::stored_many(c, &distinct).await
                             })
                         })
-                        .await?)
+                        .await?;
+                    pairs
+                        .iter()
+                        .map(|pair| {
+                            distinct
+                                .binary_search(pair)
+                                .ok()
+                                .and_then(|i| stored.get(i).cloned())
+                                .ok_or_else(|| {
+                                    pacer_common::Error::Invalid(format!(
+                                        "no stored principles read for {pair:?}"
+                                    ))
+                                })
+                        })
+                        .collect()
                 }
             },
         );

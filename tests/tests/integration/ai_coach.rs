@@ -397,6 +397,47 @@ async fn training_principle_resolves_personal_over_org_over_default() -> anyhow:
     Ok(())
 }
 
+/// A worker reads principles for a batch of jobs at once, each (coach, organization) pair once:
+/// jobs of coaches with different principles, submitted together, each get their own coach's.
+#[tokio::test]
+async fn jobs_of_several_coaches_at_once_each_get_their_coachs_principle() -> anyhow::Result<()> {
+    let (app, coach) = app().await?;
+    app.org("org_other", &["coach_agent"]).await?;
+    let path = "/api/v1/ai-coach/training-principle/org_demo";
+    let org = json!({"training_principle": "Org: pyramidal.", "scope": "org"});
+    assert_eq!(app.put(&coach, path, &org).await?.0, 200);
+    let mine = app.token("usr_mine", "coach", "org_demo");
+    let personal = json!({"training_principle": "Mine: polarized.", "scope": "personal"});
+    assert_eq!(app.put(&mine, path, &personal).await?.0, 200);
+    let far = app.token("usr_far", "coach", "org_other");
+    let coaches = [
+        (coach.as_str(), "org_demo", "Org: pyramidal."),
+        (mine.as_str(), "org_demo", "Mine: polarized."),
+        (
+            far.as_str(),
+            "org_other",
+            pacer_common::principle::DEFAULT_PRINCIPLE,
+        ),
+    ];
+    let submissions = (0..30).map(|i| {
+        let (token, org_id, expected) = coaches[i % coaches.len()];
+        let input = json!({"weeks": 2, "level": "beginner", "org_id": org_id});
+        let app = &app;
+        async move {
+            let id = app.submit(token, "generate_draft", input).await?;
+            anyhow::Ok((token, id, expected))
+        }
+    });
+    for submitted in futures::future::join_all(submissions).await {
+        let (token, id, expected) = submitted?;
+        let job = app
+            .wait_state(token, id, "succeeded", Duration::from_secs(60))
+            .await?;
+        assert_eq!(job["result"]["training_principle"], expected, "{job}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_workout_library_feeds_prefer_and_strict_existing() -> anyhow::Result<()> {
     let (app, coach) = app().await?;
