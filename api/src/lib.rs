@@ -46,10 +46,18 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     .context("PostgreSQL (DATABASE_URL)")?;
     let redis_client =
         redis::Client::open(config.common.redis_url.as_str()).context("REDIS_URL")?;
-    let redis = redis_client
+    let redis = match redis_client
         .get_connection_manager_with_config(fail_fast())
         .await
-        .context("Redis (REDIS_URL)")?;
+    {
+        Ok(redis) => redis,
+        Err(e) => {
+            // submissions need only PostgreSQL (the dispatchers push them later): serve anyway
+            tracing::warn!(error = %e, "Redis cannot be reached; starting without it (jobs wait in PostgreSQL, /readyz says so)");
+            redis::aio::ConnectionManager::new_lazy_with_config(redis_client.clone(), fail_fast())
+                .context("Redis (REDIS_URL)")?
+        }
+    };
     let keys = Keys::new(config.common.redis_prefix.clone());
     let stop = CancellationToken::new();
     let hub = Hub::default();

@@ -270,8 +270,14 @@ impl TestApp {
     }
 
     pub async fn start_api(&mut self) -> Result<()> {
+        self.start_api_until("/readyz").await
+    }
+
+    /// Starts the API and waits until `path` (`/readyz`, or `/healthz` when a dependency is
+    /// meant to be down) answers 2xx.
+    pub async fn start_api_until(&mut self, path: &str) -> Result<()> {
         self.api = Some(self.spawn("pacer-api", &[])?);
-        let url = format!("{}/readyz", self.base());
+        let url = format!("{}{path}", self.base());
         let http = self.http.clone();
         eventually(Duration::from_secs(30), "pacer-api to be ready", || {
             let (url, http) = (url.clone(), http.clone());

@@ -245,6 +245,40 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
     Ok(())
 }
 
+/// An API started while Redis is down serves anyway: it accepts jobs (they wait in PostgreSQL)
+/// and reports Redis down until it answers; the jobs run once Redis and a worker are up.
+#[tokio::test]
+async fn an_api_started_while_redis_is_down_accepts_jobs_that_run_once_it_is_up()
+-> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let port = redis.port;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    drop(redis);
+    app.start_api_until("/healthz").await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let input = json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"});
+    let id = app.submit(&coach, "generate_draft", input).await?;
+    let (s, ready) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    assert_eq!((s, ready["redis"].as_bool()), (503, Some(false)), "{ready}");
+
+    let _redis = RedisServer::start_on(port).await?;
+    eventually(Duration::from_secs(30), "readyz to see Redis", || async {
+        let (s, _) = app
+            .request(reqwest::Method::GET, None, "/readyz", None)
+            .await?;
+        Ok((s == 200).then_some(()))
+    })
+    .await?;
+    app.start_worker(&[])?;
+    app.wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
 /// PostgreSQL out of reach for a while (the API's and the worker's connections go through a
 /// proxy that cuts them all and turns new ones away): requests are answered 503 `unavailable`
 /// and record nothing; a job whose terminal write falls in the outage is recorded once
