@@ -177,7 +177,7 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
         .set("PACER_RECONCILE_STALE_SECS", "2");
     app.start_api().await?;
     app.org("org_demo", &["coach_agent"]).await?;
-    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "1000")])?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "2000")])?;
     let coach = app.coach();
     let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
     let first = app.submit(&coach, "generate_draft", input.clone()).await?;
@@ -228,7 +228,7 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
         assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
         assert_eq!(result_and_done_counts(&app, &coach, *id).await?, (1, 1));
     }
-    // events flow live again: a new job's stream, open before its second event (a step, 1 s,
+    // events flow live again: a new job's stream, open before its second event (a step, 2 s,
     // after the first), gets it while the job still runs; without the API's subscription it
     // would come only from the stream's next log check, 15 s later, after the job ended
     let live = app.submit(&coach, "generate_draft", input).await?;
@@ -292,7 +292,7 @@ async fn a_postgres_outage_is_a_503_and_the_job_it_interrupts_still_finishes() -
     app.set("DATABASE_URL", &url);
     app.start_api().await?;
     app.org("org_demo", &["coach_agent"]).await?;
-    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "1000")])?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "2000")])?;
     let coach = app.coach();
     let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
     let id = app.submit(&coach, "generate_draft", input.clone()).await?;
