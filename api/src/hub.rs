@@ -44,6 +44,8 @@ const LIVE_BUFFER: usize = 64;
 #[derive(Clone, Default)]
 pub struct Hub {
     jobs: Arc<Mutex<Senders>>,
+    /// Set at shutdown: every stream ends, and a stream opened later ends at once.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A client's place in the hub; leaving drops the job's channel when it was the last one.
@@ -70,7 +72,22 @@ impl Drop for Subscription {
 
 impl Hub {
     pub fn subscribe(&self, job_id: Uuid) -> Subscription {
-        let rx = match self.jobs.lock() {
+        let rx = if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            // no sender: the stream's first wait reads `Closed`
+            broadcast::channel(1).1
+        } else {
+            self.channel(job_id)
+        };
+        metrics::gauge!("pacer_sse_clients").increment(1.0);
+        Subscription {
+            rx,
+            hub: self.clone(),
+            job_id,
+        }
+    }
+
+    fn channel(&self, job_id: Uuid) -> broadcast::Receiver<HubMsg> {
+        match self.jobs.lock() {
             Ok(mut jobs) => jobs
                 .entry(job_id)
                 .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
@@ -81,13 +98,19 @@ impl Hub {
                 .entry(job_id)
                 .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
                 .subscribe(),
-        };
-        metrics::gauge!("pacer_sse_clients").increment(1.0);
-        Subscription {
-            rx,
-            hub: self.clone(),
-            job_id,
         }
+    }
+
+    /// Ends every stream (their channels close; each ends after what it has queued), so that a
+    /// graceful stop does not wait its whole grace period for streams that never end by
+    /// themselves. Clients resume on another process with `Last-Event-ID`.
+    fn close_all(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let drained = match self.jobs.lock() {
+            Ok(mut jobs) => std::mem::take(&mut *jobs),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        drop(drained);
     }
 
     fn dispatch(&self, job_id: Uuid, event: NumberedEvent) {
@@ -113,8 +136,14 @@ impl Hub {
         self.jobs.lock().map(|j| j.len()).unwrap_or(0)
     }
 
-    /// Keeps the subscription alive until `stop`, reconnecting with backoff.
+    /// Keeps the subscription alive until `stop`, reconnecting with backoff; then ends every
+    /// stream.
     pub async fn run(self, client: redis::Client, channel: String, stop: CancellationToken) {
+        self.follow(client, channel, stop).await;
+        self.close_all();
+    }
+
+    async fn follow(&self, client: redis::Client, channel: String, stop: CancellationToken) {
         let mut delay = Duration::from_millis(100);
         let mut first = true;
         loop {

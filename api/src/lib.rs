@@ -25,8 +25,8 @@ use crate::config::ApiConfig;
 use crate::hub::Hub;
 use crate::state::AppState;
 
-/// Serves until SIGTERM/SIGINT, then drains in-flight requests (SSE streams are cut; clients
-/// resume with `Last-Event-ID`).
+/// Serves until SIGTERM/SIGINT, then drains in-flight requests for up to 10 s; SSE streams end
+/// at once (clients resume on another process with `Last-Event-ID`).
 pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     let verifier = Verifier::new(
         config.jwt_secret.as_deref(),

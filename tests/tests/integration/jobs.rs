@@ -1,6 +1,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use pacer_tests::{TestApp, eventually, types};
 use serde_json::json;
 
@@ -113,6 +115,78 @@ async fn stream_resumes_after_last_event_id_without_gap_or_duplicate() -> anyhow
         t.contains(&"workout".to_owned()) && t.contains(&"weekly_info".to_owned()),
         "{t:?}"
     );
+    Ok(())
+}
+
+/// An API process stopped (SIGTERM) while a client follows a running job: the stream ends at
+/// once (streams never end by themselves, so the graceful stop would otherwise hold them its
+/// whole grace period and then cut them), the process exits, and the client resumes against the next API process with `Last-Event-ID`
+/// and gets the rest of the events, without gap or duplicate, to `done`.
+#[tokio::test]
+async fn a_stream_cut_by_an_api_restart_resumes_on_the_next_process() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "300")])?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let id = app
+        .submit(&coach, "generate_plan", json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": plan_draft()}))
+        .await?;
+    let res = app
+        .http
+        .get(format!("{}/api/v1/jobs/{id}/events", app.base()))
+        .bearer_auth(&coach)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\nid: 2\n") && !seen.starts_with("id: 2\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the stream ended early: {seen}"))??;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let mut api = app
+        .api
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no API process"))?;
+    api.signal(15);
+    // the open stream ends properly (not cut when the grace period runs out), and the process
+    // exits
+    let rest_of_first = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk?));
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    assert!(
+        matches!(rest_of_first, Ok(Ok(()))),
+        "the stream was not ended at SIGTERM: {rest_of_first:?}"
+    );
+    assert_eq!(api.wait_exit(Duration::from_secs(30)).await?, Some(0));
+    let got: Vec<u64> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:")?.trim().parse().ok())
+        .collect();
+    let last = got.last().copied().unwrap_or(0);
+    assert!(last >= 2, "{seen}");
+
+    app.start_api().await?;
+    let rest = app.events(&coach, id, Some(last), None).await?;
+    let ids: Vec<u64> = got
+        .iter()
+        .copied()
+        .chain(rest.iter().map(|(n, _)| *n))
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate: {ids:?}"
+    );
+    assert_eq!(types(&rest).last().map(String::as_str), Some("done"));
     Ok(())
 }
 
