@@ -34,7 +34,7 @@ pub enum ApiError {
 }
 
 /// Which backing service, if any, the failure `e` (or one of its causes) says is out of reach.
-fn out_of_reach(e: &anyhow::Error) -> Option<&'static str> {
+pub(crate) fn out_of_reach(e: &anyhow::Error) -> Option<&'static str> {
     e.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
             pacer_common::db::is_unreachable(e).then_some("the database")

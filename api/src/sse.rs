@@ -215,7 +215,16 @@ impl Feed {
     /// with `Last-Event-ID`).
     async fn catch_up(&mut self, check_row: bool) {
         self.last_check = Instant::now();
-        if let Err(e) = self.try_catch_up(check_row).await {
+        let mut caught_up = self.try_catch_up(check_row).await;
+        if caught_up
+            .as_ref()
+            .is_err_and(|e| crate::error::out_of_reach(e) == Some("Redis"))
+        {
+            // the first command on a connection Redis dropped (a restart) fails and reconnects:
+            // once more before giving up (what was queued stays queued; nothing is sent twice)
+            caught_up = self.try_catch_up(check_row).await;
+        }
+        if let Err(e) = caught_up {
             tracing::warn!(job.id = %self.job_id, error = %e, "event stream ended early");
             self.finished = true;
         }

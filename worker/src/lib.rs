@@ -124,8 +124,17 @@ async fn handle(
     let busy_limit = ctx.config.common.job_lease() * 3;
     let mut busy_since = None;
     loop {
-        // boxed: apalis's task, which holds this future, stays small (see `jobs::run`)
-        match Box::pin(runner::run(ctx.clone(), msg.job_id)).await {
+        // a task of its own: apalis drops its in-flight handlers when it restarts a worker after
+        // a Redis error, and a job (maybe minutes of a model's work) then keeps running, with
+        // its lease, instead of being aborted and run again; its delivery, left unacknowledged,
+        // finds it finished (or running here) when it comes back
+        let run = tokio::spawn(runner::run(ctx.clone(), msg.job_id));
+        let outcome = run.await.unwrap_or_else(|e| {
+            Err(runner::JobError::Retryable(anyhow::anyhow!(
+                "the job's task failed: {e}"
+            )))
+        });
+        match outcome {
             Ok(()) => return Ok(()),
             Err(runner::JobError::Busy)
                 if busy_since

@@ -239,8 +239,8 @@ async fn attempt(
         let ctx = ctx.clone();
         tokio::spawn(async move { crate::jobs::run(kind, &ctx).await })
     };
-    // if this future is dropped (apalis restarting a worker drops in-flight handlers), the
-    // body and the lease refresh stop with it: the lease then expires and the job runs again
+    // however this attempt ends (cancelled, lease lost, timed out), its body and lease refresh
+    // end with it
     let _tasks = AbortOnDrop([body.abort_handle(), heartbeat.abort_handle()]);
     let limit = worker.config.timeout(kind);
     let result = tokio::select! {

@@ -245,6 +245,36 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
     Ok(())
 }
 
+/// Redis restarted while a job runs (a blip: it is back within a second, empty): the job
+/// finishes in its first attempt, and its stream still ends with one `result` and one `done`.
+#[tokio::test]
+async fn a_job_running_through_a_redis_restart_finishes_in_its_first_attempt() -> anyhow::Result<()>
+{
+    let redis = RedisServer::start().await?;
+    let port = redis.port;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "2000")])?;
+    let coach = app.coach();
+    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
+    let id = app.submit(&coach, "generate_draft", input).await?;
+    let log = format!("{}:job:{id}:events", app.prefix);
+    eventually(Duration::from_secs(30), "the job's first event", || async {
+        let mut conn = app.redis().await?;
+        Ok(last_logged(&mut conn, &log).await?.filter(|n| *n >= 1))
+    })
+    .await?;
+    drop(redis);
+    let _redis = RedisServer::start_on(port).await?;
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+    assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
 /// An API started while Redis is down serves anyway: it accepts jobs (they wait in PostgreSQL)
 /// and reports Redis down until it answers; the jobs run once Redis and a worker are up.
 #[tokio::test]
