@@ -219,3 +219,37 @@ async fn pacer_common_shutdown() {
         _ = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    /// A run that waits for `go`, then reports on `done`.
+    fn run_until(
+        go: oneshot::Receiver<()>,
+        done: oneshot::Sender<()>,
+    ) -> impl std::future::Future<Output = Result<(), runner::JobError>> + Send + 'static {
+        async move {
+            let _ = go.await;
+            let _ = done.send(());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_handlers_run_finishes_unless_the_worker_is_stopping() {
+        for detach in [true, false] {
+            let (go_tx, go_rx) = oneshot::channel();
+            let (done_tx, done_rx) = oneshot::channel();
+            let mut run = Detachable::new(run_until(go_rx, done_tx), move || detach);
+            // polled once (waiting for `go`), then dropped as apalis drops a handler
+            assert!(futures::poll!(&mut run).is_pending());
+            drop(run);
+            let _ = go_tx.send(());
+            let finished = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
+            // detached: it finished in its own task; not detached: it was dropped unfinished
+            assert_eq!(matches!(finished, Ok(Ok(()))), detach);
+        }
+    }
+}
