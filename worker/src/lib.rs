@@ -226,15 +226,13 @@ mod tests {
     use tokio::sync::oneshot;
 
     /// A run that waits for `go`, then reports on `done`.
-    fn run_until(
+    async fn run_until(
         go: oneshot::Receiver<()>,
         done: oneshot::Sender<()>,
-    ) -> impl std::future::Future<Output = Result<(), runner::JobError>> + Send + 'static {
-        async move {
-            let _ = go.await;
-            let _ = done.send(());
-            Ok(())
-        }
+    ) -> Result<(), runner::JobError> {
+        let _ = go.await;
+        let _ = done.send(());
+        Ok(())
     }
 
     #[tokio::test]
