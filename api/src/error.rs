@@ -39,11 +39,7 @@ pub(crate) fn out_of_reach(e: &anyhow::Error) -> Option<&'static str> {
         if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
             pacer_common::db::is_unreachable(e).then_some("the database")
         } else if let Some(e) = cause.downcast_ref::<redis::RedisError>() {
-            (e.is_connection_refusal()
-                || e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped())
-            .then_some("Redis")
+            pacer_common::error::redis_unreachable(e).then_some("Redis")
         } else {
             None
         }

@@ -35,3 +35,9 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether `e` says Redis cannot be reached now (refused, dropped or timed-out connections),
+/// not that the command failed.
+pub fn redis_unreachable(e: &redis::RedisError) -> bool {
+    e.is_connection_refusal() || e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
+}

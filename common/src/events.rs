@@ -205,7 +205,11 @@ impl EventSink {
             Ok(None) => Err(Error::Queue(format!(
                 "job {job_id}: Redis refused the event append"
             ))),
-            Err(BatchError::Failed(e)) => Err(Error::Queue(format!("event append failed: {e}"))),
+            Err(BatchError::Failed(e)) => match &*e {
+                // kept whole, so that callers can tell Redis being away from a refusal
+                Error::Redis(e) => Err(Error::Redis(e.clone())),
+                e => Err(Error::Queue(format!("event append failed: {e}"))),
+            },
             Err(BatchError::Stopped) => Err(Error::Queue("the event appender stopped".to_owned())),
         }
     }

@@ -68,7 +68,7 @@ impl JobCtx {
     pub async fn emit(&self, event: &Value, progress: Option<(u8, &str)>) -> Result<(), JobError> {
         self.check_cancelled()?;
         let floor = self.reported().last_seq;
-        let appended = self.worker.events.append(self.job.id, floor, event).await?;
+        let appended = self.append_waiting_for_redis(floor, event).await?;
         if let Ok(mut r) = self.reported.lock() {
             // concurrent emits (an LLM plan's weeks) may return out of order
             r.last_seq = r.last_seq.max(appended.seq);
@@ -81,6 +81,33 @@ impl JobCtx {
             return Err(JobError::Cancelled);
         }
         Ok(())
+    }
+
+    /// Appends `event`, waiting while Redis is out of reach (the job pauses, keeping its lease
+    /// in PostgreSQL) instead of failing the attempt: an outage longer than the connection's
+    /// own retries (~10 s) would otherwise use up a job's attempts and fail it for good.
+    async fn append_waiting_for_redis(
+        &self,
+        floor: u64,
+        event: &Value,
+    ) -> Result<events::Appended, JobError> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.worker.events.append(self.job.id, floor, event).await {
+                Err(pacer_common::Error::Redis(e))
+                    if pacer_common::error::redis_unreachable(&e) =>
+                {
+                    tracing::warn!(job.id = %self.job.id, error = %e, "event not appended: Redis out of reach; the job waits");
+                    metrics::counter!("pacer_event_append_waits_total").increment(1);
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return Err(JobError::Cancelled),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(self.worker.config.common.heartbeat());
+                }
+                appended => return Ok(appended?),
+            }
+        }
     }
 
     pub async fn progress(&self, status: &str, message: &str, pct: u8) -> Result<(), JobError> {

@@ -275,6 +275,61 @@ async fn a_job_running_through_a_redis_restart_finishes_in_its_first_attempt() -
     Ok(())
 }
 
+/// Redis away for longer than a connection's own retries (~10 s) while a job runs: the job
+/// waits for it, keeping its lease, instead of failing its attempt (a few such failures used
+/// up its attempts and failed it for good), and finishes in its first attempt.
+#[tokio::test]
+async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let port = redis.port;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let metrics = format!("127.0.0.1:{}", pacer_tests::free_port());
+    app.start_worker(&[
+        ("PACER_RULES_STEP_DELAY_MS", "1000"),
+        ("PACER_WORKER_METRICS_BIND", &metrics),
+    ])?;
+    let coach = app.coach();
+    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
+    let id = app.submit(&coach, "generate_draft", input).await?;
+    let log = format!("{}:job:{id}:events", app.prefix);
+    eventually(Duration::from_secs(30), "the job's first event", || async {
+        let mut conn = app.redis().await?;
+        Ok(last_logged(&mut conn, &log).await?.filter(|n| *n >= 1))
+    })
+    .await?;
+    drop(redis);
+    // down until the job's next event has failed once the connection gave up
+    eventually(
+        Duration::from_secs(60),
+        "the job to wait for Redis",
+        || async {
+            let text = app
+                .http
+                .get(format!("http://{metrics}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?;
+            let waits = text
+                .lines()
+                .find_map(|l| l.strip_prefix("pacer_event_append_waits_total "))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            Ok((waits >= 1.0).then_some(()))
+        },
+    )
+    .await?;
+    let _redis = RedisServer::start_on(port).await?;
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+    assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
 /// An API started while Redis is down serves anyway: it accepts jobs (they wait in PostgreSQL)
 /// and reports Redis down until it answers; the jobs run once Redis and a worker are up.
 #[tokio::test]
