@@ -250,12 +250,24 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
 #[tokio::test]
 async fn a_job_running_through_a_redis_restart_finishes_in_its_first_attempt() -> anyhow::Result<()>
 {
-    let redis = RedisServer::start().await?;
+    let (redis, app, coach, id) =
+        a_job_running_on_a_private_redis(&[("PACER_RULES_STEP_DELAY_MS", "2000")]).await?;
     let port = redis.port;
+    drop(redis);
+    let _redis = RedisServer::start_on(port).await?;
+    succeeded_in_its_first_attempt(&app, &coach, id).await
+}
+
+/// A deployment on a private Redis whose one rules draft runs, past its first event, on a
+/// worker with `worker_env`.
+async fn a_job_running_on_a_private_redis(
+    worker_env: &[(&str, &str)],
+) -> anyhow::Result<(RedisServer, TestApp, String, Uuid)> {
+    let redis = RedisServer::start().await?;
     let mut app = TestApp::with_redis(&redis.url).await?;
     app.start_api().await?;
     app.org("org_demo", &["coach_agent"]).await?;
-    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "2000")])?;
+    app.start_worker(worker_env)?;
     let coach = app.coach();
     let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
     let id = app.submit(&coach, "generate_draft", input).await?;
@@ -265,13 +277,20 @@ async fn a_job_running_through_a_redis_restart_finishes_in_its_first_attempt() -
         Ok(last_logged(&mut conn, &log).await?.filter(|n| *n >= 1))
     })
     .await?;
-    drop(redis);
-    let _redis = RedisServer::start_on(port).await?;
+    Ok((redis, app, coach, id))
+}
+
+/// The job succeeded in its first attempt, its stream with one `result` and one `done`.
+async fn succeeded_in_its_first_attempt(
+    app: &TestApp,
+    coach: &str,
+    id: Uuid,
+) -> anyhow::Result<()> {
     let job = app
-        .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .wait_state(coach, id, "succeeded", Duration::from_secs(60))
         .await?;
     assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
-    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    assert_eq!(result_and_done_counts(app, coach, id).await?, (1, 1));
     Ok(())
 }
 
@@ -280,25 +299,13 @@ async fn a_job_running_through_a_redis_restart_finishes_in_its_first_attempt() -
 /// up its attempts and failed it for good), and finishes in its first attempt.
 #[tokio::test]
 async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> anyhow::Result<()> {
-    let redis = RedisServer::start().await?;
-    let port = redis.port;
-    let mut app = TestApp::with_redis(&redis.url).await?;
-    app.start_api().await?;
-    app.org("org_demo", &["coach_agent"]).await?;
     let metrics = format!("127.0.0.1:{}", pacer_tests::free_port());
-    app.start_worker(&[
+    let (redis, app, coach, id) = a_job_running_on_a_private_redis(&[
         ("PACER_RULES_STEP_DELAY_MS", "1000"),
         ("PACER_WORKER_METRICS_BIND", &metrics),
-    ])?;
-    let coach = app.coach();
-    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo"});
-    let id = app.submit(&coach, "generate_draft", input).await?;
-    let log = format!("{}:job:{id}:events", app.prefix);
-    eventually(Duration::from_secs(30), "the job's first event", || async {
-        let mut conn = app.redis().await?;
-        Ok(last_logged(&mut conn, &log).await?.filter(|n| *n >= 1))
-    })
+    ])
     .await?;
+    let port = redis.port;
     drop(redis);
     // down until the job's next event has failed once the connection gave up
     eventually(
@@ -322,12 +329,7 @@ async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> 
     )
     .await?;
     let _redis = RedisServer::start_on(port).await?;
-    let job = app
-        .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
-        .await?;
-    assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
-    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
-    Ok(())
+    succeeded_in_its_first_attempt(&app, &coach, id).await
 }
 
 /// An API started while Redis is down serves anyway: it accepts jobs (they wait in PostgreSQL)
