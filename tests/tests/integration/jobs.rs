@@ -81,16 +81,22 @@ async fn submitted_job_succeeds_and_its_stream_shows_numbered_progress_result_do
     Ok(())
 }
 
-#[tokio::test]
-async fn stream_resumes_after_last_event_id_without_gap_or_duplicate() -> anyhow::Result<()> {
+/// API and a worker pausing `step_ms` between steps, running a 2-week rules plan (many events).
+async fn running_plan(step_ms: &str) -> anyhow::Result<(TestApp, String, uuid::Uuid)> {
     let mut app = TestApp::new().await?;
     app.start_api().await?;
-    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "150")])?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", step_ms)])?;
     app.org("org_demo", &["coach_agent"]).await?;
     let coach = app.coach();
     let id = app
         .submit(&coach, "generate_plan", json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": plan_draft()}))
         .await?;
+    Ok((app, coach, id))
+}
+
+#[tokio::test]
+async fn stream_resumes_after_last_event_id_without_gap_or_duplicate() -> anyhow::Result<()> {
+    let (app, coach, id) = running_plan("150").await?;
 
     // disconnect after event k while the job is still running, then resume
     let k = 3;
@@ -120,18 +126,12 @@ async fn stream_resumes_after_last_event_id_without_gap_or_duplicate() -> anyhow
 
 /// An API process stopped (SIGTERM) while a client follows a running job: the stream ends at
 /// once (streams never end by themselves, so the graceful stop would otherwise hold them its
-/// whole grace period and then cut them), the process exits, and the client resumes against the next API process with `Last-Event-ID`
-/// and gets the rest of the events, without gap or duplicate, to `done`.
+/// whole grace period and then cut them), the process exits, and the client resumes against
+/// the next API process with `Last-Event-ID` and gets the rest of the events, without gap or
+/// duplicate, to `done`.
 #[tokio::test]
 async fn a_stream_cut_by_an_api_restart_resumes_on_the_next_process() -> anyhow::Result<()> {
-    let mut app = TestApp::new().await?;
-    app.start_api().await?;
-    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "300")])?;
-    app.org("org_demo", &["coach_agent"]).await?;
-    let coach = app.coach();
-    let id = app
-        .submit(&coach, "generate_plan", json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": plan_draft()}))
-        .await?;
+    let (mut app, coach, id) = running_plan("300").await?;
     let res = app
         .http
         .get(format!("{}/api/v1/jobs/{id}/events", app.base()))
