@@ -120,7 +120,13 @@ impl RecorderCtx {
             if !jobs.iter().any(|j| j.kind.queue() == queue) {
                 continue;
             }
-            let room = match queue::depth(&mut conn, self.apalis(queue)).await {
+            let mut depth = queue::depth(&mut conn, self.apalis(queue)).await;
+            if depth.as_ref().is_err_and(out_of_reach) {
+                // the first command on a connection Redis dropped (a restart) fails and
+                // reconnects: once more, or this batch would wait for a dispatcher's pass
+                depth = queue::depth(&mut conn, self.apalis(queue)).await;
+            }
+            let room = match depth {
                 Ok(depth) => self.high_water.saturating_sub(depth),
                 Err(e) => {
                     tracing::warn!(error = %e, "queue depth unavailable; leaving jobs to the dispatcher");
@@ -160,9 +166,28 @@ impl RecorderCtx {
                 tracing::warn!(jobs = pushes.len(), error = %e, "push failed; the dispatcher will retry");
                 let ids: Vec<Uuid> = pushes.iter().map(|(id, _)| *id).collect();
                 undispatch(&self.db, &ids).await?;
+                left_to_dispatchers(ids.len());
             }
         }
+        left_to_dispatchers(
+            jobs.iter()
+                .zip(&answers)
+                .filter(|(j, a)| j.task_id.is_none() && matches!(a, Inserted::New(_)))
+                .count(),
+        );
         Ok(answers)
+    }
+}
+
+fn out_of_reach(e: &pacer_common::Error) -> bool {
+    matches!(e, pacer_common::Error::Redis(e) if pacer_common::error::redis_unreachable(e))
+}
+
+/// Jobs accepted without a push (Redis at its high-water mark or out of reach): a worker's
+/// dispatcher pushes them later.
+fn left_to_dispatchers(n: usize) {
+    if n > 0 {
+        metrics::counter!("pacer_jobs_left_to_dispatchers_total").increment(n as u64);
     }
 }
 

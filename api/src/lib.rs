@@ -38,12 +38,15 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok();
-    let db = pacer_common::db::connect(
+    let Some(db) = pacer_common::db::connect_when_reachable(
         &config.common.database_url,
         config.common.db_max_connections,
     )
     .await
-    .context("PostgreSQL (DATABASE_URL)")?;
+    .context("PostgreSQL (DATABASE_URL)")?
+    else {
+        return Ok(());
+    };
     let redis_client =
         redis::Client::open(config.common.redis_url.as_str()).context("REDIS_URL")?;
     let redis = match redis_client
@@ -74,7 +77,7 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     let server = Server::new(acceptor);
     let handle = server.handle();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        pacer_common::lifecycle::shutdown_signal().await;
         tracing::info!("shutting down");
         stop.cancel();
         handle.stop_graceful(Some(Duration::from_secs(10)));
@@ -110,26 +113,4 @@ fn listen(bind: &str) -> anyhow::Result<TcpAcceptor> {
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     Ok(TcpAcceptor::try_from(socket.listen(1024)?)?)
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -92,14 +92,18 @@ struct Append {
 #[derive(Clone, Copy)]
 enum Numbering {
     Next(u64),
+    /// As `Next`, for an append repeated after its reply was lost: a payload already logged
+    /// above the floor (the lost call ran) is not appended again.
+    Again(u64),
     At(u64),
 }
 
 /// KEYS: per append, the job's log and cancel flag. ARGV: channel, ttl, maxlen, then per
-/// append: job id, mode (`n` next, `a` at), number, count, that many payloads. Returns per
-/// append `{last number, cancel flag, appended}`. In mode `n`, `XADD` at floor + 1 is tried
-/// first: it fails only when the log is already past it (a previous owner's events), and only
-/// then is the log's top id read. Nothing here raises, so one bad append does not fail the
+/// append: job id, mode (`n` next, `r` next again, `a` at), number, count, that many payloads.
+/// Returns per append `{last number, cancel flag, appended}`. In mode `n`, `XADD` at floor + 1
+/// is tried first: it fails only when the log is already past it (a previous owner's events),
+/// and only then is the log's top id read. Mode `r` first reads the entries above the floor and
+/// takes a payload found there as appended. Nothing here raises, so one bad append does not fail the
 /// others of its batch; it answers `appended = 0` instead.
 static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
@@ -115,35 +119,59 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
             end
             return nil
         end
+        local function logged_above(log, n)
+            local found = {}
+            local entries = redis.pcall('XRANGE', log, (n + 1) .. '-0', '+', 'COUNT', 64)
+            if failed(entries) then return found end
+            for _, e in ipairs(entries) do
+                local fields = e[2]
+                for k = 1, #fields, 2 do
+                    if fields[k] == 'd' then
+                        found[fields[k + 1]] = tonumber(string.match(e[1], '^(%d+)'))
+                    end
+                end
+            end
+            return found
+        end
         local channel, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
         local out = {}
         local j = 4
         for i = 1, #KEYS, 2 do
             local log, job, mode, n, count = KEYS[i], ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
             j = j + 4
+            local next = mode ~= 'a'
+            local logged = mode == 'r' and logged_above(log, n) or nil
             if mode == 'a' then n = n - 1 end
             local appended = 1
             for k = 1, count do
                 local payload = ARGV[j]
                 j = j + 1
                 n = n + 1
-                local ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'd', payload)
-                if failed(ok) and mode == 'n' then
+                local ok
+                if logged and logged[payload] then
+                    n = logged[payload]
+                    ok = false
+                else
+                    ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'd', payload)
+                end
+                if failed(ok) and next then
                     local last = top(log)
                     if last ~= nil and last >= n then
                         n = last + 1
                         ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'd', payload)
                     end
                 end
-                if not failed(ok) then
+                if ok == false then
+                    -- logged by the call whose reply was lost, and published with it
+                elseif not failed(ok) then
                     redis.call('PUBLISH', channel, job .. ' ' .. n .. ' ' .. payload)
-                elseif mode == 'n' then
+                elseif next then
                     appended = 0
                 end
             end
             redis.pcall('EXPIRE', log, ttl)
             out[#out + 1] = n
-            out[#out + 1] = mode == 'n' and redis.call('EXISTS', KEYS[i + 1]) or 0
+            out[#out + 1] = next and redis.call('EXISTS', KEYS[i + 1]) or 0
             out[#out + 1] = appended
         end
         return out
@@ -181,6 +209,17 @@ impl EventSink {
         self.call(Append {
             job_id,
             numbering: Numbering::Next(floor),
+            payloads: vec![event.to_string()],
+        })
+        .await
+    }
+
+    /// [`append`](Self::append) again after a call that failed without an answer: if that
+    /// call ran (Redis received it and the reply was lost), its event is not logged twice.
+    pub async fn append_again(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
+        self.call(Append {
+            job_id,
+            numbering: Numbering::Again(floor),
             payloads: vec![event.to_string()],
         })
         .await
@@ -284,6 +323,7 @@ async fn append_batch(
     for a in &batch {
         let (mode, n) = match a.numbering {
             Numbering::Next(floor) => ("n", floor),
+            Numbering::Again(floor) => ("r", floor),
             Numbering::At(n) => ("a", n),
         };
         call.key(keys.event_log(a.job_id))

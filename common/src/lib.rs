@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod keys;
+pub mod lifecycle;
 pub mod principle;
 pub mod queue;
 pub mod telemetry;

@@ -68,6 +68,22 @@ where
     }
 }
 
+/// The value of `series` (a metric's name with its labels, as the Prometheus text format
+/// writes them) in the text served at `http://{addr}/metrics`; 0 while absent.
+pub async fn metric(http: &reqwest::Client, addr: &str, series: &str) -> Result<f64> {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0))
+}
+
 /// A spawned binary, killed (SIGKILL) when dropped.
 pub struct Proc {
     pub child: Child,
@@ -276,7 +292,18 @@ impl TestApp {
     /// Starts the API and waits until `path` (`/readyz`, or `/healthz` when a dependency is
     /// meant to be down) answers 2xx.
     pub async fn start_api_until(&mut self, path: &str) -> Result<()> {
+        self.spawn_api()?;
+        self.api_answers(path).await
+    }
+
+    /// Starts the API without waiting for it.
+    pub fn spawn_api(&mut self) -> Result<()> {
         self.api = Some(self.spawn("pacer-api", &[])?);
+        Ok(())
+    }
+
+    /// Waits until the API answers `path` with 2xx.
+    pub async fn api_answers(&self, path: &str) -> Result<()> {
         let url = format!("{}{path}", self.base());
         let http = self.http.clone();
         eventually(Duration::from_secs(30), "pacer-api to be ready", || {

@@ -16,7 +16,9 @@ use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{Backoff, ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
+use pacer_common::error::redis_unreachable;
 use pacer_common::jobs::JobMessage;
+use pacer_common::lifecycle::{shutdown_signal, until_reachable};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
@@ -34,17 +36,28 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             .install()
             .context("cannot serve metrics on PACER_WORKER_METRICS_BIND")?;
     }
-    let db = pacer_common::db::connect(
+    let Some(db) = pacer_common::db::connect_when_reachable(
         &config.common.database_url,
         config.common.db_max_connections,
     )
     .await
-    .context("PostgreSQL (DATABASE_URL)")?;
+    .context("PostgreSQL (DATABASE_URL)")?
+    else {
+        return Ok(());
+    };
     let redis_client =
         redis::Client::open(config.common.redis_url.as_str()).context("REDIS_URL")?;
-    let redis = apalis_redis::connect(config.common.redis_url.as_str())
-        .await
-        .context("Redis (REDIS_URL)")?;
+    // one connection try per wait (the connection manager alone retries for ~10 s, then fails)
+    let Some(redis) = until_reachable("Redis", redis_unreachable, || async {
+        redis_client.get_multiplexed_async_connection().await?;
+        redis_client.get_connection_manager().await
+    })
+    .await
+    .transpose()
+    .context("Redis (REDIS_URL)")?
+    else {
+        return Ok(());
+    };
     let name = worker_name();
     let ctx = WorkerCtx::new(config.clone(), name.clone(), db, redis.clone())
         .context("PACER_LLM_PROVIDER settings")?;
@@ -90,7 +103,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     }
     let result = monitor
         .run_with_signal(async {
-            pacer_common_shutdown().await;
+            shutdown_signal().await;
             tracing::info!("shutting down: no new jobs; running ones get the grace period");
             Ok(())
         })
@@ -198,25 +211,6 @@ impl<F: std::future::Future<Output = Result<(), runner::JobError>> + Send + 'sta
                 }
             });
         }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn pacer_common_shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }
 

@@ -85,15 +85,23 @@ impl JobCtx {
 
     /// Appends `event`, waiting while Redis is out of reach (the job pauses, keeping its lease
     /// in PostgreSQL) instead of failing the attempt: an outage longer than the connection's
-    /// own retries (~10 s) would otherwise use up a job's attempts and fail it for good.
+    /// own retries (~10 s) would otherwise use up a job's attempts and fail it for good. The
+    /// tries after a failure do not log the event twice if the failed call ran after all.
     async fn append_waiting_for_redis(
         &self,
         floor: u64,
         event: &Value,
     ) -> Result<events::Appended, JobError> {
         let mut pause = Duration::from_millis(100);
+        let mut again = false;
         loop {
-            match self.worker.events.append(self.job.id, floor, event).await {
+            let events = &self.worker.events;
+            let appended = if again {
+                events.append_again(self.job.id, floor, event).await
+            } else {
+                events.append(self.job.id, floor, event).await
+            };
+            match appended {
                 Err(pacer_common::Error::Redis(e))
                     if pacer_common::error::redis_unreachable(&e) =>
                 {
@@ -104,6 +112,7 @@ impl JobCtx {
                         _ = tokio::time::sleep(pause) => {}
                     }
                     pause = (pause * 2).min(self.worker.config.common.heartbeat());
+                    again = true;
                 }
                 appended => return Ok(appended?),
             }

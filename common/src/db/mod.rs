@@ -30,6 +30,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// [`connect`], waiting for PostgreSQL while it cannot be reached (see
+/// [`crate::lifecycle::until_reachable`]). `None`: a shutdown signal came first.
+pub async fn connect_when_reachable(url: &str, max_connections: u32) -> Result<Option<PgPool>> {
+    let unreachable =
+        |e: &crate::error::Error| matches!(e, crate::error::Error::Db(d) if is_unreachable(d));
+    crate::lifecycle::until_reachable("PostgreSQL", unreachable, || connect(url, max_connections))
+        .await
+        .transpose()
+}
+
 /// The connections of the `jobs` statements that run once or twice per job with one to a few
 /// ids (the submission insert and row reads in the API, claims, terminal writes and
 /// training-principle reads in workers), owned by the batcher that runs them instead of a

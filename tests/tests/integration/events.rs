@@ -121,6 +121,47 @@ async fn numbering_goes_above_both_the_floor_and_a_previous_owners_log() -> anyh
     Ok(())
 }
 
+/// An append repeated after its reply was lost (the first call ran): the event is logged and
+/// published once; a repeat of one that did not run appends it.
+#[tokio::test]
+async fn an_append_repeated_after_a_lost_reply_is_logged_once() -> anyhow::Result<()> {
+    let s = sink().await?;
+    let job = Uuid::now_v7();
+    let mut pubsub = redis::Client::open(redis_url())?.get_async_pubsub().await?;
+    pubsub.subscribe(s.keys.events_channel()).await?;
+    let first = events::progress("thinking", "step", 20);
+    let a = s.sink.append(job, 0, &first).await?;
+    // its reply lost: the worker repeats it with the same floor
+    let again = s.sink.append_again(job, 0, &first).await?;
+    assert_eq!((a.seq, again.seq), (1, 1));
+    assert_eq!(s.ids(job).await?, [1]);
+    // the next event, whose call never reached Redis, repeated: appended above it
+    let second = events::progress("thinking", "step", 60);
+    let b = s.sink.append_again(job, again.seq, &second).await?;
+    assert_eq!(b.seq, 2);
+    let mut conn = s.conn.clone();
+    let log = read_log(&mut conn, &s.keys, job, 0).await?;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].data, second.to_string());
+    // published once each: a marker published after them is the third message
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(s.keys.events_channel())
+        .arg("marker")
+        .query_async(&mut conn)
+        .await?;
+    let mut messages = pubsub.on_message();
+    let mut seen = Vec::new();
+    while let Some(m) = tokio::time::timeout(Duration::from_secs(10), messages.next()).await? {
+        let text: String = m.get_payload()?;
+        if text == "marker" {
+            break;
+        }
+        seen.push(text);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_cancel_request_and_a_broken_log_concern_only_their_own_job() -> anyhow::Result<()> {
     let s = sink().await?;

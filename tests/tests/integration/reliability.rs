@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pacer_tests::pg_proxy::ReplyLosingProxy;
-use pacer_tests::{RedisServer, TestApp, eventually, types};
+use pacer_tests::{RedisServer, TestApp, eventually, free_port, metric, types};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -219,7 +219,14 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
     let job = app.job(&coach, ids[0]).await?;
     assert_eq!(job["state"].as_str(), Some("queued"), "{job}");
 
+    let api_metrics = format!("127.0.0.1:{}", app.port);
+    let left = "pacer_jobs_left_to_dispatchers_total";
+    assert_eq!(metric(&app.http, &api_metrics, left).await?, 5.0);
+
     let _redis = RedisServer::start_on(port).await?;
+    // a job submitted once Redis is back is pushed by the API itself
+    ids.push(app.submit(&coach, "generate_draft", input.clone()).await?);
+    assert_eq!(metric(&app.http, &api_metrics, left).await?, 5.0);
     for id in &ids {
         let job = app
             .wait_state(&coach, *id, "succeeded", Duration::from_secs(60))
@@ -255,7 +262,20 @@ async fn a_job_running_through_a_redis_restart_finishes_in_its_first_attempt() -
     let port = redis.port;
     drop(redis);
     let _redis = RedisServer::start_on(port).await?;
-    succeeded_in_its_first_attempt(&app, &coach, id).await
+    // the API's first command after the restart fails on the dropped connection: it tries once
+    // more and pushes the next job itself instead of leaving it to a dispatcher's pass
+    let input = json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"});
+    let next = app.submit(&coach, "generate_draft", input).await?;
+    let api_metrics = format!("127.0.0.1:{}", app.port);
+    let left = metric(
+        &app.http,
+        &api_metrics,
+        "pacer_jobs_left_to_dispatchers_total",
+    )
+    .await?;
+    assert_eq!(left, 0.0);
+    succeeded_in_its_first_attempt(&app, &coach, id).await?;
+    succeeded_in_its_first_attempt(&app, &coach, next).await
 }
 
 /// A deployment on a private Redis whose one rules draft runs, past its first event, on a
@@ -299,7 +319,7 @@ async fn succeeded_in_its_first_attempt(
 /// up its attempts and failed it for good), and finishes in its first attempt.
 #[tokio::test]
 async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> anyhow::Result<()> {
-    let metrics = format!("127.0.0.1:{}", pacer_tests::free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
     let (redis, app, coach, id) = a_job_running_on_a_private_redis(&[
         ("PACER_RULES_STEP_DELAY_MS", "1000"),
         ("PACER_WORKER_METRICS_BIND", &metrics),
@@ -312,18 +332,7 @@ async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> 
         Duration::from_secs(60),
         "the job to wait for Redis",
         || async {
-            let text = app
-                .http
-                .get(format!("http://{metrics}/metrics"))
-                .send()
-                .await?
-                .text()
-                .await?;
-            let waits = text
-                .lines()
-                .find_map(|l| l.strip_prefix("pacer_event_append_waits_total "))
-                .and_then(|n| n.trim().parse::<f64>().ok())
-                .unwrap_or(0.0);
+            let waits = metric(&app.http, &metrics, "pacer_event_append_waits_total").await?;
             Ok((waits >= 1.0).then_some(()))
         },
     )
@@ -360,6 +369,57 @@ async fn an_api_started_while_redis_is_down_accepts_jobs_that_run_once_it_is_up(
     })
     .await?;
     app.start_worker(&[])?;
+    app.wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
+/// A deployment brought up before its PostgreSQL and Redis (processes and services started at
+/// once, a host restart): the API and the worker wait for them, retrying, instead of exiting;
+/// the worker waits for Redis after PostgreSQL is up, while the API already accepts jobs, and
+/// runs them once Redis is there.
+#[tokio::test]
+async fn processes_started_before_postgres_and_redis_wait_for_them() -> anyhow::Result<()> {
+    let redis_port = free_port();
+    let mut app = TestApp::with_redis(&format!("redis://127.0.0.1:{redis_port}")).await?;
+    let (proxy, _pool) = ReplyLosingProxy::in_front_of(&app.database_url).await?;
+    app.set("DATABASE_URL", &proxy.url_for(&app.database_url)?);
+    proxy.set_down(true);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let worker = app.start_worker(&[("PACER_WORKER_METRICS_BIND", &metrics)])?;
+    app.spawn_api()?;
+    // several tries each (one process alone would take ~20 s for eight), both still running
+    eventually(Duration::from_secs(60), "retries of PostgreSQL", || async {
+        Ok((proxy.turned_away() >= 8).then_some(()))
+    })
+    .await?;
+    let alive = |p: &mut pacer_tests::Proc| p.child.try_wait().map(|s| s.is_none());
+    assert!(alive(&mut app.workers[worker])?, "the worker exited");
+    if let Some(api) = app.api.as_mut() {
+        assert!(alive(api)?, "the API exited");
+    }
+
+    proxy.set_down(false);
+    app.api_answers("/healthz").await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let input = json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"});
+    let id = app.submit(&coach, "generate_draft", input).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the worker to wait for Redis",
+        || async {
+            let series = r#"pacer_dependency_waits_total{dependency="Redis"}"#;
+            Ok((metric(&app.http, &metrics, series).await? >= 3.0).then_some(()))
+        },
+    )
+    .await?;
+    assert!(alive(&mut app.workers[worker])?, "the worker exited");
+    let job = app.job(&coach, id).await?;
+    assert_eq!(job["state"].as_str(), Some("queued"), "{job}");
+
+    let _redis = RedisServer::start_on(redis_port).await?;
     app.wait_state(&coach, id, "succeeded", Duration::from_secs(60))
         .await?;
     assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
