@@ -56,6 +56,9 @@ where
         });
     tokio::select! {
         r = attempts => Some(r),
-        () = shutdown_signal() => None,
+        () = shutdown_signal() => {
+            tracing::info!("stopped while waiting for {what}");
+            None
+        }
     }
 }

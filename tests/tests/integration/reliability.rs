@@ -426,6 +426,40 @@ async fn processes_started_before_postgres_and_redis_wait_for_them() -> anyhow::
     Ok(())
 }
 
+/// A worker waiting for PostgreSQL at start stops at once on SIGTERM (exit 0); a setting
+/// PostgreSQL rejects (an unknown role) is not waited out: the process stops with an error.
+#[tokio::test]
+async fn waiting_at_start_ends_on_sigterm_and_a_rejected_login_is_not_waited_out()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    let nobody = format!("postgres://postgres@127.0.0.1:{}/pacer", free_port());
+    app.set("DATABASE_URL", &nobody);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let w = app.start_worker(&[("PACER_WORKER_METRICS_BIND", &metrics)])?;
+    eventually(Duration::from_secs(30), "the worker to wait", || async {
+        let series = r#"pacer_dependency_waits_total{dependency="PostgreSQL"}"#;
+        Ok((metric(&app.http, &metrics, series).await? >= 2.0).then_some(()))
+    })
+    .await?;
+    app.workers[w].signal(15);
+    assert_eq!(
+        app.workers[w].wait_exit(Duration::from_secs(10)).await?,
+        Some(0)
+    );
+
+    let server: sqlx::postgres::PgConnectOptions = app.database_url.parse()?;
+    let url = format!(
+        "postgres://pacer_no_such_role@{}:{}/postgres",
+        server.get_host(),
+        server.get_port()
+    );
+    app.set("DATABASE_URL", &url);
+    let w = app.start_worker(&[])?;
+    let code = app.workers[w].wait_exit(Duration::from_secs(20)).await?;
+    assert!(code.is_some_and(|c| c != 0), "exit {code:?}");
+    Ok(())
+}
+
 /// PostgreSQL out of reach for a while (the API's and the worker's connections go through a
 /// proxy that cuts them all and turns new ones away): requests are answered 503 `unavailable`
 /// and record nothing; a job whose terminal write falls in the outage is recorded once
