@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             match runtime.block_on(pacer_api::serve(cli.api)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("pacer-api: {e:#}");
+                    eprintln!("pacer-api: {}", pacer_common::lifecycle::error_line(&e));
                     ExitCode::FAILURE
                 }
             }

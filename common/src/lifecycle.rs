@@ -6,6 +6,26 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
+/// `e` and its causes on one line, for a process's last words. Each cause is left out when the
+/// message before it already says it (this crate's errors quote their source, and so do
+/// sqlx's), which `{:#}` would repeat.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if last.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        last = text;
+    }
+    line
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -60,5 +80,26 @@ where
             tracing::info!("stopped while waiting for {what}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let e = anyhow::Error::from(crate::error::Error::Invalid(
+            "role \"x\" does not exist".into(),
+        ))
+        .context("PostgreSQL (DATABASE_URL)");
+        assert_eq!(
+            error_line(&e),
+            "PostgreSQL (DATABASE_URL): role \"x\" does not exist"
+        );
+        let io = std::io::Error::other("refused");
+        let e = anyhow::Error::from(crate::error::Error::Redis(io.into())).context("Redis");
+        let line = error_line(&e);
+        assert_eq!(line.matches("refused").count(), 1, "{line}");
     }
 }

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     match runtime.block_on(pacer_worker::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pacer-worker: {e:#}");
+            eprintln!("pacer-worker: {}", pacer_common::lifecycle::error_line(&e));
             ExitCode::FAILURE
         }
     }
