@@ -89,6 +89,16 @@ struct Append {
     payloads: Vec<String>,
 }
 
+impl Append {
+    fn one(job_id: Uuid, numbering: Numbering, event: &Value) -> Self {
+        Self {
+            job_id,
+            numbering,
+            payloads: vec![event.to_string()],
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Numbering {
     Next(u64),
@@ -102,9 +112,9 @@ enum Numbering {
 /// append: job id, mode (`n` next, `r` next again, `a` at), number, count, that many payloads.
 /// Returns per append `{last number, cancel flag, appended}`. In mode `n`, `XADD` at floor + 1
 /// is tried first: it fails only when the log is already past it (a previous owner's events),
-/// and only then is the log's top id read. Mode `r` first reads the entries above the floor and
-/// takes a payload found there as appended. Nothing here raises, so one bad append does not fail the
-/// others of its batch; it answers `appended = 0` instead.
+/// and only then is the log's top id read. Mode `r` first reads the entries above the floor
+/// and takes a payload found there as appended. Nothing here raises, so one bad append does
+/// not fail the others of its batch; it answers `appended = 0` instead.
 static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -206,23 +216,15 @@ impl EventSink {
     /// Numbers the event above `floor` and above the log's last entry, appends and publishes
     /// it; also reports whether the job's cancellation was requested.
     pub async fn append(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
-        self.call(Append {
-            job_id,
-            numbering: Numbering::Next(floor),
-            payloads: vec![event.to_string()],
-        })
-        .await
+        self.call(Append::one(job_id, Numbering::Next(floor), event))
+            .await
     }
 
     /// [`append`](Self::append) again after a call that failed without an answer: if that
     /// call ran (Redis received it and the reply was lost), its event is not logged twice.
     pub async fn append_again(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
-        self.call(Append {
-            job_id,
-            numbering: Numbering::Again(floor),
-            payloads: vec![event.to_string()],
-        })
-        .await
+        self.call(Append::one(job_id, Numbering::Again(floor), event))
+            .await
     }
 
     /// Appends a finished job's last two events under the numbers its terminal write reserved
