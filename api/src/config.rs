@@ -99,10 +99,6 @@ pub struct ApiConfig {
     #[arg(long, env = "PACER_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
-    /// Attempts a job gets before it fails (transient errors are retried with backoff).
-    #[arg(long, env = "PACER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=50))]
-    pub max_attempts: i32,
-
     /// Seconds between SSE keep-alive comments on idle streams.
     #[arg(long, env = "PACER_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,

@@ -41,7 +41,7 @@ pub async fn submit(
         owner_id: claims.sub.clone(),
         org_id: Some(claims.org_id.clone()),
         input,
-        max_attempts: state.config.max_attempts,
+        max_attempts: state.config.common.max_attempts,
         idempotency_key: idempotency_key.map(str::to_owned),
         task_id: None,
         requires,

@@ -45,6 +45,10 @@ pub struct CommonConfig {
     #[arg(long, env = "PACER_QUEUE_HIGH_WATER", default_value_t = 2000)]
     pub queue_high_water: u64,
 
+    /// Attempts a job gets before it fails (transient errors are retried with backoff).
+    #[arg(long, env = "PACER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=50))]
+    pub max_attempts: i32,
+
     /// Seconds between worker heartbeats in Redis (also the PostgreSQL job lease refresh).
     #[arg(long, env = "PACER_HEARTBEAT_SECS", default_value_t = 2)]
     pub heartbeat_secs: u64,

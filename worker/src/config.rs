@@ -51,6 +51,12 @@ pub struct WorkerConfig {
     #[arg(long, env = "PACER_RECONCILE_STALE_SECS", default_value_t = 20)]
     pub reconcile_stale_secs: u64,
 
+    /// Seconds between passes that queue a recompute for every athlete whose metrics snapshot
+    /// describes a past day in the athlete's zone (so "this week" and the attention flags
+    /// move on at midnight without an upload); 0 turns it off. Runs where `stats` is served.
+    #[arg(long, env = "PACER_ROLLOVER_INTERVAL_SECS", default_value_t = 300)]
+    pub rollover_interval_secs: u64,
+
     /// Fallback poll interval of an idle worker, in milliseconds (a wake-up published after
     /// each push makes pickup immediate; this covers retries and missed wake-ups, which the
     /// benchmark sees now and then under load: at 500 ms they cost up to ~0.5 s per job).

@@ -4,12 +4,13 @@
 //! - the reconciler hands back jobs whose Redis copy is gone (FLUSHALL, a lost push, a
 //!   restart without persistence) so the dispatcher pushes them again;
 //! - the trimmer deletes finished tasks from Redis (apalis-redis never does);
-//! - the pruner deletes finished jobs from PostgreSQL after `PACER_JOB_RETENTION_SECS`.
+//! - the pruner deletes finished jobs from PostgreSQL after `PACER_JOB_RETENTION_SECS`;
+//! - the rollover queues the recompute of metrics snapshots left behind by the calendar.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pacer_common::db::jobs;
+use pacer_common::db::{analytics, jobs};
 use pacer_common::jobs::Queue;
 use pacer_common::queue;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,10 @@ pub fn spawn_all(ctx: &Arc<WorkerCtx>, stop: &CancellationToken) {
         ));
         if ctx.config.job_retention_secs > 0 {
             tokio::spawn(every(reconcile, stop.clone(), ctx.clone(), q, prune));
+        }
+        if q == Queue::Stats && ctx.config.rollover_interval_secs > 0 {
+            let period = Duration::from_secs(ctx.config.rollover_interval_secs);
+            tokio::spawn(every(period, stop.clone(), ctx.clone(), q, rollover));
         }
     }
 }
@@ -159,6 +164,49 @@ async fn prune(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Queues `recompute_stats` for the athletes whose snapshot's date is past in their own zone:
+/// a snapshot is computed for a day, and without an upload nothing else would move "this
+/// week" to zero on Monday or age the HRV and load windows. The debounce makes concurrent
+/// passes of several workers (and an upload's own recompute) enqueue an athlete once.
+async fn rollover(ctx: Arc<WorkerCtx>, _q: Queue) -> anyhow::Result<()> {
+    const PAGE: i64 = 1000;
+    let now = chrono::Utc::now();
+    let mut after = String::new();
+    let mut queued = 0;
+    loop {
+        let page = analytics::snapshots_maybe_behind(&ctx.db, &after, PAGE).await?;
+        let Some((last, ..)) = page.last() else {
+            break;
+        };
+        after = last.clone();
+        let behind: Vec<(String, Option<String>)> = page
+            .iter()
+            .filter(|(_, _, tz, as_of)| {
+                // the zone recompute_stats computes in (an unknown zone: UTC)
+                let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+                *as_of < now.with_timezone(&tz).date_naive()
+            })
+            .map(|(id, org, ..)| (id.clone(), org.clone()))
+            .collect();
+        if !behind.is_empty() {
+            queued +=
+                analytics::enqueue_recomputes(&ctx.db, &behind, ctx.config.common.max_attempts)
+                    .await?;
+        }
+        if page.len() < usize::try_from(PAGE).unwrap_or(0) {
+            break;
+        }
+    }
+    if queued > 0 {
+        metrics::counter!("pacer_snapshot_rollovers_total").increment(queued);
+        tracing::info!(
+            count = queued,
+            "queued recomputes of snapshots left behind by the date"
+        );
+    }
+    Ok(())
 }
 
 /// After the grace period: give the jobs still running back to the queue at once rather than

@@ -186,6 +186,53 @@ pub async fn enqueue_recompute(
     .await
 }
 
+/// The debounced recompute of many athletes at once (`(user_id, org_id)`); returns how many
+/// were enqueued (an athlete with one already waiting is skipped).
+pub async fn enqueue_recomputes(
+    db: impl PgExecutor<'_>,
+    athletes: &[(String, Option<String>)],
+    max_attempts: i32,
+) -> sqlx::Result<u64> {
+    let ids: Vec<Uuid> = athletes.iter().map(|_| Uuid::now_v7()).collect();
+    let users: Vec<&str> = athletes.iter().map(|(u, _)| u.as_str()).collect();
+    let orgs: Vec<Option<&str>> = athletes.iter().map(|(_, o)| o.as_deref()).collect();
+    let r = sqlx::query(
+        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, debounce_key)
+         select t.id, 'recompute_stats', 'stats', $1, t.org_id, jsonb_build_object('user_id', t.user_id), $2, t.user_id
+           from unnest($3::uuid[], $4::text[], $5::text[]) as t(id, user_id, org_id)
+         on conflict (debounce_key) where debounce_key is not null do nothing",
+    )
+    .bind(SYSTEM_OWNER)
+    .bind(max_attempts)
+    .bind(ids)
+    .bind(users)
+    .bind(orgs)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Snapshots that may describe a past day in their athlete's zone, in `athlete_id` order after
+/// `after`: `(athlete_id, org_id, timezone, as_of)`. No zone's date is past UTC's by more than
+/// a day, so `as_of` on or before UTC's date is the superset; the caller checks the zone.
+pub async fn snapshots_maybe_behind(
+    db: impl PgExecutor<'_>,
+    after: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<(String, Option<String>, String, NaiveDate)>> {
+    sqlx::query_as(
+        "select m.athlete_id, u.org_id, u.timezone, m.as_of
+           from athlete_metrics m join users u on u.id = m.athlete_id
+          where m.as_of <= (now() at time zone 'UTC')::date and m.athlete_id > $1
+          order by m.athlete_id
+          limit $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 /// A batch's children: one `recompute_stats` per athlete, owned like the batch. Does nothing
 /// when the batch already has children (a retried batch resumes waiting on them).
 pub async fn insert_batch_children(

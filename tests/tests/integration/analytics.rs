@@ -1332,3 +1332,65 @@ async fn analytics_a_recompute_waiting_to_start_absorbs_the_next_until_it_is_cla
     assert!(absorbed_again.is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_a_snapshot_left_behind_by_the_date_is_recomputed_without_an_upload()
+-> anyhow::Result<()> {
+    // Arrange: two athletes with a computed snapshot each
+    let mut app = TestApp::new().await?;
+    app.set("PACER_ROLLOVER_INTERVAL_SECS", "1");
+    app.start().await?;
+    let now = Utc::now().to_rfc3339();
+    for (id, tz) in [("usr_behind", "Pacific/Kiritimati"), ("usr_current", "UTC")] {
+        athlete(&app, id, "org_demo", tz, json!({})).await?;
+        let token = app.token(id, "athlete", "org_demo");
+        let (status, body) = app
+            .post(&token, "/api/v1/activities", &run("r1", &now, 8000.0, 2400))
+            .await?;
+        anyhow::ensure!(status == 200, "upload: {status} {body}");
+        settled(&app, id).await?;
+    }
+    let snapshot = |id: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_as::<_, (f64, chrono::NaiveDate)>(
+                "select weekly_distance_km, as_of from athlete_metrics where athlete_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+        }
+    };
+    let (computed, today) = snapshot("usr_behind").await?;
+
+    // Act: one snapshot now describes yesterday (as after midnight in its zone), the other
+    // today; both hold a value no recompute would write
+    sqlx::query(
+        "update athlete_metrics set weekly_distance_km = 99,
+                as_of = case athlete_id when 'usr_behind' then as_of - 1 else as_of end",
+    )
+    .execute(&app.db)
+    .await?;
+
+    // Assert: the one behind is recomputed for today by a job nobody submitted; the current
+    // one, seen by the same passes, is left alone
+    eventually(WAIT, "the rollover to recompute usr_behind", || async {
+        let snap = snapshot("usr_behind").await?;
+        Ok((snap.1 == today).then_some(snap))
+    })
+    .await
+    .map(|(km, _)| assert_eq!(km, computed))?;
+    let jobs: Vec<(String, i64)> = sqlx::query_as(
+        "select input->>'user_id', count(*) from jobs
+          where kind = 'recompute_stats' and owner_id = 'system:analytics'
+          group by 1 order by 1",
+    )
+    .fetch_all(&app.db)
+    .await?;
+    assert!(
+        matches!(&jobs[..], [(b, n), (c, 1)] if b == "usr_behind" && *n >= 2 && c == "usr_current"),
+        "{jobs:?}"
+    );
+    assert_eq!(snapshot("usr_current").await?.0, 99.0);
+    Ok(())
+}

@@ -131,7 +131,7 @@ async fn enqueue(
     let mut jobs = serde_json::Map::new();
     for id in touched {
         let org = athletes.get(id).and_then(|u| u.org_id.as_deref());
-        match db::enqueue_recompute(&state.db, id, org, state.config.max_attempts).await {
+        match db::enqueue_recompute(&state.db, id, org, state.config.common.max_attempts).await {
             Ok(job) => {
                 jobs.insert(id.clone(), json!(job));
             }
