@@ -82,15 +82,29 @@ pub fn rhr_flag(baseline: &[f64], recent: &[f64]) -> Option<Flag> {
 }
 
 /// `volume_spike` (§5.3): this week's run distance ≥ 1.30 × last week's, when last week had
-/// at least 10 km.
-pub fn volume_spike(this_week_km: f64, last_week_km: f64) -> Option<Flag> {
-    (last_week_km >= 10.0 && this_week_km >= 1.30 * last_week_km).then(|| {
+/// at least 10 km. After a cutback week (last week ≥ 20 % under the mean of the three before
+/// it: a planned cutback is 25 %, §1.3) the reference is the mean of the last 4 weeks, so
+/// returning to the usual volume is not a spike. `last_weeks_km`: last week first.
+pub fn volume_spike(this_week_km: f64, last_weeks_km: [f64; 4]) -> Option<Flag> {
+    let [last, before @ ..] = last_weeks_km;
+    let cutback = last <= 0.8 * before.iter().sum::<f64>() / 3.0;
+    let reference = if cutback {
+        last_weeks_km.iter().sum::<f64>() / 4.0
+    } else {
+        last
+    };
+    (last >= 10.0 && this_week_km >= 1.30 * reference).then(|| {
+        let against = if cutback {
+            "the 4-week mean after a cutback week"
+        } else {
+            "last week"
+        };
         Flag::new(
             "volume_spike",
             "warning",
             format!(
-                "weekly distance up {:.1} % ({last_week_km:.1} → {this_week_km:.1} km)",
-                (this_week_km / last_week_km - 1.0) * 100.0
+                "weekly distance {:.1} % over {against} ({reference:.1} → {this_week_km:.1} km)",
+                (this_week_km / reference - 1.0) * 100.0
             ),
         )
     })
@@ -205,10 +219,28 @@ mod tests {
 
     #[test]
     fn l36_volume_spike() {
-        let f = volume_spike(45.0, 32.0).unwrap();
-        assert!(f.message.contains("40.6 %"), "{}", f.message);
-        assert!(volume_spike(41.0, 32.0).is_none());
-        assert!(volume_spike(20.0, 9.0).is_none(), "last week under 10 km");
+        let f = volume_spike(45.0, [32.0, 0.0, 0.0, 0.0]).unwrap();
+        assert!(f.message.contains("40.6 % over last week"), "{}", f.message);
+        assert!(volume_spike(41.0, [32.0, 0.0, 0.0, 0.0]).is_none());
+        assert!(
+            volume_spike(20.0, [9.0; 4]).is_none(),
+            "last week under 10 km"
+        );
+    }
+
+    #[test]
+    fn volume_spike_after_a_cutback_week_compares_with_the_4_week_mean() {
+        // 40/40/40 then a 25 % cutback to 30: back to 40 is 37.5 × 1.07, not 30 × 1.33
+        assert!(volume_spike(40.0, [30.0, 40.0, 40.0, 40.0]).is_none());
+        let f = volume_spike(48.75, [30.0, 40.0, 40.0, 40.0]).unwrap();
+        assert!(
+            f.message.contains("30.0 % over the 4-week mean"),
+            "{}",
+            f.message
+        );
+        // a 10 % dip is no cutback: last week stays the reference
+        assert!(volume_spike(47.0, [36.0, 40.0, 40.0, 40.0]).is_some());
+        assert!(volume_spike(46.0, [36.0, 40.0, 40.0, 40.0]).is_none());
     }
 
     #[test]

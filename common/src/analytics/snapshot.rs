@@ -75,11 +75,11 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
             sum_in(start, start + Duration::days(6), &|d| d.load)
         })
         .collect();
-    let last_week_km = sum_in(
-        monday - Duration::weeks(1),
-        monday - Duration::days(1),
-        &|d| d.run_distance,
-    ) / 1000.0;
+    // run km of the 4 completed weeks, last week first
+    let last_weeks_km = [1, 2, 3, 4].map(|w| {
+        let start = monday - Duration::weeks(w);
+        sum_in(start, start + Duration::days(6), &|d| d.run_distance) / 1000.0
+    });
 
     // daily load series from the first day with data to today (rest days = 0)
     let first = days.iter().map(|d| d.day).min();
@@ -164,7 +164,7 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
     };
 
     let mut flags = Vec::new();
-    flags.extend(signals::volume_spike(week_dist / 1000.0, last_week_km));
+    flags.extend(signals::volume_spike(week_dist / 1000.0, last_weeks_km));
     flags.extend(signals::acwr_flag(acwr));
     flags.extend(signals::ctl_ramp_flag(ctl, ctl_week_ago));
     flags.extend(signals::tsb_flag(tsb_pre));
@@ -286,6 +286,24 @@ mod tests {
         let s = compute(today, &days, &[]);
         assert!(
             s.flags.iter().any(|f| f.code == "volume_spike"),
+            "{:?}",
+            s.flags
+        );
+    }
+
+    #[test]
+    fn no_volume_spike_when_returning_from_a_cutback_week() {
+        let today = date("2025-04-23");
+        let days = [
+            run("2025-03-25", 40.0, 12000.0, 100.0),
+            run("2025-04-01", 40.0, 12000.0, 100.0),
+            run("2025-04-08", 40.0, 12000.0, 100.0),
+            run("2025-04-15", 30.0, 9000.0, 80.0),
+            run("2025-04-22", 40.0, 12000.0, 100.0),
+        ];
+        let s = compute(today, &days, &[]);
+        assert!(
+            s.flags.iter().all(|f| f.code != "volume_spike"),
             "{:?}",
             s.flags
         );
