@@ -1394,3 +1394,51 @@ async fn analytics_a_snapshot_left_behind_by_the_date_is_recomputed_without_an_u
     assert_eq!(snapshot("usr_current").await?.0, 99.0);
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_a_bad_query_lists_every_invalid_field_at_once() -> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_q", "org_demo", "UTC", json!({})).await?;
+    let me = app.token("usr_q", "athlete", "org_demo");
+    let coach = app.coach();
+    let now = Utc::now().timestamp();
+    let cases = [
+        (&me, "/api/v1/analytics/athlete_profile?refresh=maybe".to_owned(), vec!["user_id", "refresh"]),
+        (&me, "/api/v1/analytics/fitness_stats?days=0&user_id=".to_owned() + &"u".repeat(201), vec!["days", "user_id"]),
+        (
+            &me,
+            format!("/api/v1/analytics/running_stats?from_timestamp={now}&to_timestamp={now}&range_type=x&timezone=Mars/Olympus"),
+            vec!["range_type", "timezone"],
+        ),
+        (
+            &me,
+            "/api/v1/analytics/activity_stats?from=2025-13-01&to=2025-04-30&granularity=week&timezone=Bad/Zone&refresh=2".to_owned(),
+            vec!["from", "granularity", "timezone", "refresh"],
+        ),
+        (
+            &me,
+            "/api/v1/analytics/health_metrics?to=2025-04-30&granularity=year".to_owned(),
+            vec!["from", "granularity"],
+        ),
+        (
+            &coach,
+            "/api/v1/analytics/coach_athletes_metrics?filter_by_coach=yes&group_id=g&unassigned_only=1&page=0&per_page=500&no_cache=x".to_owned(),
+            vec!["filter_by_coach", "group_id", "unassigned_only", "page", "per_page", "no_cache"],
+        ),
+    ];
+
+    for (token, path, expected) in cases {
+        // Act
+        let (status, body) = app.get(token, &path).await?;
+
+        // Assert: one 400 names them all
+        let fields: Vec<&str> = body["details"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!((status, fields), (400, expected), "{path}: {body}");
+    }
+    Ok(())
+}

@@ -45,6 +45,39 @@ pub async fn target_user(
     Ok(user)
 }
 
+/// The query's invalid fields, gathered so a 400 lists every one at once (the error body's
+/// contract) instead of the first a handler happens to parse.
+#[derive(Default)]
+pub struct Invalid(Vec<pacer_common::FieldError>);
+
+impl Invalid {
+    /// The parsed value, or `fallback` with the field errors kept for [`Invalid::finish`];
+    /// an error other than a field error is returned at once.
+    pub fn or<T>(&mut self, parsed: Result<T, ApiError>, fallback: T) -> Result<T, ApiError> {
+        match parsed {
+            Ok(v) => Ok(v),
+            Err(ApiError::Validation(_, details)) => {
+                self.0.extend(details);
+                Ok(fallback)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn push(&mut self, field: &str, message: &str) {
+        self.0.push(pacer_common::FieldError::new(field, message));
+    }
+
+    /// A 400 naming every invalid field, if any.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.0))
+        }
+    }
+}
+
 /// A string query parameter (empty = absent), at most 200 characters.
 pub fn str_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
     match req.query::<String>(name) {

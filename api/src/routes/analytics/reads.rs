@@ -92,9 +92,14 @@ pub async fn athlete_profile(
 ) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
-    let user_id =
-        str_param(req, "user_id")?.ok_or_else(|| ApiError::field("user_id", "is required"))?;
-    let refresh = bool_param(req, "refresh")?;
+    let mut invalid = Invalid::default();
+    let user_id = invalid.or(
+        str_param(req, "user_id")
+            .and_then(|id| id.ok_or_else(|| ApiError::field("user_id", "is required"))),
+        String::new(),
+    )?;
+    let refresh = invalid.or(bool_param(req, "refresh"), false)?;
+    invalid.finish()?;
     let user = target_user(&state, &claims, Some(user_id)).await?;
     let key = profile_key(&state, &user.id);
     if !refresh && let Some(cached) = cache_get(&state, &key).await {
@@ -176,8 +181,13 @@ pub async fn fitness_stats(
 ) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
-    let days = int_param(req, "days", 1, 365)?.unwrap_or(30);
-    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let mut invalid = Invalid::default();
+    let days = invalid
+        .or(int_param(req, "days", 1, 365), None)?
+        .unwrap_or(30);
+    let user_id = invalid.or(str_param(req, "user_id"), None)?;
+    invalid.finish()?;
+    let user = target_user(&state, &claims, user_id).await?;
     let t = db::fitness_totals(&state.db, &user.id, Utc::now() - Duration::days(days)).await?;
     #[allow(clippy::cast_precision_loss)]
     let pace = pacer_common::analytics::avg_pace(t.run_moving_time as f64, t.run_distance)
@@ -276,79 +286,55 @@ pub async fn running_stats(
 ) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
-    let mut errors = Vec::new();
-    let mut check = |r: Result<Option<i64>, ApiError>, name: &str, required: bool| match r {
-        Ok(Some(v)) => Some(v),
-        Ok(None) => {
-            if required {
-                errors.push(pacer_common::FieldError::new(
-                    name,
-                    "is required (Unix seconds)",
-                ));
-            }
-            None
+    let mut invalid = Invalid::default();
+    let stamp = |invalid: &mut Invalid, name: &str| -> Result<Option<i64>, ApiError> {
+        let v = invalid.or(int_param(req, name, 0, 32_503_680_000), Some(0))?;
+        if v.is_none() {
+            invalid.push(name, "is required (Unix seconds)");
         }
-        Err(ApiError::Validation(_, d)) => {
-            errors.extend(d);
-            None
-        }
-        Err(_) => None,
+        Ok(v)
     };
-    let from = check(
-        int_param(req, "from_timestamp", 0, 32_503_680_000),
-        "from_timestamp",
-        true,
-    );
-    let to = check(
-        int_param(req, "to_timestamp", 0, 32_503_680_000),
-        "to_timestamp",
-        true,
-    );
-    let range = str_param(req, "range_type")?;
+    let from = stamp(&mut invalid, "from_timestamp")?;
+    let to = stamp(&mut invalid, "to_timestamp")?;
+    let range = invalid.or(str_param(req, "range_type"), None)?;
     match range.as_deref() {
         Some("daily" | "weekly" | "monthly" | "yearly") => {}
-        Some(_) => errors.push(pacer_common::FieldError::new(
+        Some(_) => invalid.push(
             "range_type",
             "must be one of daily, weekly, monthly, yearly",
-        )),
-        None => errors.push(pacer_common::FieldError::new(
+        ),
+        None => invalid.push(
             "range_type",
             "is required (daily, weekly, monthly or yearly)",
-        )),
+        ),
     }
-    let metric = str_param(req, "metric_type")?.unwrap_or_else(|| "distance".into());
+    let metric = invalid
+        .or(str_param(req, "metric_type"), None)?
+        .unwrap_or_else(|| "distance".into());
     if !["distance", "duration", "training_load"].contains(&metric.as_str()) {
-        errors.push(pacer_common::FieldError::new(
+        invalid.push(
             "metric_type",
             "must be one of distance, duration, training_load",
-        ));
+        );
     }
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
-            errors.push(pacer_common::FieldError::new(
-                "to_timestamp",
-                "must not be before from_timestamp",
-            ));
+            invalid.push("to_timestamp", "must not be before from_timestamp");
         } else if t - f > 365 * 86_400 {
-            errors.push(pacer_common::FieldError::new(
-                "to_timestamp",
-                "must be within 365 days of from_timestamp",
-            ));
+            invalid.push("to_timestamp", "must be within 365 days of from_timestamp");
         }
         if t > Utc::now().timestamp() + 7 * 86_400 {
-            errors.push(pacer_common::FieldError::new(
-                "to_timestamp",
-                "must not be more than 7 days in the future",
-            ));
+            invalid.push("to_timestamp", "must not be more than 7 days in the future");
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    // the zone parameters are checked here; the athlete's own zone is the default below
+    invalid.or(zone_params(req, "UTC").map(|_| ()), ())?;
+    let user_id = invalid.or(str_param(req, "user_id"), None)?;
+    invalid.finish()?;
     let (Some(from), Some(to), Some(range)) = (from, to, range) else {
         return Err(ApiError::field("from_timestamp", "is required"));
     };
-    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let user = target_user(&state, &claims, user_id).await?;
     let (zone, _) = zone_params(req, &user.timezone)?;
     let ts = |s: i64| {
         DateTime::from_timestamp(s, 0)
@@ -449,16 +435,24 @@ pub async fn activity_stats(
 ) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
-    let (from, to) = date_range(req)?;
-    let gran = match str_param(req, "granularity")?.as_deref() {
+    let mut invalid = Invalid::default();
+    let (from, to) = invalid.or(date_range(req), Default::default())?;
+    let gran = match invalid.or(str_param(req, "granularity"), None)?.as_deref() {
         None | Some("day") => Gran::Day,
         Some("month") => Gran::Month,
-        Some(_) => return Err(ApiError::field("granularity", "must be day or month")),
+        Some(_) => {
+            invalid.push("granularity", "must be day or month");
+            Gran::Day
+        }
     };
-    let tz_name = str_param(req, "timezone")?.unwrap_or_else(|| "UTC".into());
-    let tz = parse_tz("timezone", &tz_name)?;
-    let refresh = bool_param(req, "refresh")?;
-    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let tz_name = invalid
+        .or(str_param(req, "timezone"), None)?
+        .unwrap_or_else(|| "UTC".into());
+    let tz = invalid.or(parse_tz("timezone", &tz_name), chrono_tz::UTC)?;
+    let refresh = invalid.or(bool_param(req, "refresh"), false)?;
+    let user_id = invalid.or(str_param(req, "user_id"), None)?;
+    invalid.finish()?;
+    let user = target_user(&state, &claims, user_id).await?;
     let ver = version(&state, &format!("athlete_version:{}", user.id)).await;
     let key = state.keys.cache(&format!(
         "activity_stats:{}:v{ver}:{from}:{to}:{}:{gran:?}",
@@ -541,15 +535,21 @@ pub async fn health_metrics(
 ) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
-    let (from, to) = date_range(req)?;
-    let gran = match str_param(req, "granularity")?.as_deref() {
+    let mut invalid = Invalid::default();
+    let (from, to) = invalid.or(date_range(req), Default::default())?;
+    let gran = match invalid.or(str_param(req, "granularity"), None)?.as_deref() {
         None | Some("day") => Gran::Day,
         Some("week") => Gran::Week,
         Some("month") => Gran::Month,
-        Some(_) => return Err(ApiError::field("granularity", "must be day, week or month")),
+        Some(_) => {
+            invalid.push("granularity", "must be day, week or month");
+            Gran::Day
+        }
     };
-    let refresh = bool_param(req, "refresh")?;
-    let user = target_user(&state, &claims, str_param(req, "user_id")?).await?;
+    let refresh = invalid.or(bool_param(req, "refresh"), false)?;
+    let user_id = invalid.or(str_param(req, "user_id"), None)?;
+    invalid.finish()?;
+    let user = target_user(&state, &claims, user_id).await?;
     let ver = version(&state, &format!("athlete_version:{}", user.id)).await;
     let key = state.keys.cache(&format!(
         "health_metrics:{}:v{ver}:{from}:{to}:{gran:?}",
@@ -616,7 +616,7 @@ fn flag_param(req: &Request, name: &str) -> Result<bool, ApiError> {
         ("org_id" = Option<String>, Query, max_length = 200, description = "The organization (default the caller's; a coach: only its own)"),
         ("filter_by_coach" = Option<s::BoolFlag>, Query, description = "Only athletes assigned to the caller"),
         ("group_id" = Option<String>, Query, max_length = 200, description = "Only athletes in this group (not with `unassigned_only`)"),
-        ("unassigned_only" = Option<s::BoolFlag>, Query, description = "Only athletes without a coach (not with `group_id`)"),
+        ("unassigned_only" = Option<s::BoolFlag>, Query, description = "Only athletes in no group (not with `group_id`)"),
         ("search" = Option<String>, Query, max_length = 200, description = "Matches name, username or email"),
         ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "Page number (default 1)"),
         ("per_page" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size (default 200)"),
@@ -635,22 +635,29 @@ pub async fn coach_athletes_metrics(
     let state = app_state(depot)?.clone();
     let claims: Claims = claims(depot)?.clone();
     require_role(&claims, &[Role::Coach, Role::Admin])?;
-    let org_id = str_param(req, "org_id")?.unwrap_or_else(|| claims.org_id.clone());
-    let by_coach = flag_param(req, "filter_by_coach")?;
-    let group_id = str_param(req, "group_id")?;
-    let unassigned = flag_param(req, "unassigned_only")?;
+    let mut invalid = Invalid::default();
+    let org_id = invalid
+        .or(str_param(req, "org_id"), None)?
+        .unwrap_or_else(|| claims.org_id.clone());
+    let by_coach = invalid.or(flag_param(req, "filter_by_coach"), false)?;
+    let group_id = invalid.or(str_param(req, "group_id"), None)?;
+    let unassigned = invalid.or(flag_param(req, "unassigned_only"), false)?;
     if group_id.is_some() && unassigned {
-        return Err(ApiError::validation(vec![
-            pacer_common::FieldError::new("group_id", "cannot be combined with unassigned_only"),
-            pacer_common::FieldError::new("unassigned_only", "cannot be combined with group_id"),
-        ]));
+        invalid.push("group_id", "cannot be combined with unassigned_only");
+        invalid.push("unassigned_only", "cannot be combined with group_id");
     }
-    let search = str_param(req, "search")?
+    let search = invalid
+        .or(str_param(req, "search"), None)?
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
-    let page = int_param(req, "page", 1, 1_000_000)?.unwrap_or(1);
-    let per_page = int_param(req, "per_page", 1, 200)?.unwrap_or(200);
-    let no_cache = flag_param(req, "no_cache")?;
+    let page = invalid
+        .or(int_param(req, "page", 1, 1_000_000), None)?
+        .unwrap_or(1);
+    let per_page = invalid
+        .or(int_param(req, "per_page", 1, 200), None)?
+        .unwrap_or(200);
+    let no_cache = invalid.or(flag_param(req, "no_cache"), false)?;
+    invalid.finish()?;
     if claims.role != Role::Admin && org_id != claims.org_id {
         return Err(ApiError::Forbidden(
             "a coach may only list its own organization".into(),
