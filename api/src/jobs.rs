@@ -7,9 +7,12 @@ use pacer_common::auth::{Claims, Role};
 use pacer_common::batch::Batcher;
 use pacer_common::db::jobs::{Inserted, JobRow, NewJob, OrgFeature, insert_jobs, undispatch};
 use pacer_common::db::{KeyedConns, orgs, users};
-use pacer_common::jobs::{JobKind, Queue, RecomputeBatchInput, RecomputeStatsInput};
+use pacer_common::jobs::{
+    GeneratePlanInput, JobKind, Queue, RecomputeBatchInput, RecomputeStatsInput,
+};
 use pacer_common::keys::Keys;
 use pacer_common::queue;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,6 +33,11 @@ pub async fn submit(
 ) -> Result<(JobRow, bool), ApiError> {
     authorize_role(claims, kind)?;
     let input = kind.validate_input(input).map_err(ApiError::validation)?;
+    if kind == JobKind::GeneratePlan {
+        let plan =
+            GeneratePlanInput::deserialize(&input).map_err(|e| ApiError::Internal(e.into()))?;
+        check_plan_weeks(&plan, "input.")?;
+    }
     let feature_org = authorize_resources(state, claims, kind, &input).await?;
     let requires = feature_org.map(|org_id| OrgFeature {
         org_id: org_id.to_owned(),
@@ -77,6 +85,20 @@ pub async fn submit(
     }
     metrics::counter!("pacer_jobs_submitted_total", "kind" => kind.as_str()).increment(1);
     Ok((row, true))
+}
+
+/// What a `generate_plan` input must meet beyond its fields: `weeks` matches the draft's week
+/// headers (a draft without any is left to the planner, which reports the weeks it misses).
+/// Shared by the Jobs API (`prefix` `input.`) and the AI Coach routes (no prefix), so both
+/// refuse the same input with the same 400.
+pub fn check_plan_weeks(plan: &GeneratePlanInput, prefix: &str) -> Result<(), ApiError> {
+    match pacer_planner::draft_weeks(&plan.refined_draft) {
+        Some(n) if n != plan.draft.weeks => Err(ApiError::field(
+            &format!("{prefix}weeks"),
+            &format!("must match the draft, which has {n} weeks"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Records submissions and pushes them to Redis, many per round trip under load (see

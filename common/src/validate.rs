@@ -100,6 +100,8 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// A string of `min_len` to `max_len` characters, counted as sent (the seeds' "minimum 10
+    /// characters"); with `min_len` of 1 or more, whitespace alone is refused too.
     pub fn required_str(&mut self, field: &str, min_len: usize, max_len: usize) -> Option<String> {
         match self.raw(field) {
             None => {
@@ -108,13 +110,12 @@ impl<'a> FieldReader<'a> {
             }
             Some(_) => {
                 let s = self.opt_str(field, max_len)?;
-                if s.trim().chars().count() < min_len {
-                    let msg = if min_len <= 1 {
-                        "must not be empty".to_owned()
-                    } else {
-                        format!("must be at least {min_len} characters")
-                    };
-                    self.error(field, msg);
+                if min_len >= 1 && s.trim().is_empty() {
+                    self.error(field, "must not be empty");
+                    return None;
+                }
+                if s.chars().count() < min_len {
+                    self.error(field, format!("must be at least {min_len} characters"));
                     return None;
                 }
                 Some(s)
@@ -167,16 +168,17 @@ impl<'a> FieldReader<'a> {
         self.opt_enum(field, allowed)
     }
 
-    /// An ISO 8601 calendar date (`YYYY-MM-DD`).
+    /// An ISO 8601 calendar date (`YYYY-MM-DD`). Anything else, a full timestamp included,
+    /// gets the date-format message.
     pub fn opt_date(&mut self, field: &str) -> Option<chrono::NaiveDate> {
-        let s = self.opt_str(field, 10)?;
-        match chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
-            Ok(d) => Some(d),
-            Err(_) => {
-                self.error(field, "must be an ISO 8601 date (YYYY-MM-DD)");
-                None
-            }
+        let s = self.opt_str(field, usize::MAX)?;
+        let date = (s.len() <= 10)
+            .then(|| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+            .flatten();
+        if date.is_none() {
+            self.error(field, "must be an ISO 8601 date (YYYY-MM-DD)");
         }
+        date
     }
 
     pub fn finish(self) -> Result<(), Vec<FieldError>> {
@@ -221,6 +223,66 @@ mod tests {
             ["weeks", "level", "start_date", "org_id", "missing"]
         );
         assert_eq!(errs[0].message, "must be between 1 and 52");
+    }
+
+    #[test]
+    fn min_length_counts_characters_as_sent_and_refuses_whitespace_alone() {
+        // the seed: refined_draft "Minimum 10 characters"
+        let body = json!({
+            "padded": "  week 1  ",
+            "short": "  week 1 ",
+            "blank": "            ",
+            "wide": "Wöche 1 ✓ü",
+        });
+        let mut r = FieldReader::new(&body).unwrap();
+        assert_eq!(
+            r.required_str("padded", 10, 100).as_deref(),
+            Some("  week 1  ")
+        );
+        assert_eq!(
+            r.required_str("wide", 10, 100).as_deref(),
+            Some("Wöche 1 ✓ü")
+        );
+        assert_eq!(r.required_str("short", 10, 100), None);
+        assert_eq!(r.required_str("blank", 10, 100), None);
+        let errs = r.finish().unwrap_err();
+        let got: Vec<_> = errs
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("short", "must be at least 10 characters"),
+                ("blank", "must not be empty")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_timestamp_is_not_a_date_and_says_so() {
+        let body = json!({"ts": "2025-05-05T00:00:00Z", "long": "2025-05-05 extra", "ok": "2025-05-05", "num": 20250505});
+        let mut r = FieldReader::new(&body).unwrap();
+        assert_eq!(r.opt_date("ts"), None);
+        assert_eq!(r.opt_date("long"), None);
+        assert_eq!(
+            r.opt_date("ok"),
+            chrono::NaiveDate::from_ymd_opt(2025, 5, 5)
+        );
+        assert_eq!(r.opt_date("num"), None);
+        let errs = r.finish().unwrap_err();
+        let got: Vec<_> = errs
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ts", "must be an ISO 8601 date (YYYY-MM-DD)"),
+                ("long", "must be an ISO 8601 date (YYYY-MM-DD)"),
+                ("num", "must be a string"),
+            ]
+        );
     }
 
     #[test]

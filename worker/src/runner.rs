@@ -220,7 +220,13 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             {
                 let pct = reported.progress.as_ref().map_or(row.progress, |p| p.0);
                 let pct = u8::try_from(pct.clamp(0, 100)).unwrap_or(0);
-                let retrying = events::progress("retrying", &message, pct);
+                let mut retrying = events::progress("retrying", &message, pct);
+                if kind == JobKind::GeneratePlan {
+                    // a plan's progress events all carry count and total (seed 000)
+                    let (count, total) = last_counts(&worker, job_id, reported.last_seq).await;
+                    retrying["count"] = count.into();
+                    retrying["total"] = total.into();
+                }
                 let _ = worker
                     .events
                     .append(job_id, reported.last_seq, &retrying)
@@ -233,6 +239,25 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             Ok(())
         }
     }
+}
+
+/// The `count` and `total` of the job's last `progress` event that has them, which its
+/// `retrying` event repeats (as it repeats the percentage); `(0, 0)` when there is none yet.
+async fn last_counts(worker: &WorkerCtx, job_id: Uuid, last_seq: u64) -> (u64, u64) {
+    // a plan's last progress event is at most a workout and a weekly_info from the end
+    let sink = &worker.events;
+    let mut conn = sink.redis.clone();
+    let tail = events::read_log(&mut conn, &sink.keys, job_id, last_seq.saturating_sub(4)).await;
+    let tail = tail.unwrap_or_else(|e| {
+        tracing::warn!(job.id = %job_id, error = %e, "cannot read the event log");
+        Vec::new()
+    });
+    tail.iter()
+        .rev()
+        .filter_map(|ev| serde_json::from_str::<Value>(&ev.data).ok())
+        .filter(|ev| events::event_type(ev) == events::PROGRESS)
+        .find_map(|ev| Some((ev["count"].as_u64()?, ev["total"].as_u64()?)))
+        .unwrap_or((0, 0))
 }
 
 /// For a job this worker does not run: the numbers its log already used.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::{app_state, claims, require_role};
 use crate::error::ApiError;
-use crate::jobs::{require_coach_org, submit, wait_for_job};
+use crate::jobs::{check_plan_weeks, require_coach_org, submit, wait_for_job};
 use crate::routes::jobs::idempotency_key;
 use crate::routes::read_json;
 use crate::sse::{StreamMode, stream_job};
@@ -73,14 +73,7 @@ async fn start(
     let input = match kind {
         JobKind::GeneratePlan => {
             let plan = GeneratePlanInput::parse(&body, "").map_err(ApiError::validation)?;
-            if let Some(n) = pacer_planner::draft_weeks(&plan.refined_draft)
-                && n != plan.draft.weeks
-            {
-                return Err(ApiError::field(
-                    "weeks",
-                    &format!("must match the draft, which has {n} weeks"),
-                ));
-            }
+            check_plan_weeks(&plan, "")?;
             serde_json::to_value(plan).map_err(|e| ApiError::Internal(e.into()))?
         }
         _ => {

@@ -296,16 +296,35 @@ async fn plan_streams_batch_and_incremental_in_the_seed_shapes() -> anyhow::Resu
         .collect();
     assert_eq!(workouts.len(), content.len());
     workouts.iter().for_each(|w| assert_workout_shape(w));
+    // every progress event carries the seed's fields, count and total included: the first
+    // ("Reading the draft...") counts 0, then one per workout
     let progress: Vec<&Value> = inc
         .iter()
-        .filter(|(_, e)| e["type"] == "progress" && e.get("count").is_some())
+        .filter(|(_, e)| e["type"] == "progress")
         .map(|(_, e)| e)
         .collect();
-    assert_eq!(progress.len(), content.len());
+    for p in &progress {
+        for f in ["status", "message", "count", "total", "progress"] {
+            assert!(p.get(f).is_some(), "{f} in {p}");
+        }
+        assert!(
+            p["count"].is_u64() && p["total"] == json!(content.len()),
+            "{p}"
+        );
+    }
+    let counts: Vec<u64> = progress
+        .iter()
+        .filter_map(|p| p["count"].as_u64())
+        .collect();
+    assert_eq!(counts, (0..=content.len() as u64).collect::<Vec<_>>());
+    assert!(progress[1..].iter().all(|p| p["status"] == "generating"));
+    // the batch stream's progress events are the job's too
     assert!(
-        progress
+        batch
             .iter()
-            .all(|p| p["total"] == json!(content.len()) && p["status"] == "generating")
+            .filter(|(_, e)| e["type"] == "progress")
+            .all(|(_, e)| e["count"].is_u64() && e["total"] == json!(content.len())),
+        "{batch:?}"
     );
     // weekly_info follows each week's last workout
     let mut week_of_last_workout = None;
@@ -843,6 +862,21 @@ mod openai {
             (job["state"].as_str(), job["attempts"].as_i64()),
             (Some("failed"), Some(2))
         );
+        // each attempt's first progress event and the retrying one in between carry count and
+        // total (the draft's 5 training days, none generated)
+        let progress: Vec<&Value> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "progress")
+            .map(|(_, e)| e)
+            .collect();
+        let statuses: Vec<&str> = progress
+            .iter()
+            .filter_map(|p| p["status"].as_str())
+            .collect();
+        assert_eq!(statuses, ["thinking", "retrying", "thinking"], "{events:?}");
+        for p in progress {
+            assert_eq!((&p["count"], &p["total"]), (&json!(0), &json!(5)), "{p}");
+        }
         // the synchronous endpoint reports the failure as the seed's 500
         let (s, body) = app
             .post(&coach, "/api/v1/ai-coach/generate-plan", &plan_body())

@@ -152,3 +152,64 @@ async fn bad_input_gets_a_4xx_error_body_and_queues_nothing() -> anyhow::Result<
         .await?;
     Ok(())
 }
+
+/// A plan whose `weeks` does not match its draft's week headers is refused the same way by the
+/// Jobs API and the AI Coach route (the input validated before anything is queued): a 400 with
+/// the same message, the field named as each path names its input fields.
+#[tokio::test]
+async fn a_plan_whose_weeks_miss_its_draft_is_refused_by_the_jobs_api_too() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let input = json!({"weeks": 4, "level": "beginner", "org_id": "org_demo",
+                       "refined_draft": "Week 1: base\n- Monday: Easy 5 km\nWeek 6: base\n- Monday: Easy 5 km"});
+    let message = "must match the draft, which has 6 weeks";
+
+    let (status, jobs) = app
+        .post(
+            &coach,
+            "/api/v1/jobs",
+            &json!({"kind": "generate_plan", "input": input}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{jobs}");
+    assert_eq!(jobs["code"], "validation_error");
+    assert_eq!(
+        jobs["details"],
+        json!([{"field": "input.weeks", "message": message}])
+    );
+    assert_eq!(jobs["error"], format!("input.weeks: {message}"));
+
+    let (status, coach_route) = app
+        .post(&coach, "/api/v1/ai-coach/generate-plan", &input)
+        .await?;
+    assert_eq!(status, 400, "{coach_route}");
+    assert_eq!(coach_route["code"], jobs["code"]);
+    assert_eq!(
+        coach_route["details"],
+        json!([{"field": "weeks", "message": message}])
+    );
+
+    // nothing was queued
+    let count: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(count, 0);
+    let mut redis = app.redis().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.prefix))
+        .query_async(&mut redis)
+        .await?;
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains(":scheduled") && !k.contains(":data")),
+        "{keys:?}"
+    );
+
+    // with matching weeks the same input is accepted
+    let mut matching = input.clone();
+    matching["weeks"] = json!(6);
+    app.submit(&coach, "generate_plan", matching).await?;
+    Ok(())
+}

@@ -80,7 +80,6 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
 
 pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
     let input: GeneratePlanInput = ctx.input()?;
-    ctx.progress("thinking", "Reading the draft...", 5).await?;
     let principle = resolve_principle(
         ctx,
         input.draft.training_principle.as_deref(),
@@ -100,6 +99,8 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
             for w in &rules.workouts {
                 *expected.entry(w.week).or_insert(0usize) += 1;
             }
+            // the model's events count out of the draft's training days
+            reading_the_draft(ctx, rules.workouts.len()).await?;
             Box::pin(model.plan(ctx, &input, &principle, &expected)).await?
         }
         None => {
@@ -130,6 +131,7 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
     );
     let weekly_info = with_distances(weekly_info, &content);
     if ctx.worker.openai.is_none() {
+        reading_the_draft(ctx, content.len()).await?;
         stream_workouts(ctx, &content, &weekly_info).await?;
     }
     Ok(json!({
@@ -140,6 +142,16 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         "training_principle": principle,
         "metadata": metadata(&input.draft),
     }))
+}
+
+/// A plan's first event. Like every `progress` event of a plan (seed 000, stream-content), it
+/// carries `count` (workouts generated so far) and `total` (the same total as the events that
+/// follow), so it is sent once the total is known.
+async fn reading_the_draft(ctx: &JobCtx, total: usize) -> Result<(), JobError> {
+    let message = "Reading the draft...";
+    let progress = json!({"type": events::PROGRESS, "status": "thinking", "message": message,
+                          "count": 0, "total": total, "progress": 5});
+    ctx.emit(&progress, Some((5, message))).await
 }
 
 /// The rules provider's incremental events: progress with count/total, each workout, and a
