@@ -169,6 +169,44 @@ pub fn intensity_flag(zone_secs: [f64; 5]) -> Option<Flag> {
     })
 }
 
+/// Foster's training monotony (§3.3): mean ÷ population SD of 7 daily loads (rest days 0);
+/// `None` when the SD is 0.
+pub fn monotony(daily_loads: &[f64]) -> Option<f64> {
+    let n = daily_loads.len() as f64;
+    let mean = daily_loads.iter().sum::<f64>() / n;
+    let sd = (daily_loads.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (sd > 0.0).then(|| mean / sd)
+}
+
+/// `monotony_high` (§5.3): 7-day monotony above 2.0 (the strain condition applies to sRPE
+/// loads, which Pacer does not have).
+pub fn monotony_flag(monotony: Option<f64>) -> Option<Flag> {
+    monotony.filter(|m| *m > 2.0).map(|m| {
+        Flag::new(
+            "monotony_high",
+            "info",
+            format!("7-day training monotony {m:.2} (above 2.0: little variation between days)"),
+        )
+    })
+}
+
+/// `long_run_overreach` (§5.3, Daniels' cap): the longest run of the last 7 days above 30 % of
+/// their run distance (25 % from 64 km). Distances in km.
+pub fn long_run_flag(longest_km: f64, week_km: f64) -> Option<Flag> {
+    let cap = if week_km < 64.0 { 0.30 } else { 0.25 };
+    (week_km > 0.0 && longest_km > cap * week_km).then(|| {
+        Flag::new(
+            "long_run_overreach",
+            "info",
+            format!(
+                "a {longest_km:.1} km run is {:.0} % of the last 7 days' {week_km:.1} km (cap {:.0} %)",
+                longest_km / week_km * 100.0,
+                cap * 100.0
+            ),
+        )
+    })
+}
+
 /// Recovery score (§5.4, a placeholder convention): `clamp(50 + 15·(0.7·z_hrv + 0.3·z_rhr))`
 /// against 60-day baselines (ln rMSSD for HRV). `None` without enough baseline values.
 pub fn recovery_score(
@@ -241,6 +279,28 @@ mod tests {
         // a 10 % dip is no cutback: last week stays the reference
         assert!(volume_spike(47.0, [36.0, 40.0, 40.0, 40.0]).is_some());
         assert!(volume_spike(46.0, [36.0, 40.0, 40.0, 40.0]).is_none());
+    }
+
+    #[test]
+    fn l7_monotony_uses_the_population_sd() {
+        let m = monotony(&[720.0, 0.0, 300.0, 450.0, 0.0, 600.0, 400.0]).unwrap();
+        assert!((m - 1.3775).abs() < 1e-4, "{m}");
+        assert!(monotony(&[50.0; 7]).is_none(), "SD 0");
+        assert!(monotony_flag(Some(m)).is_none());
+        let steady = monotony(&[60.0, 55.0, 60.0, 65.0, 60.0, 55.0, 60.0]);
+        assert_eq!(monotony_flag(steady).unwrap().code, "monotony_high");
+    }
+
+    #[test]
+    fn long_run_cap_is_30_percent_below_64_km_and_25_from_it() {
+        assert!(long_run_flag(12.0, 40.0).is_none(), "exactly 30 %");
+        assert_eq!(
+            long_run_flag(12.5, 40.0).unwrap().code,
+            "long_run_overreach"
+        );
+        assert!(long_run_flag(16.0, 64.0).is_none(), "exactly 25 %");
+        assert!(long_run_flag(16.5, 64.0).is_some());
+        assert!(long_run_flag(0.0, 0.0).is_none());
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct DayTotals {
     pub day: NaiveDate,
     pub run_distance: f64,
     pub run_moving_time: f64,
+    /// longest single run of the day, metres
+    pub longest_run: f64,
     pub load: f64,
     pub pace_zone_seconds: [f64; 5],
 }
@@ -163,12 +165,28 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
         signals::recovery_score(day.hrv_rmssd?.max(1e-9).ln(), day.resting_hr?, &ln, &rhr)
     };
 
+    // the last 7 days (rest days and days before the first activity count as 0)
+    let last7: Vec<f64> = (0..7)
+        .rev()
+        .map(|i| series.len().checked_sub(1 + i).map_or(0.0, |j| series[j]))
+        .collect();
+    let week_ago_plus1 = today - Duration::days(6);
+    let km7 = sum_in(week_ago_plus1, today, &|d| d.run_distance) / 1000.0;
+    let longest7 = days
+        .iter()
+        .filter(|d| d.day >= week_ago_plus1)
+        .map(|d| d.longest_run)
+        .fold(0.0, f64::max)
+        / 1000.0;
+
     let mut flags = Vec::new();
     flags.extend(signals::volume_spike(week_dist / 1000.0, last_weeks_km));
     flags.extend(signals::acwr_flag(acwr));
     flags.extend(signals::ctl_ramp_flag(ctl, ctl_week_ago));
     flags.extend(signals::tsb_flag(tsb_pre));
     flags.extend(signals::intensity_flag(zones14));
+    flags.extend(signals::monotony_flag(signals::monotony(&last7)));
+    flags.extend(signals::long_run_flag(longest7, km7));
     let recent = h(today - Duration::days(6), today);
     let baseline = h(today - Duration::days(66), today - Duration::days(7));
     let ln = |xs: &[&HealthDay]| -> Vec<f64> {
@@ -220,6 +238,7 @@ mod tests {
             day: date(day),
             run_distance: km * 1000.0,
             run_moving_time: secs,
+            longest_run: km * 1000.0,
             load,
             pace_zone_seconds: [secs, 0.0, 0.0, 0.0, 0.0],
         }
@@ -307,5 +326,35 @@ mod tests {
             "{:?}",
             s.flags
         );
+    }
+
+    #[test]
+    fn the_last_7_days_give_monotony_and_the_long_run_share() {
+        let today = date("2025-04-23");
+        // a run every day, loads 60–75: little variation, so monotony is high; the 10 km
+        // longest is 17 % of the 58 km of the last 7 days
+        let days = [
+            run("2025-04-16", 8.0, 2400.0, 60.0),
+            run("2025-04-17", 8.0, 2400.0, 60.0),
+            run("2025-04-18", 8.0, 2400.0, 60.0),
+            run("2025-04-19", 10.0, 3000.0, 75.0),
+            run("2025-04-20", 8.0, 2400.0, 60.0),
+            run("2025-04-21", 8.0, 2400.0, 60.0),
+            run("2025-04-22", 8.0, 2400.0, 60.0),
+            run("2025-04-23", 8.0, 2400.0, 60.0),
+        ];
+        let codes = |s: &Snapshot| s.flags.iter().map(|f| f.code).collect::<Vec<_>>();
+        let s = compute(today, &days, &[]);
+        assert!(codes(&s).contains(&"monotony_high"), "{:?}", s.flags);
+        assert!(!codes(&s).contains(&"long_run_overreach"), "{:?}", s.flags);
+        // three runs in the week, the long one half of it
+        let days = [
+            run("2025-04-18", 5.0, 1500.0, 40.0),
+            run("2025-04-20", 16.0, 5400.0, 120.0),
+            run("2025-04-22", 5.0, 1500.0, 40.0),
+        ];
+        let s = compute(today, &days, &[]);
+        assert!(codes(&s).contains(&"long_run_overreach"), "{:?}", s.flags);
+        assert!(!codes(&s).contains(&"monotony_high"), "{:?}", s.flags);
     }
 }

@@ -385,8 +385,8 @@ pub async fn rollup_totals(
     db: impl PgExecutor<'_>,
     athlete_id: &str,
 ) -> sqlx::Result<Vec<DayTotals>> {
-    let rows: Vec<(NaiveDate, f64, i32, f64, Vec<i32>)> = sqlx::query_as(
-        "select day, run_distance, run_moving_time, training_load, pace_zone_seconds
+    let rows: Vec<(NaiveDate, f64, i32, f64, f64, Vec<i32>)> = sqlx::query_as(
+        "select day, run_distance, run_moving_time, longest_run, training_load, pace_zone_seconds
            from daily_rollups where athlete_id = $1 order by day",
     )
     .bind(athlete_id)
@@ -394,7 +394,7 @@ pub async fn rollup_totals(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(day, run_distance, moving, load, z)| {
+        .map(|(day, run_distance, moving, longest_run, load, z)| {
             let mut zones = [0.0; 5];
             for (o, v) in zones.iter_mut().zip(z) {
                 *o = f64::from(v);
@@ -403,6 +403,7 @@ pub async fn rollup_totals(
                 day,
                 run_distance,
                 run_moving_time: f64::from(moving),
+                longest_run,
                 load,
                 pace_zone_seconds: zones,
             }
