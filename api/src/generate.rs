@@ -135,7 +135,7 @@ pub async fn run(args: &GenerateArgs, database_url: &str) -> anyhow::Result<()> 
                     .map(|t| t.with_timezone(&Utc));
                 if let Some(start) = start {
                     let avg_hr = has_hr.then(|| rng.random_range(128.0..168.0_f64).round());
-                    let (load, method) = activity_load(moving, km * 1000.0, avg_hr);
+                    let (load, method) = activity_load(moving, km * 1000.0, avg_hr, true);
                     let mut pz = [0i32; 5];
                     pz[pace_zone(pace, DEFAULT_THRESHOLD_PACE)] = moving as i32;
                     let mut hz = [0i32; 5];

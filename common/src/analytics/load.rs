@@ -60,9 +60,15 @@ impl LoadMethod {
 }
 
 /// The load Pacer stores per activity: HRSS when an average HR above rest is known (default
-/// HRrest 60, HRmax 190, LTHR 170.5, moving minutes), otherwise rTSS from the average pace
-/// against a 5:00/km threshold, otherwise 0.
-pub fn activity_load(moving_secs: f64, distance_m: f64, avg_hr: Option<f64>) -> (f64, LoadMethod) {
+/// HRrest 60, HRmax 190, LTHR 170.5, moving minutes), otherwise, for a run, rTSS from the
+/// average pace against a 5:00/km threshold, otherwise 0 (a running threshold says nothing
+/// of a ride's speed: 30 km/h would score as a run at 2:00/km).
+pub fn activity_load(
+    moving_secs: f64,
+    distance_m: f64,
+    avg_hr: Option<f64>,
+    run: bool,
+) -> (f64, LoadMethod) {
     if let Some(hr) = avg_hr.filter(|hr| *hr > DEFAULT_HR_REST && moving_secs > 0.0) {
         let t = trimp(
             moving_secs / 60.0,
@@ -77,7 +83,7 @@ pub fn activity_load(moving_secs: f64, distance_m: f64, avg_hr: Option<f64>) -> 
             LoadMethod::Hrss,
         );
     }
-    if distance_m > 0.0 && moving_secs > 0.0 {
+    if run && distance_m > 0.0 && moving_secs > 0.0 {
         let pace = moving_secs / (distance_m / 1000.0);
         return (
             rtss(moving_secs, pace, DEFAULT_THRESHOLD_PACE),
@@ -177,13 +183,25 @@ mod tests {
 
     #[test]
     fn activity_load_prefers_heart_rate_then_pace() {
-        let (l, m) = activity_load(3600.0, 12000.0, None);
+        let (l, m) = activity_load(3600.0, 12000.0, None, true);
         assert_eq!(m, LoadMethod::Rtss);
         assert!(close(l, 100.0, 1e-9));
-        let (l, m) = activity_load(3600.0, 12000.0, Some(170.5));
+        let (l, m) = activity_load(3600.0, 12000.0, Some(170.5), true);
         assert_eq!(m, LoadMethod::Hrss);
         assert!(close(l, 100.0, 1e-9), "one hour at LTHR is 100: {l}");
-        assert_eq!(activity_load(0.0, 0.0, None).1, LoadMethod::None);
+        assert_eq!(activity_load(0.0, 0.0, None, true).1, LoadMethod::None);
+    }
+
+    #[test]
+    fn a_ride_gets_no_pace_load() {
+        // 40 km in an hour: as a run at 1:30/km it would score 1,111
+        assert_eq!(
+            activity_load(3600.0, 40000.0, None, false),
+            (0.0, LoadMethod::None)
+        );
+        let (l, m) = activity_load(3600.0, 40000.0, Some(170.5), false);
+        assert_eq!(m, LoadMethod::Hrss);
+        assert!(close(l, 100.0, 1e-9));
     }
 
     #[test]

@@ -1442,3 +1442,36 @@ async fn analytics_a_bad_query_lists_every_invalid_field_at_once() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_a_ride_without_heart_rate_gets_no_running_pace_load() -> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_ride", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_ride", "athlete", "org_demo");
+    let mut ride = run("ride1", "2025-04-02T07:00:00Z", 40000.0, 3600);
+    ride["sport_type"] = json!("Ride");
+
+    // Act
+    let (status, body) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!([run("run1", "2025-04-03T07:00:00Z", 12000.0, 3600), ride]),
+        )
+        .await?;
+
+    // Assert: the run scores as a run at threshold; the ride's speed is not a running pace
+    assert_eq!(status, 200, "{body}");
+    let loads: Vec<f64> = body["data"]["results"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x["training_load"].as_f64())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(loads, [100.0, 0.0], "{body}");
+    Ok(())
+}

@@ -247,8 +247,8 @@ impl ParsedActivity {
     /// average (approximate, §4.3).
     fn to_row(&self, athlete: &str, timezone: String) -> ActivityIn {
         let moving = f64::from(self.moving_time);
-        let (load, method) = activity_load(moving, self.distance, self.average_heartrate);
         let run = is_run(&self.sport_type);
+        let (load, method) = activity_load(moving, self.distance, self.average_heartrate, run);
         let pace_samples: Vec<Sample> = if self.laps.is_empty() {
             vec![(
                 moving,
