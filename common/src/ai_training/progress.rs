@@ -1,7 +1,7 @@
 //! The progress report: runs per local calendar day (in the user's time zone) over a window.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::{GapInfo, Tz};
 use serde::Serialize;
 
 use super::ratio;
@@ -35,16 +35,25 @@ pub struct Report {
 
 /// The UTC instants bounding the local days `from..=to` in `tz` (`[start, end)`).
 pub fn window_bounds(tz: Tz, from: NaiveDate, to: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start_of = |d: NaiveDate| {
-        let local = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-        local
-            .and_local_timezone(tz)
-            .earliest()
+    (
+        start_of_day(tz, from),
+        start_of_day(tz, to + Duration::days(1)),
+    )
+}
+
+/// The first instant of the local day `d` in `tz`: local midnight (the earlier one when it is
+/// ambiguous) or, when midnight falls in a DST gap (e.g. America/Santiago in September, where
+/// clocks jump from 00:00 to 01:00), the first valid instant after the gap.
+fn start_of_day(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
+    let midnight = d.and_time(NaiveTime::MIN);
+    match midnight.and_local_timezone(tz).earliest() {
+        Some(t) => t.with_timezone(&Utc),
+        None => GapInfo::new(&midnight, &tz)
+            .and_then(|gap| gap.end)
             .map(|t| t.with_timezone(&Utc))
-            // a day that starts in a DST gap: fall back to UTC midnight
-            .unwrap_or_else(|| local.and_utc())
-    };
-    (start_of(from), start_of(to + Duration::days(1)))
+            // the gap's end is past the tz data's last transition (not reachable with real zones)
+            .unwrap_or_else(|| midnight.and_utc()),
+    }
 }
 
 /// Builds the report from runs `(created_at, completed)` inside the window.
@@ -140,6 +149,35 @@ mod tests {
         let (start, end) = window_bounds(tz, from, to);
         assert_eq!(start, utc("2026-03-25T16:00:00Z"));
         assert_eq!(end, utc("2026-03-27T16:00:00Z"));
+    }
+
+    #[test]
+    fn a_day_starting_in_a_dst_gap_starts_after_the_gap() {
+        // Chile moves its clocks from 00:00 to 01:00 (UTC-4 → UTC-3) on the first Sunday of
+        // September: 2026-09-06 has no local midnight, its first instant is 01:00 -03.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let gap_day = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
+        let midnight = gap_day.and_time(NaiveTime::MIN);
+        assert!(
+            midnight.and_local_timezone(tz).earliest().is_none(),
+            "2026-09-06 00:00 should not exist in {tz}"
+        );
+        let one_am = gap_day.and_hms_opt(1, 0, 0).unwrap();
+        let after_gap = one_am.and_local_timezone(tz).single().unwrap();
+        assert_eq!(after_gap.with_timezone(&Utc), utc("2026-09-06T04:00:00Z"));
+
+        // the day before the gap ends where the gap day starts, not at UTC midnight (20:00 local)
+        let eve = gap_day - Duration::days(1);
+        let (start, end) = window_bounds(tz, eve, eve);
+        assert_eq!(start, utc("2026-09-05T04:00:00Z"));
+        assert_eq!(end, utc("2026-09-06T04:00:00Z"));
+        // a run at 22:00 local on the eve is inside the eve's window, not the gap day's
+        let run = utc("2026-09-06T02:00:00Z");
+        assert!(start <= run && run < end);
+        let (gap_start, gap_end) = window_bounds(tz, gap_day, gap_day);
+        assert_eq!(gap_start, utc("2026-09-06T04:00:00Z"));
+        assert_eq!(gap_end, utc("2026-09-07T03:00:00Z"));
+        assert!(run < gap_start);
     }
 
     #[test]

@@ -433,7 +433,8 @@ pub async fn active_plan(
     .await
 }
 
-/// Serialises plan changes of one user (held until the transaction ends).
+/// Serialises plan changes, run starts and run finishes of one user (held until the transaction
+/// ends). Take it before any row lock on the user's plans, instances or runs.
 pub async fn lock_user(tx: &mut PgConnection, client_id: &str, user_id: &str) -> sqlx::Result<()> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 6))")
         .bind(client_id)
@@ -445,6 +446,12 @@ pub async fn lock_user(tx: &mut PgConnection, client_id: &str, user_id: &str) ->
 
 /// Retires the active plan: it becomes `replaced`, its open instances `cancelled` and their open
 /// runs `abandoned`.
+///
+/// Callers hold [`lock_user`], as do `create_run` and `patch_run`, so no run is created or
+/// finished on the plan meanwhile. The instances are still cancelled before the runs are
+/// abandoned: the instance update waits for a transaction that locked an instance to start a
+/// run, and the next statement then sees (and abandons) that run, so even a writer without the
+/// user lock cannot leave an open run on a cancelled instance.
 pub async fn retire_active_plan(
     tx: &mut PgConnection,
     client_id: &str,
@@ -460,15 +467,15 @@ pub async fn retire_active_plan(
     .await?;
     let Some(old) = old else { return Ok(()) };
     sqlx::query(
-        "update ai_routine_runs set status = 'abandoned', finished_at = now(), updated_at = now()
-         where plan_id = $1 and status in ('created', 'in-progress')",
+        "update ai_routine_instances set status = 'cancelled', updated_at = now()
+         where plan_id = $1 and status in ('queued', 'in-progress')",
     )
     .bind(&old)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "update ai_routine_instances set status = 'cancelled', updated_at = now()
-         where plan_id = $1 and status in ('queued', 'in-progress')",
+        "update ai_routine_runs set status = 'abandoned', finished_at = now(), updated_at = now()
+         where plan_id = $1 and status in ('created', 'in-progress')",
     )
     .bind(&old)
     .execute(&mut *tx)
@@ -598,6 +605,18 @@ pub async fn queue(
     .await
 }
 
+/// Queued and in-progress instances of one plan, head first.
+pub async fn plan_queue(db: impl PgExecutor<'_>, plan_id: &str) -> sqlx::Result<Vec<InstanceRow>> {
+    sqlx::query_as(
+        "select * from ai_routine_instances
+         where plan_id = $1 and status in ('queued', 'in-progress')
+         order by queue_index, id",
+    )
+    .bind(plan_id)
+    .fetch_all(db)
+    .await
+}
+
 /// One of the user's instances, locked for update.
 pub async fn lock_instance(
     tx: &mut PgConnection,
@@ -613,6 +632,24 @@ pub async fn lock_instance(
     .bind(id)
     .fetch_optional(tx)
     .await
+}
+
+/// Gives back a finished run's instance: `completed` completes it, `queued` puts it back in the
+/// queue. Only an open (`queued`/`in-progress`) instance of the active plan changes: a cancelled
+/// instance (its plan was replaced) stays cancelled.
+pub async fn release_instance(tx: &mut PgConnection, id: &str, status: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "update ai_routine_instances i set status = $2, updated_at = now(),
+            completed_at = case when $2 = 'completed' then now() else i.completed_at end
+         from ai_training_plans p
+         where i.id = $1 and p.id = i.plan_id and p.status = 'active'
+           and i.status in ('queued', 'in-progress')",
+    )
+    .bind(id)
+    .bind(status)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn set_instance_status(

@@ -1473,3 +1473,212 @@ async fn ai_training_custom_token_is_single_use_and_expires() -> Result<()> {
     assert_eq!(b["plan"]["userId"], "usr_1");
     Ok(())
 }
+
+/// Generates a plan for `token` and returns `(planId, routineInstanceIds)`.
+async fn generate_plan(app: &TestApp, token: &str, body: &Value) -> Result<(String, Vec<String>)> {
+    let (s, b) = app
+        .post(token, "/api/ai-training/my-plan/generate", body)
+        .await?;
+    assert_eq!(s, 201, "{b}");
+    let plan_id = b["plan"]["planId"].as_str().unwrap_or_default().to_owned();
+    Ok((plan_id, ids(&b["routineInstances"], "routineInstanceId")))
+}
+
+async fn instance_status(app: &TestApp, id: &str) -> Result<String> {
+    Ok(
+        sqlx::query_scalar("select status from ai_routine_instances where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?,
+    )
+}
+
+/// Open runs whose instance is cancelled (what a plan replacement must never leave behind).
+async fn open_runs_on_cancelled_instances(app: &TestApp) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from ai_routine_runs r
+         join ai_routine_instances i on i.id = r.routine_instance_id
+         where i.status = 'cancelled' and r.status in ('created', 'in-progress')",
+    )
+    .fetch_one(&app.db)
+    .await?)
+}
+
+#[tokio::test]
+async fn ai_training_routine_queue_names_the_active_plan_when_every_instance_is_done() -> Result<()>
+{
+    // Arrange: a one-routine plan whose only instance is completed
+    let app = app().await?;
+    let user = app.token("usr_1", "athlete", CLIENT);
+    let (plan_id, instances) = generate_plan(&app, &user, &json!({"frequency": 1})).await?;
+    assert_eq!(instances.len(), 1);
+    let (s, b) = app
+        .post(
+            &user,
+            "/api/ai-training/routine-runs",
+            &json!({"routineInstanceId": instances[0], "startedFrom": "dashboard"}),
+        )
+        .await?;
+    assert_eq!(s, 201, "{b}");
+    let run_path = format!(
+        "/api/ai-training/routine-runs/{}",
+        b["routineRun"]["routineRunId"].as_str().unwrap_or_default()
+    );
+    for status in ["in-progress", "completed"] {
+        let (s, b) = patch(&app, &user, &run_path, &json!({"status": status})).await?;
+        assert_eq!(s, 200, "{b}");
+    }
+
+    // Act
+    let (s, queue) = app.get(&user, "/api/ai-training/my-routine-queue").await?;
+
+    // Assert: the queue is empty but the plan is still the active one
+    assert_eq!(s, 200, "{queue}");
+    assert_eq!(queue["routineInstances"], json!([]));
+    assert_eq!(queue["planId"], plan_id.as_str());
+    // no plan at all: null
+    let other = app.token("usr_2", "athlete", CLIENT);
+    let (_, queue) = app.get(&other, "/api/ai-training/my-routine-queue").await?;
+    assert_eq!(queue["planId"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ai_training_replaced_plan_instances_cannot_be_started_or_resurrected() -> Result<()> {
+    // Arrange: a run on plan A, then plan A replaced by plan B
+    let app = app().await?;
+    let user = app.token("usr_1", "athlete", CLIENT);
+    let (_, old) = generate_plan(&app, &user, &json!({"frequency": 2})).await?;
+    let (s, b) = app
+        .post(
+            &user,
+            "/api/ai-training/routine-runs",
+            &json!({"routineInstanceId": old[0], "startedFrom": "dashboard"}),
+        )
+        .await?;
+    assert_eq!(s, 201, "{b}");
+    let run_id = b["routineRun"]["routineRunId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let run_path = format!("/api/ai-training/routine-runs/{run_id}");
+    let (new_plan, _) = generate_plan(&app, &user, &json!({"frequency": 2})).await?;
+    assert_eq!(instance_status(&app, &old[0]).await?, "cancelled");
+    assert_eq!(open_runs_on_cancelled_instances(&app).await?, 0);
+
+    // Act + Assert: a cancelled instance cannot be started
+    let start_old = json!({"routineInstanceId": old[1], "startedFrom": "dashboard"});
+    let (s, b) = app
+        .post(&user, "/api/ai-training/routine-runs", &start_old)
+        .await?;
+    assert_error(s, &b, 409, "instance_not_queued");
+
+    // The states the replacement race used to leave behind, written directly: an open run on a
+    // cancelled instance, and (after abandoning such a run) a queued instance of a replaced plan.
+    sqlx::query("update ai_routine_instances set status = 'queued' where id = $1")
+        .bind(&old[1])
+        .execute(&app.db)
+        .await?;
+    let (s, b) = app
+        .post(&user, "/api/ai-training/routine-runs", &start_old)
+        .await?;
+    assert_error(s, &b, 409, "instance_not_queued");
+    let reopen = || {
+        sqlx::query(
+            "update ai_routine_runs set status = 'in-progress', finished_at = null where id = $1",
+        )
+        .bind(&run_id)
+        .execute(&app.db)
+    };
+
+    // finishing such a run closes the run but leaves the instance cancelled
+    reopen().await?;
+    let (s, b) = patch(&app, &user, &run_path, &json!({"status": "completed"})).await?;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["routineRun"]["status"], "completed");
+    assert_eq!(b["nextRoutineInstance"]["planId"], new_plan.as_str());
+    assert_eq!(instance_status(&app, &old[0]).await?, "cancelled");
+    reopen().await?;
+    let (s, b) = patch(&app, &user, &run_path, &json!({"status": "abandoned"})).await?;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(instance_status(&app, &old[0]).await?, "cancelled");
+    let (_, queue) = app.get(&user, "/api/ai-training/my-routine-queue").await?;
+    assert_eq!(queue["planId"], new_plan.as_str());
+    assert!(
+        queue["routineInstances"]
+            .as_array()
+            .is_some_and(|q| q.iter().all(|i| i["planId"] == new_plan.as_str())),
+        "{queue}"
+    );
+    Ok(())
+}
+
+/// Backends of the test database waiting for a lock (row or advisory).
+async fn lock_waiters(app: &TestApp) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'",
+    )
+    .bind(&app.db_name)
+    .fetch_one(&app.db)
+    .await?)
+}
+
+async fn until_lock_waiters(app: &TestApp, n: i64) -> Result<()> {
+    pacer_tests::eventually(
+        std::time::Duration::from_secs(20),
+        &format!("{n} backends waiting for a lock"),
+        || async { Ok((lock_waiters(app).await? >= n).then_some(())) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn ai_training_run_started_during_plan_replacement_leaves_no_open_run_on_a_cancelled_instance()
+-> Result<()> {
+    // Arrange: the test holds the instance's row lock, so that the interleaving is forced
+    // (waiting on observed lock waits, not on time): run creation queues for the row first, the
+    // replacement second.
+    let app = app().await?;
+    let user = app.token("usr_1", "athlete", CLIENT);
+    let (_, old) = generate_plan(&app, &user, &json!({"frequency": 1})).await?;
+    let mut blocker = app.db.begin().await?;
+    sqlx::query("select 1 from ai_routine_instances where id = $1 for update")
+        .bind(&old[0])
+        .execute(&mut *blocker)
+        .await?;
+
+    // Act
+    let start_body = json!({"routineInstanceId": old[0], "startedFrom": "dashboard"});
+    let generate_body = json!({"frequency": 1});
+    let create = app.post(&user, "/api/ai-training/routine-runs", &start_body);
+    let replace = async {
+        until_lock_waiters(&app, 1).await?;
+        let generate = app.post(&user, "/api/ai-training/my-plan/generate", &generate_body);
+        let release = async {
+            until_lock_waiters(&app, 2).await?;
+            blocker.commit().await?;
+            anyhow::Ok(())
+        };
+        let (generated, released) = tokio::join!(generate, release);
+        released?;
+        generated
+    };
+    let (created, replaced) = tokio::join!(create, replace);
+
+    // Assert: the run was started first, then abandoned with its instance by the replacement
+    let (s, b) = created?;
+    assert_eq!(s, 201, "{b}");
+    let run_id = b["routineRun"]["routineRunId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (s, b) = replaced?;
+    assert_eq!(s, 201, "{b}");
+    let (_, b) = app
+        .get(&user, &format!("/api/ai-training/routine-runs/{run_id}"))
+        .await?;
+    assert_eq!(b["routineRun"]["status"], "abandoned", "{b}");
+    assert_eq!(instance_status(&app, &old[0]).await?, "cancelled");
+    assert_eq!(open_runs_on_cancelled_instances(&app).await?, 0);
+    Ok(())
+}

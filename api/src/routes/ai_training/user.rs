@@ -123,11 +123,16 @@ pub async fn routine_queue(
     let (state, claims, client_id) = end_user(depot).await?;
     let allow_duplicates =
         query_param::<bool>(req, "allowDuplicateRoutineTemplates")?.unwrap_or(false);
-    let mut queue = db::queue(&state.db, &client_id, &claims.sub).await?;
+    // the plan id comes from the plan itself: a plan whose instances are all done is still active
+    let plan = db::active_plan(&state.db, &client_id, &claims.sub).await?;
+    let mut queue = match &plan {
+        Some(p) => db::plan_queue(&state.db, &p.id).await?,
+        None => Vec::new(),
+    };
     if !allow_duplicates {
         queue = dedup_by_template(queue);
     }
-    let plan_id = queue.first().map(|i| i.plan_id.clone());
+    let plan_id = plan.map(|p| p.id);
     let list: Vec<Value> = queue.iter().map(db::InstanceRow::to_json).collect();
     res.render(Json(json!({"planId": plan_id, "routineInstances": list})));
     Ok(())
@@ -160,6 +165,9 @@ pub async fn create_run(
         return Err(ApiError::field("routineInstanceId", "is required"));
     };
     let mut tx = state.db.begin().await?;
+    // the user lock first, as plan replacement takes it: the plan cannot be replaced (and the
+    // instance cancelled) between this check and the commit
+    db::lock_user(&mut tx, &client_id, &claims.sub).await?;
     let instance = db::lock_instance(&mut tx, &client_id, &claims.sub, &instance_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("routine instance {instance_id} not found")))?;
@@ -169,6 +177,16 @@ pub async fn create_run(
             format!(
                 "routine instance {instance_id} is {}, only a queued instance can be started",
                 instance.status
+            ),
+        ));
+    }
+    let active = db::active_plan(&mut *tx, &client_id, &claims.sub).await?;
+    if active.as_ref().map(|p| p.id.as_str()) != Some(instance.plan_id.as_str()) {
+        return Err(ApiError::Conflict(
+            "instance_not_queued",
+            format!(
+                "routine instance {instance_id} belongs to plan {}, which is no longer active",
+                instance.plan_id
             ),
         ));
     }
@@ -286,6 +304,8 @@ pub async fn patch_run(
         return Err(ApiError::field("status", "is required"));
     };
     let mut tx = state.db.begin().await?;
+    // the user lock first, as create_run and plan replacement take it (one lock order)
+    db::lock_user(&mut tx, &client_id, &claims.sub).await?;
     let run = db::lock_run(&mut tx, &client_id, &claims.sub, &id)
         .await?
         .ok_or_else(|| run_not_found(&id))?;
@@ -303,11 +323,10 @@ pub async fn patch_run(
         &summarize(&run.steps.0),
     )
     .await?;
+    // an instance cancelled by a plan replacement stays cancelled (release_instance skips it)
     match status.as_str() {
-        "completed" => {
-            db::set_instance_status(&mut tx, &run.routine_instance_id, "completed").await?
-        }
-        "abandoned" => db::set_instance_status(&mut tx, &run.routine_instance_id, "queued").await?,
+        "completed" => db::release_instance(&mut tx, &run.routine_instance_id, "completed").await?,
+        "abandoned" => db::release_instance(&mut tx, &run.routine_instance_id, "queued").await?,
         _ => {}
     }
     tx.commit().await?;
