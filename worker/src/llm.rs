@@ -4,8 +4,9 @@
 //! - Drafts are streamed; progress events follow the text as it arrives.
 //! - Plans are generated one week per request, several weeks at once (bounded), each asked for
 //!   JSON matching a schema. An answer that does not validate is sent back once with the errors;
-//!   a second bad answer fails the job with a clear message. Each week's workouts are emitted
-//!   as soon as the week is valid, then its `weekly_info`.
+//!   a second bad answer fails the job with a clear message. A valid week is finished by the
+//!   caller (workout preference, distances), then its workouts and `weekly_info` are emitted,
+//!   in week order, as soon as it and the weeks before it are done.
 //! - 429, 5xx and connection errors are retried with backoff; token usage is recorded on the job
 //!   and capped per job.
 
@@ -236,31 +237,41 @@ impl OpenAi {
         Ok(text)
     }
 
-    /// Generates the plan week by week (several at once), emitting each week's workouts and
-    /// weekly info as soon as they validate. Returns (workouts in plan order, weekly info, warnings).
-    pub async fn plan(
+    /// Generates the plan week by week (several at once). `finish` turns each valid week
+    /// (workouts, weekly info) into its final form (the workout preference applied, distances
+    /// recomputed), which is then emitted: the week's workouts, then its weekly info, in week
+    /// order. Returns (final workouts in plan order, final weekly info, warnings).
+    pub async fn plan<F>(
         &self,
         ctx: &JobCtx,
         input: &GeneratePlanInput,
         principle: &str,
         expected: &BTreeMap<u32, usize>,
-    ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError> {
+        finish: &F,
+    ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError>
+    where
+        F: Fn(Vec<Value>, Value, &mut Vec<String>) -> (Vec<Value>, Value) + Sync,
+    {
         let budget = self.budget();
         let result = self
-            .plan_inner(ctx, input, principle, expected, &budget)
+            .plan_inner(ctx, input, principle, expected, finish, &budget)
             .await;
         budget.record(ctx, &self.model);
         result
     }
 
-    async fn plan_inner(
+    async fn plan_inner<F>(
         &self,
         ctx: &JobCtx,
         input: &GeneratePlanInput,
         principle: &str,
         expected: &BTreeMap<u32, usize>,
+        finish: &F,
         budget: &Budget,
-    ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError> {
+    ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError>
+    where
+        F: Fn(Vec<Value>, Value, &mut Vec<String>) -> (Vec<Value>, Value) + Sync,
+    {
         let expected_total: usize = expected.values().sum();
         let sections = pacer_planner::draft_sections(&input.refined_draft);
         let mut warnings = Vec::new();
@@ -279,14 +290,23 @@ impl OpenAi {
                 let days = expected.get(&w).copied().unwrap_or(7).clamp(1, 7);
                 self.week(input, principle, w, text, days, budget)
             })
-            .buffer_unordered(self.concurrency.max(1));
+            // in week order (still several requests at once), so the stream's workouts are in
+            // the result's order
+            .buffered(self.concurrency.max(1));
         let mut by_week: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
         let mut info = serde_json::Map::new();
         let mut count = 0usize;
+        // workouts the model wrote that the preference left out (strict_existing)
+        let mut left_out = 0usize;
         while let Some(week) = generated.next().await {
-            let (w, workouts, week_info, week_warnings) = week?;
+            let (w, answered, week_info, week_warnings) = week?;
             warnings.extend(week_warnings);
-            let total = expected_total.max(count + workouts.len());
+            let answered_len = answered.len();
+            let (workouts, week_info) = finish(answered, week_info, &mut warnings);
+            left_out += answered_len.saturating_sub(workouts.len());
+            let total = expected_total
+                .saturating_sub(left_out)
+                .max(count + workouts.len());
             for workout in &workouts {
                 count += 1;
                 let pct = u8::try_from(count * 100 / total.max(1))

@@ -781,6 +781,101 @@ mod openai {
         Ok(())
     }
 
+    /// With a workout preference, what stream-content streams is what the plan is: the `workout`
+    /// events are the result's `content` items (library workouts swapped in, unmatched days left
+    /// out for strict_existing) and each `weekly_info` event is the result's entry for its week.
+    #[tokio::test]
+    async fn streamed_workouts_and_weekly_info_follow_the_workout_preference() -> anyhow::Result<()>
+    {
+        let fake =
+            FakeLlm::start(|body, _| Reply::Content(week(requested_week(body).unwrap_or(1))))
+                .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+        // the library has an easy run (the model's Monday), no long run (its Saturday)
+        let lib = json!({"workout_name": "Club Easy", "workout_description": "Our easy loop", "workout_sub_type": "easy-run",
+                         "target_duration_in_seconds": 2400, "target_distance_in_meters": 6000,
+                         "content_blocks": [{"type": "warmup", "duration_seconds": 600}, {"type": "main", "duration_seconds": 1800}]});
+        let (s, created) = app.post(&coach, "/api/v1/ai-coach/workouts", &lib).await?;
+        assert_eq!(s, 201, "{created}");
+        let lib_id = created["data"]["id"].clone();
+
+        for (preference, expected_workouts) in [("strict_existing", 2), ("prefer_existing", 4)] {
+            let mut body = plan_body();
+            body["workout_preference"] = json!(preference);
+            let res = app
+                .http
+                .post(format!(
+                    "{}/api/v1/ai-coach/generate-plan/stream-content",
+                    app.base()
+                ))
+                .bearer_auth(&coach)
+                .json(&body)
+                .send()
+                .await?;
+            let job_id: uuid::Uuid = res.headers()["x-job-id"].to_str()?.parse()?;
+            let events = read_sse(res, None, Duration::from_secs(60)).await?;
+            let t = types(&events);
+            assert_eq!(&t[t.len() - 2..], ["result", "done"], "{preference}: {t:?}");
+            let job = app.job(&coach, job_id).await?;
+            let content = job["result"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let weekly_info = job["result"]["weekly_info"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(content.len(), expected_workouts, "{preference}: {job}");
+            assert!(
+                content
+                    .iter()
+                    .filter(|w| w["workout_sub_type"] == "easy-run")
+                    .all(|w| w["library_workout_id"] == lib_id),
+                "{preference}: easy runs come from the library: {job}"
+            );
+
+            let streamed: Vec<Value> = events
+                .iter()
+                .filter(|(_, e)| e["type"] == "workout")
+                .map(|(_, e)| e["data"].clone())
+                .collect();
+            assert_eq!(
+                streamed, content,
+                "{preference}: workout events are the result's content, in order"
+            );
+            let result = &events[events.len() - 2].1;
+            assert_eq!(
+                result["total_workouts"],
+                json!(streamed.len()),
+                "{preference}"
+            );
+            assert_eq!(
+                result["weekly_info"],
+                Value::Object(weekly_info.clone()),
+                "{preference}"
+            );
+            let mut weeks = Vec::new();
+            for (_, e) in events.iter().filter(|(_, e)| e["type"] == "weekly_info") {
+                let data = e["data"].as_object().cloned().unwrap_or_default();
+                assert_eq!(data.len(), 1, "{preference}: one week per event: {e}");
+                for (w, info) in data {
+                    assert_eq!(
+                        Some(&info),
+                        weekly_info.get(&w),
+                        "{preference}: streamed weekly_info of week {w} is the result's"
+                    );
+                    weeks.push(w);
+                }
+            }
+            assert_eq!(
+                weeks,
+                weekly_info.keys().cloned().collect::<Vec<_>>(),
+                "{preference}: every week's info is streamed once, in order"
+            );
+        }
+        Ok(())
+    }
+
     #[tokio::test]
     async fn an_invalid_answer_is_sent_back_once_and_the_repair_is_used() -> anyhow::Result<()> {
         let fake = FakeLlm::start(|body, _| {

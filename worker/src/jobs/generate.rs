@@ -1,5 +1,7 @@
-//! AI Coach jobs with the built-in `rules` provider: `generate_draft` writes the readable draft,
-//! `generate_plan` turns a (possibly edited) draft into workouts, streaming each one.
+//! AI Coach jobs with the built-in `rules` provider or a model (`crate::llm`): `generate_draft`
+//! writes the readable draft, `generate_plan` turns a (possibly edited) draft into workouts,
+//! streaming each one. Either way the workout preference is applied before a workout is
+//! streamed, so the `workout` and `weekly_info` events are the result's.
 
 use chrono::{SecondsFormat, Utc};
 use pacer_common::db::workouts::{self, WorkoutRow};
@@ -93,7 +95,8 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         "ai_generate" => Vec::new(),
         _ => workouts::list(&ctx.worker.db, &input.draft.org_id).await?,
     };
-    let (content, weekly_info, mut warnings) = match &ctx.worker.openai {
+    let preference = input.draft.workout_preference.as_str();
+    let (content, weekly_info, warnings) = match &ctx.worker.openai {
         Some(model) => {
             let mut expected = std::collections::BTreeMap::new();
             for w in &rules.workouts {
@@ -101,7 +104,14 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
             }
             // the model's events count out of the draft's training days
             reading_the_draft(ctx, rules.workouts.len()).await?;
-            Box::pin(model.plan(ctx, &input, &principle, &expected)).await?
+            // each week is final (preference applied, distance recomputed) before it is
+            // streamed, so the events are the result's content and weekly_info
+            let finish = |workouts: Vec<Value>, info: Value, warnings: &mut Vec<String>| {
+                finish_week(workouts, info, &library, preference, warnings)
+            };
+            let (content, info, warnings) =
+                Box::pin(model.plan(ctx, &input, &principle, &expected, &finish)).await?;
+            (content, Value::Object(info), warnings)
         }
         None => {
             let planned = rules
@@ -120,20 +130,14 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
                     )
                 })
                 .collect();
-            (planned, info, rules.warnings.clone())
+            let mut warnings = rules.warnings.clone();
+            let content = apply_preference(planned, &library, preference, &mut warnings);
+            let weekly_info = with_distances(info, &content);
+            reading_the_draft(ctx, content.len()).await?;
+            stream_workouts(ctx, &content, &weekly_info).await?;
+            (content, weekly_info, warnings)
         }
     };
-    let content = apply_preference(
-        content,
-        &library,
-        &input.draft.workout_preference,
-        &mut warnings,
-    );
-    let weekly_info = with_distances(weekly_info, &content);
-    if ctx.worker.openai.is_none() {
-        reading_the_draft(ctx, content.len()).await?;
-        stream_workouts(ctx, &content, &weekly_info).await?;
-    }
     Ok(json!({
         "content": content,
         "weekly_info": weekly_info,
@@ -235,15 +239,40 @@ fn apply_preference(
     out
 }
 
+/// One week of a model's plan as the client sees it: the workout preference applied to its
+/// workouts, and its info with `total_distance_km` recomputed from the workouts kept.
+fn finish_week(
+    workouts: Vec<Value>,
+    mut info: Value,
+    library: &[WorkoutRow],
+    preference: &str,
+    warnings: &mut Vec<String>,
+) -> (Vec<Value>, Value) {
+    let workouts = apply_preference(workouts, library, preference, warnings);
+    if let Some(info) = info.as_object_mut() {
+        info.insert(
+            "total_distance_km".to_owned(),
+            json!(distance_km(workouts.iter())),
+        );
+    }
+    (workouts, info)
+}
+
 /// Weekly info with `total_distance_km` recomputed from the final workouts.
 fn with_distances(mut info: serde_json::Map<String, Value>, content: &[Value]) -> Value {
     for (week, v) in info.iter_mut() {
-        let meters: i64 = content
+        let of_week = content
             .iter()
-            .filter(|w| w["week"].as_u64().is_some_and(|n| n.to_string() == *week))
-            .filter_map(|w| w["target_distance_in_meters"].as_i64())
-            .sum();
-        v["total_distance_km"] = json!((meters as f64 / 100.0).round() / 10.0);
+            .filter(|w| w["week"].as_u64().is_some_and(|n| n.to_string() == *week));
+        v["total_distance_km"] = json!(distance_km(of_week));
     }
     Value::Object(info)
+}
+
+/// The workouts' total `target_distance_in_meters`, in km to one decimal.
+fn distance_km<'a>(workouts: impl Iterator<Item = &'a Value>) -> f64 {
+    let meters: i64 = workouts
+        .filter_map(|w| w["target_distance_in_meters"].as_i64())
+        .sum();
+    (meters as f64 / 100.0).round() / 10.0
 }
