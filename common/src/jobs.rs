@@ -155,12 +155,19 @@ pub struct GenerateDraftInput {
     pub training_principle: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_date: Option<NaiveDate>,
-    pub workout_preference: String,
+    /// As sent; absent on a plan request means "as the draft says" ([`Self::preference`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workout_preference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent_race: Option<RecentRace>,
 }
 
 impl GenerateDraftInput {
+    /// The workout source asked for, `ai_generate` (the seed's default) when none was.
+    pub fn preference(&self) -> &str {
+        self.workout_preference.as_deref().unwrap_or("ai_generate")
+    }
+
     pub fn parse(body: &Value, prefix: &str) -> Result<Self, Vec<FieldError>> {
         let mut r = FieldReader::nested(body, prefix)?;
         let parsed = Self::read(&mut r);
@@ -187,7 +194,7 @@ impl GenerateDraftInput {
             additional_prompt: additional_prompt.filter(|s| !s.trim().is_empty()),
             training_principle: training_principle.filter(|s| !s.trim().is_empty()),
             start_date,
-            workout_preference: workout_preference.unwrap_or_else(|| "ai_generate".to_owned()),
+            workout_preference,
             recent_race,
         })
     }
@@ -298,10 +305,7 @@ mod tests {
         let v = JobKind::GenerateDraft
             .validate_input(&json!({"weeks": 4, "level": "beginner", "org_id": "o1", "training_principle": "  "}))
             .unwrap();
-        assert_eq!(
-            v,
-            json!({"weeks": 4, "level": "beginner", "org_id": "o1", "workout_preference": "ai_generate"})
-        );
+        assert_eq!(v, json!({"weeks": 4, "level": "beginner", "org_id": "o1"}));
     }
 
     #[test]

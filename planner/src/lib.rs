@@ -18,7 +18,7 @@ pub mod vdot;
 use serde::{Deserialize, Serialize};
 
 pub use draft::write_draft;
-pub use parse::{build_plan, draft_sections, draft_weeks};
+pub use parse::{build_plan, draft_sections, draft_weeks, with_workout_source, workout_source};
 pub use prompt::{PromptHints, RaceDistance, read_prompt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -435,6 +435,51 @@ pub fn draft_weeks(refined_draft: &str) -> Option<u32> {
         .max()
 }
 
+/// The workout sources a request may choose (seed 000 `workout_preference`).
+const SOURCES: [&str; 3] = ["ai_generate", "prefer_existing", "strict_existing"];
+
+/// The draft with a line naming its workout source, before its first week: the seed gives
+/// `workout_preference` to the draft request only, so the draft text carries it (visible and
+/// editable by the coach) to the plan step. `ai_generate`, the default, adds nothing.
+pub fn with_workout_source(draft: &str, preference: &str) -> String {
+    let what = match preference {
+        "prefer_existing" => "library workouts where one matches, new ones otherwise",
+        "strict_existing" => "library workouts only",
+        _ => return draft.to_owned(),
+    };
+    let line = format!("Workout source: {preference} ({what})");
+    let mut out = String::with_capacity(draft.len() + line.len() + 2);
+    let mut placed = false;
+    for l in draft.split_inclusive('\n') {
+        if !placed && week_header(&clean(l)).is_some() {
+            out.push_str(&line);
+            out.push_str("\n\n");
+            placed = true;
+        }
+        out.push_str(l);
+    }
+    if !placed {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+/// The workout source a (refined) draft names on a `Workout source:` line, if any.
+pub fn workout_source(refined_draft: &str) -> Option<&'static str> {
+    refined_draft.lines().find_map(|l| {
+        let line = clean(l).to_lowercase();
+        let rest = line.strip_prefix("workout source:")?;
+        SOURCES
+            .into_iter()
+            .filter_map(|s| rest.find(s).map(|at| (at, s)))
+            .min()
+            .map(|(_, s)| s)
+    })
+}
+
 pub fn build_plan(input: &PlanInput, refined_draft: &str) -> Plan {
     let ctx = context(input);
     let mut warnings = Vec::new();
@@ -613,5 +658,28 @@ mod tests {
         assert_eq!(week_header("Weeks 1-3: base"), None);
         let (n, rest) = week_header("Week 12:").unwrap_or((0, String::new()));
         assert_eq!((n, header_phase_focus(&rest)), (12, (None, None)));
+    }
+
+    #[test]
+    fn the_workout_source_line_goes_before_the_first_week_and_is_read_back() {
+        let draft = "**4-Week Plan**\n\nIntro.\n\nWeek 1: Base\nMonday: Easy 5 km\n";
+        let with = with_workout_source(draft, "strict_existing");
+        assert_eq!(
+            with,
+            "**4-Week Plan**\n\nIntro.\n\nWorkout source: strict_existing (library workouts only)\n\nWeek 1: Base\nMonday: Easy 5 km\n"
+        );
+        assert_eq!(workout_source(&with), Some("strict_existing"));
+        assert_eq!(draft_weeks(&with), Some(1));
+        assert_eq!(with_workout_source(draft, "ai_generate"), draft);
+        assert_eq!(workout_source(draft), None);
+        // edited by the coach, in markup
+        assert_eq!(
+            workout_source("- **Workout source:** Prefer_Existing please"),
+            Some("prefer_existing")
+        );
+        assert_eq!(
+            with_workout_source("no weeks", "prefer_existing"),
+            "no weeks\n\nWorkout source: prefer_existing (library workouts where one matches, new ones otherwise)"
+        );
     }
 }

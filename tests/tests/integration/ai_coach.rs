@@ -537,6 +537,58 @@ async fn the_workout_library_feeds_prefer_and_strict_existing() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn a_preference_given_to_the_draft_carries_to_the_plan_through_the_draft_text()
+-> anyhow::Result<()> {
+    // Arrange: a library easy run, and a draft asked for with strict_existing (the seed's
+    // generate-plan request has no workout_preference)
+    let (app, coach) = app().await?;
+    let lib = json!({"workout_name": "Club Easy", "workout_description": "Conversational", "workout_sub_type": "easy-run",
+                     "target_duration_in_seconds": 2400, "target_distance_in_meters": 6000,
+                     "content_blocks": [{"type": "main", "duration_seconds": 2400}]});
+    let (s, created) = app.post(&coach, "/api/v1/ai-coach/workouts", &lib).await?;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].clone();
+    let mut body = draft_body();
+    body["workout_preference"] = json!("strict_existing");
+    let (s, drafted) = app
+        .post(&coach, "/api/v1/ai-coach/generate-draft", &body)
+        .await?;
+    assert_eq!(s, 200, "{drafted}");
+    let text = drafted["data"]["draft"].as_str().unwrap_or_default();
+
+    // Act: the plan from that draft, once as the seed sends it and once choosing ai_generate
+    let (s, inherited) = app
+        .post(&coach, "/api/v1/ai-coach/generate-plan", &plan_body(text))
+        .await?;
+    let mut explicit = plan_body(text);
+    explicit["workout_preference"] = json!("ai_generate");
+    let (s2, overridden) = app
+        .post(&coach, "/api/v1/ai-coach/generate-plan", &explicit)
+        .await?;
+
+    // Assert
+    assert!(text.contains("Workout source: strict_existing"), "{text}");
+    assert_eq!((s, s2), (200, 200), "{inherited} {overridden}");
+    let from_library = |plan: &Value| -> Vec<bool> {
+        plan["data"]["content"]
+            .as_array()
+            .map(|c| c.iter().map(|w| w["library_workout_id"] == id).collect())
+            .unwrap_or_default()
+    };
+    let inherited = from_library(&inherited);
+    assert!(
+        !inherited.is_empty() && inherited.iter().all(|l| *l),
+        "{inherited:?}"
+    );
+    let overridden = from_library(&overridden);
+    assert!(
+        !overridden.is_empty() && overridden.iter().all(|l| !*l),
+        "{overridden:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn paces_follow_daniels_tables() -> anyhow::Result<()> {
     let (app, coach) = app().await?;
     // VDOT 50 row: 5K 19:57, marathon 3:10:49; T 4:15, I 3:55, M 4:31 per km

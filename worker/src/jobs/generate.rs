@@ -77,6 +77,7 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
             draft.text
         }
     };
+    let text = pacer_planner::with_workout_source(&text, input.preference());
     Ok(json!({"draft": text, "training_principle": principle, "metadata": metadata(&input)}))
 }
 
@@ -91,11 +92,15 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
     // the rules reading of the draft: the plan itself, or (for a model) the expected day count
     let rules =
         pacer_planner::build_plan(&plan_input(&input.draft, &principle), &input.refined_draft);
-    let library = match input.draft.workout_preference.as_str() {
+    // the request's own preference, else the one its draft was written for
+    let preference = match &input.draft.workout_preference {
+        Some(p) => p.as_str(),
+        None => pacer_planner::workout_source(&input.refined_draft).unwrap_or("ai_generate"),
+    };
+    let library = match preference {
         "ai_generate" => Vec::new(),
         _ => workouts::list(&ctx.worker.db, &input.draft.org_id).await?,
     };
-    let preference = input.draft.workout_preference.as_str();
     let (content, weekly_info, warnings) = match &ctx.worker.openai {
         Some(model) => {
             let mut expected = std::collections::BTreeMap::new();
