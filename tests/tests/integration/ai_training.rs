@@ -485,6 +485,39 @@ async fn ai_training_generator_rules() -> Result<()> {
         )
         .await?;
     assert_eq!(q["routineInstances"].as_array().map(Vec::len), Some(4));
+    // a run started on a later duplicate: the default view shows that instance, not the first
+    let all = q["routineInstances"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let later = all
+        .iter()
+        .enumerate()
+        .find(|(i, x)| {
+            all[..*i]
+                .iter()
+                .any(|y| y["routineTemplateId"] == x["routineTemplateId"])
+        })
+        .map(|(_, x)| x["routineInstanceId"].clone());
+    let later = later.ok_or_else(|| anyhow::anyhow!("no duplicate in {all:?}"))?;
+    let (s, run) = app
+        .post(
+            &user,
+            "/api/ai-training/routine-runs",
+            &json!({"routineInstanceId": later, "startedFrom": "dashboard"}),
+        )
+        .await?;
+    assert_eq!(s, 201, "{run}");
+    let (_, q) = app.get(&user, "/api/ai-training/my-routine-queue").await?;
+    let shown: Vec<Value> = q["routineInstances"]
+        .as_array()
+        .map(|a| a.iter().map(|x| x["routineInstanceId"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(shown.len(), 2, "{q}");
+    assert!(
+        shown.contains(&later),
+        "the started instance is listed: {q}"
+    );
 
     // nothing eligible → 409 and the active plan stays
     let active = body["plan"]["planId"].clone();

@@ -92,12 +92,22 @@ pub async fn generate(
     Ok(())
 }
 
-/// Hides later instances of a template already listed (the queue's default view).
+/// One instance per template (the queue's default view): the one in progress if the user has
+/// started one (a run may start any queued instance, not only the first of its template),
+/// else the first queued.
 fn dedup_by_template(instances: Vec<db::InstanceRow>) -> Vec<db::InstanceRow> {
+    let started: std::collections::HashSet<String> = instances
+        .iter()
+        .filter(|i| i.status == "in-progress")
+        .map(|i| i.routine_template_id.clone())
+        .collect();
     let mut seen = std::collections::HashSet::new();
     instances
         .into_iter()
-        .filter(|i| seen.insert(i.routine_template_id.clone()))
+        .filter(|i| {
+            (i.status == "in-progress" || !started.contains(&i.routine_template_id))
+                && seen.insert(i.routine_template_id.clone())
+        })
         .collect()
 }
 
