@@ -25,6 +25,7 @@ use pacer_common::jobs::{GenerateDraftInput, GeneratePlanInput};
 use serde_json::{Value, json};
 
 use crate::config::WorkerConfig;
+use crate::jobs::generate::StreamedWeeks;
 use crate::runner::{JobCtx, JobError};
 
 const DAYS: [&str; 7] = [
@@ -124,7 +125,11 @@ impl OpenAi {
             .with_api_base(config.openai_base_url.trim_end_matches('/'))
             .with_api_key(config.openai_api_key.clone());
         Ok(Self {
-            client: Client::with_config(openai).with_http_client(http),
+            // async-openai retries 429/5xx itself (up to 3 times) unless given a bare service:
+            // `PACER_LLM_REQUEST_RETRIES` alone decides
+            client: Client::with_config(openai)
+                .with_http_client(http.clone())
+                .with_http_service(async_openai::middleware::ReqwestService::new(http)),
             model: config.llm_model.clone(),
             max_tokens_per_job: config.llm_max_tokens_per_job,
             concurrency: config.llm_concurrency as usize,
@@ -248,13 +253,14 @@ impl OpenAi {
         principle: &str,
         expected: &BTreeMap<u32, usize>,
         finish: &F,
+        streamed: &StreamedWeeks,
     ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError>
     where
         F: Fn(Vec<Value>, Value, &mut Vec<String>) -> (Vec<Value>, Value) + Sync,
     {
         let budget = self.budget();
         let result = self
-            .plan_inner(ctx, input, principle, expected, finish, &budget)
+            .plan_inner(ctx, input, principle, expected, finish, streamed, &budget)
             .await;
         budget.record(ctx, &self.model);
         result
@@ -267,6 +273,7 @@ impl OpenAi {
         principle: &str,
         expected: &BTreeMap<u32, usize>,
         finish: &F,
+        streamed: &StreamedWeeks,
         budget: &Budget,
     ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError>
     where
@@ -276,7 +283,15 @@ impl OpenAi {
         let sections = pacer_planner::draft_sections(&input.refined_draft);
         let mut warnings = Vec::new();
         let mut weeks = Vec::new();
-        for w in 1..=input.draft.weeks {
+        let mut by_week: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
+        let mut info = serde_json::Map::new();
+        // weeks an earlier attempt streamed are kept, not asked for again
+        for (w, (workouts, week_info)) in streamed {
+            by_week.insert(*w, workouts.clone());
+            info.insert(w.to_string(), week_info.clone());
+        }
+        let mut count: usize = by_week.values().map(Vec::len).sum();
+        for w in (1..=input.draft.weeks).filter(|w| !streamed.contains_key(w)) {
             match sections.get(&w) {
                 Some(text) => weeks.push((w, text.clone())),
                 None => warnings.push(format!(
@@ -293,9 +308,6 @@ impl OpenAi {
             // in week order (still several requests at once), so the stream's workouts are in
             // the result's order
             .buffered(self.concurrency.max(1));
-        let mut by_week: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
-        let mut info = serde_json::Map::new();
-        let mut count = 0usize;
         // workouts the model wrote that the preference left out (strict_existing)
         let mut left_out = 0usize;
         while let Some(week) = generated.next().await {

@@ -974,6 +974,74 @@ mod openai {
     }
 
     #[tokio::test]
+    async fn a_retried_plan_keeps_the_weeks_it_streamed_and_asks_only_for_the_rest()
+    -> anyhow::Result<()> {
+        // Arrange: the model's first answer for week 2 fails, with no per-request retry, so
+        // the first attempt fails after streaming week 1
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let fake = FakeLlm::start(move |body, _| match requested_week(body) {
+            Some(2) if !failed.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+                Reply::Error(500, "upstream hiccup".into())
+            }
+            w => Reply::Content(week(w.unwrap_or(1))),
+        })
+        .await?;
+        let (app, coach) = app_with(
+            &fake,
+            &[
+                ("PACER_LLM_REQUEST_RETRIES", "0"),
+                ("PACER_LLM_CONCURRENCY", "1"),
+            ],
+        )
+        .await?;
+
+        // Act
+        let res = app
+            .http
+            .post(format!(
+                "{}/api/v1/ai-coach/generate-plan/stream-content",
+                app.base()
+            ))
+            .bearer_auth(&coach)
+            .json(&plan_body())
+            .send()
+            .await?;
+        let job_id: uuid::Uuid = res.headers()["x-job-id"].to_str()?.parse()?;
+        let events = read_sse(res, None, Duration::from_secs(60)).await?;
+
+        // Assert: two attempts; each week streamed once and asked for until answered
+        let t = types(&events);
+        assert_eq!(&t[t.len() - 2..], ["result", "done"], "{t:?}");
+        let job = app.job(&coach, job_id).await?;
+        assert_eq!(job["attempts"], 2, "{job}");
+        let streamed: Vec<Value> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "workout")
+            .map(|(_, e)| e["data"].clone())
+            .collect();
+        assert_eq!(json!(streamed), job["result"]["content"], "{t:?}");
+        let weeks: Vec<Value> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "weekly_info")
+            .map(|(_, e)| e["data"].clone())
+            .collect();
+        assert_eq!(weeks.len(), 2, "{weeks:?}");
+        let asked: Vec<Option<u32>> = fake
+            .requests
+            .lock()
+            .map(|r| r.iter().map(requested_week).collect())
+            .unwrap_or_default();
+        assert_eq!(asked, [Some(1), Some(2), Some(2)]);
+        assert!(
+            job["result"]["warnings"].as_array().is_some_and(|w| w
+                .iter()
+                .any(|m| m.as_str().is_some_and(|m| m.contains("week(s) 1 kept")))),
+            "{job}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn a_server_that_keeps_failing_fails_the_job_with_error_then_done() -> anyhow::Result<()>
     {
         let fake = FakeLlm::start(|_, _| Reply::Error(500, "upstream exploded".into())).await?;
@@ -1009,6 +1077,8 @@ mod openai {
             (job["state"].as_str(), job["attempts"].as_i64()),
             (Some("failed"), Some(2))
         );
+        // two attempts of a request and its one retry: no retries beyond the setting
+        assert_eq!(fake.count(), 4);
         // each attempt's first progress event and the retrying one in between carry count and
         // total (the draft's 5 training days, none generated)
         let progress: Vec<&Value> = events

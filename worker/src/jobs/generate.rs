@@ -3,6 +3,8 @@
 //! streaming each one. Either way the workout preference is applied before a workout is
 //! streamed, so the `workout` and `weekly_info` events are the result's.
 
+use std::collections::BTreeMap;
+
 use chrono::{SecondsFormat, Utc};
 use pacer_common::db::workouts::{self, WorkoutRow};
 use pacer_common::events;
@@ -101,9 +103,10 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         "ai_generate" => Vec::new(),
         _ => workouts::list(&ctx.worker.db, &input.draft.org_id).await?,
     };
-    let (content, weekly_info, warnings) = match &ctx.worker.openai {
+    let streamed = streamed_weeks(ctx).await;
+    let (content, weekly_info, mut warnings) = match &ctx.worker.openai {
         Some(model) => {
-            let mut expected = std::collections::BTreeMap::new();
+            let mut expected = BTreeMap::new();
             for w in &rules.workouts {
                 *expected.entry(w.week).or_insert(0usize) += 1;
             }
@@ -115,7 +118,8 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
                 finish_week(workouts, info, &library, preference, warnings)
             };
             let (content, info, warnings) =
-                Box::pin(model.plan(ctx, &input, &principle, &expected, &finish)).await?;
+                Box::pin(model.plan(ctx, &input, &principle, &expected, &finish, &streamed))
+                    .await?;
             (content, Value::Object(info), warnings)
         }
         None => {
@@ -138,11 +142,19 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
             let mut warnings = rules.warnings.clone();
             let content = apply_preference(planned, &library, preference, &mut warnings);
             let weekly_info = with_distances(info, &content);
+            let (content, weekly_info) = keep_streamed(content, weekly_info, &streamed);
             reading_the_draft(ctx, content.len()).await?;
-            stream_workouts(ctx, &content, &weekly_info).await?;
+            stream_workouts(ctx, &content, &weekly_info, &streamed).await?;
             (content, weekly_info, warnings)
         }
     };
+    if !streamed.is_empty() {
+        let weeks: Vec<String> = streamed.keys().map(u32::to_string).collect();
+        warnings.push(format!(
+            "week(s) {} kept as an earlier attempt streamed them",
+            weeks.join(", ")
+        ));
+    }
     Ok(json!({
         "content": content,
         "weekly_info": weekly_info,
@@ -163,16 +175,91 @@ async fn reading_the_draft(ctx: &JobCtx, total: usize) -> Result<(), JobError> {
     ctx.emit(&progress, Some((5, message))).await
 }
 
+/// A plan's weeks that earlier attempts of its job streamed whole: the week's workouts and its
+/// `weekly_info`.
+pub type StreamedWeeks = BTreeMap<u32, (Vec<Value>, Value)>;
+
+/// The weeks earlier attempts of this job streamed whole (a week's `weekly_info` follows its
+/// last workout), read back from the job's event log. A new attempt keeps them rather than
+/// streaming them again (a client following the stream would get them twice) and, with a
+/// model, asking for them again. Unreadable: none (regenerating is only costlier).
+async fn streamed_weeks(ctx: &JobCtx) -> StreamedWeeks {
+    let mut weeks = StreamedWeeks::new();
+    if ctx.job.attempts <= 1 {
+        return weeks;
+    }
+    let sink = &ctx.worker.events;
+    let mut conn = sink.redis.clone();
+    let log = match events::read_log(&mut conn, &sink.keys, ctx.job.id, 0).await {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(job.id = %ctx.job.id, error = %e, "cannot read the event log; the plan starts over");
+            return weeks;
+        }
+    };
+    let mut pending: Vec<Value> = Vec::new();
+    for logged in log {
+        let Ok(mut event) = serde_json::from_str::<Value>(&logged.data) else {
+            continue;
+        };
+        match events::event_type(&event) {
+            events::WORKOUT => pending.push(event["data"].take()),
+            events::WEEKLY_INFO => {
+                let Some((week, info)) = event["data"].as_object().and_then(|m| m.iter().next())
+                else {
+                    continue;
+                };
+                let Ok(n) = week.parse::<u32>() else {
+                    continue;
+                };
+                let (mine, rest) = pending
+                    .into_iter()
+                    .partition(|w| w["week"].as_u64() == Some(u64::from(n)));
+                pending = rest;
+                weeks.insert(n, (mine, info.clone()));
+            }
+            _ => {}
+        }
+    }
+    weeks
+}
+
+/// The plan with the weeks already streamed as they were streamed.
+fn keep_streamed(
+    mut content: Vec<Value>,
+    mut weekly_info: Value,
+    streamed: &StreamedWeeks,
+) -> (Vec<Value>, Value) {
+    if streamed.is_empty() {
+        return (content, weekly_info);
+    }
+    let week = |w: &Value| u32::try_from(w["week"].as_u64().unwrap_or(0)).unwrap_or(0);
+    content.retain(|w| !streamed.contains_key(&week(w)));
+    for (n, (workouts, info)) in streamed {
+        content.extend(workouts.iter().cloned());
+        weekly_info[n.to_string()] = info.clone();
+    }
+    // stable: each week keeps its order
+    content.sort_by_key(week);
+    (content, weekly_info)
+}
+
 /// The rules provider's incremental events: progress with count/total, each workout, and a
-/// week's `weekly_info` after its last workout.
+/// week's `weekly_info` after its last workout; weeks an earlier attempt streamed are counted,
+/// not sent again.
 async fn stream_workouts(
     ctx: &JobCtx,
     content: &[Value],
     weekly_info: &Value,
+    streamed: &StreamedWeeks,
 ) -> Result<(), JobError> {
     let delay = ctx.worker.config.rules_step_delay();
     let total = content.len();
     for (i, workout) in content.iter().enumerate() {
+        let week = workout["week"].as_u64().unwrap_or(0);
+        if u32::try_from(week).is_ok_and(|w| streamed.contains_key(&w)) {
+            continue;
+        }
         ctx.pause(delay).await?;
         let count = i + 1;
         let pct = u8::try_from(count * 100 / total.max(1))
@@ -184,7 +271,6 @@ async fn stream_workouts(
         ctx.emit(&progress, Some((pct, &message))).await?;
         ctx.emit(&json!({"type": events::WORKOUT, "data": workout}), None)
             .await?;
-        let week = workout["week"].as_u64().unwrap_or(0);
         let week_done = content
             .get(i + 1)
             .is_none_or(|next| next["week"].as_u64() != Some(week));

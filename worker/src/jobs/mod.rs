@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::runner::{JobCtx, JobError};
 
-mod generate;
+pub(crate) mod generate;
 mod stats;
 
 /// Each kind's future is boxed: inline, every job's task would be as large as the largest
