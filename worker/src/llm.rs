@@ -266,6 +266,7 @@ impl OpenAi {
         result
     }
 
+    #[allow(clippy::too_many_arguments)] // `plan`'s arguments and its budget
     async fn plan_inner<F>(
         &self,
         ctx: &JobCtx,
