@@ -441,11 +441,11 @@ const SOURCES: [&str; 3] = ["ai_generate", "prefer_existing", "strict_existing"]
 /// The draft with a line naming its workout source, before its first week: the seed gives
 /// `workout_preference` to the draft request only, so the draft text carries it (visible and
 /// editable by the coach) to the plan step. `ai_generate`, the default, adds nothing.
-pub fn with_workout_source(draft: &str, preference: &str) -> String {
+pub fn with_workout_source(draft: String, preference: &str) -> String {
     let what = match preference {
         "prefer_existing" => "library workouts where one matches, new ones otherwise",
         "strict_existing" => "library workouts only",
-        _ => return draft.to_owned(),
+        _ => return draft,
     };
     let line = format!("Workout source: {preference} ({what})");
     let mut out = String::with_capacity(draft.len() + line.len() + 2);
@@ -663,14 +663,14 @@ mod tests {
     #[test]
     fn the_workout_source_line_goes_before_the_first_week_and_is_read_back() {
         let draft = "**4-Week Plan**\n\nIntro.\n\nWeek 1: Base\nMonday: Easy 5 km\n";
-        let with = with_workout_source(draft, "strict_existing");
+        let with = with_workout_source(draft.to_owned(), "strict_existing");
         assert_eq!(
             with,
             "**4-Week Plan**\n\nIntro.\n\nWorkout source: strict_existing (library workouts only)\n\nWeek 1: Base\nMonday: Easy 5 km\n"
         );
         assert_eq!(workout_source(&with), Some("strict_existing"));
         assert_eq!(draft_weeks(&with), Some(1));
-        assert_eq!(with_workout_source(draft, "ai_generate"), draft);
+        assert_eq!(with_workout_source(draft.to_owned(), "ai_generate"), draft);
         assert_eq!(workout_source(draft), None);
         // edited by the coach, in markup
         assert_eq!(
@@ -678,7 +678,7 @@ mod tests {
             Some("prefer_existing")
         );
         assert_eq!(
-            with_workout_source("no weeks", "prefer_existing"),
+            with_workout_source("no weeks".to_owned(), "prefer_existing"),
             "no weeks\n\nWorkout source: prefer_existing (library workouts where one matches, new ones otherwise)"
         );
     }

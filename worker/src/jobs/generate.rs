@@ -79,7 +79,7 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
             draft.text
         }
     };
-    let text = pacer_planner::with_workout_source(&text, input.preference());
+    let text = pacer_planner::with_workout_source(text, input.preference());
     Ok(json!({"draft": text, "training_principle": principle, "metadata": metadata(&input)}))
 }
 
