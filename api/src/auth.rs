@@ -111,7 +111,8 @@ pub fn require_role(claims: &Claims, roles: &[Role]) -> Result<(), ApiError> {
 
 /// Like `require_auth`, but a `customToken` query parameter (from `POST /api/auth/exchange-token`)
 /// is accepted instead of the bearer token. The custom token is consumed by this request: a
-/// second use, an expired or an unknown token is a 401. Used by the AI Training routes.
+/// second use, an expired or an unknown token is a 401. So is a session token (`Bearer cs_…`)
+/// the custom token opened, until it expires. Used by the AI Training routes.
 #[handler]
 pub async fn require_auth_or_custom_token(
     req: &mut Request,
@@ -121,7 +122,10 @@ pub async fn require_auth_or_custom_token(
 ) {
     let result = match req.query::<String>("customToken").filter(|t| !t.is_empty()) {
         Some(token) => authenticate_custom_token(&token, depot).await,
-        None => authenticate(req, depot).await,
+        None => match session_token(req) {
+            Some(token) => authenticate_session(&token, depot).await,
+            None => authenticate(req, depot).await,
+        },
     };
     match result {
         Ok(claims) => {
@@ -132,6 +136,37 @@ pub async fn require_auth_or_custom_token(
             ctrl.skip_rest();
         }
     }
+}
+
+/// A bearer token naming a session a custom token opened (`cs_…`), not a JWT.
+fn session_token(req: &Request) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
+    token
+        .starts_with(pacer_common::ai_training::SESSION_PREFIX)
+        .then(|| token.to_owned())
+}
+
+async fn authenticate_session(token: &str, depot: &Depot) -> Result<Claims, ApiError> {
+    let state = app_state(depot)?;
+    let invalid = || {
+        ApiError::Unauthorized(
+            "invalid_session",
+            "the session token is unknown or expired".into(),
+        )
+    };
+    if token.len() > 200 {
+        return Err(invalid());
+    }
+    let stored = pacer_common::db::ai_training::login_session_claims(&state.db, token)
+        .await?
+        .ok_or_else(invalid)?;
+    let claims: Claims = serde_json::from_value(stored).map_err(|_| invalid())?;
+    provision(state, &claims).await?;
+    Ok(claims)
 }
 
 async fn authenticate_custom_token(token: &str, depot: &Depot) -> Result<Claims, ApiError> {

@@ -1250,6 +1250,15 @@ pub struct CustomToken {
     pub expires_in: i64,
 }
 
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionToken {
+    /// `Authorization: Bearer <sessionToken>` on AI Training and AI Move routes.
+    pub session_token: String,
+    /// Seconds (at most 3600, never beyond the bearer token behind the custom token).
+    pub expires_in: i64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Analytics (seed 004): `{"status": "ok", "data": …}`, snake_case
 // ---------------------------------------------------------------------------------------------

@@ -29,10 +29,25 @@ pub fn intensity_rank(intensity: &str) -> Option<usize> {
 
 /// A new random custom token (256 bits, hex). Only its SHA-256 is stored.
 pub fn new_custom_token() -> String {
+    random_token("ct_")
+}
+
+/// Longest life of a session a custom token opens (never beyond the bearer token behind it).
+pub const SESSION_TTL_SECS: i64 = 3600;
+
+/// Bearer tokens that name a session rather than a JWT start with this.
+pub const SESSION_PREFIX: &str = "cs_";
+
+/// A new random session token (256 bits, hex). Only its SHA-256 is stored.
+pub fn new_session_token() -> String {
+    random_token(SESSION_PREFIX)
+}
+
+fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
-    let mut out = String::with_capacity(3 + 64);
-    out.push_str("ct_");
+    let mut out = String::with_capacity(prefix.len() + 64);
+    out.push_str(prefix);
     for b in bytes {
         out.push_str(&format!("{b:02x}"));
     }

@@ -1020,6 +1020,42 @@ pub async fn insert_custom_token(
     Ok(())
 }
 
+/// Stores a login session's SHA-256 (computed by PostgreSQL) with the claims it stands for.
+pub async fn insert_login_session(
+    db: impl PgExecutor<'_>,
+    token: &str,
+    user_id: &str,
+    claims: &Value,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into ai_training_login_sessions (token_hash, user_id, claims, expires_at)
+         values (sha256(convert_to($1, 'UTF8')), $2, $3, $4)",
+    )
+    .bind(token)
+    .bind(user_id)
+    .bind(Json(claims))
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The claims of an unexpired login session, else `None`.
+pub async fn login_session_claims(
+    db: impl PgExecutor<'_>,
+    token: &str,
+) -> sqlx::Result<Option<Value>> {
+    let claims: Option<Json<Value>> = sqlx::query_scalar(
+        "select claims from ai_training_login_sessions
+         where token_hash = sha256(convert_to($1, 'UTF8')) and expires_at > now()",
+    )
+    .bind(token)
+    .fetch_optional(db)
+    .await?;
+    Ok(claims.map(|c| c.0))
+}
+
 /// Consumes a custom token atomically: its claims the first time while unexpired, else `None`.
 pub async fn consume_custom_token(
     db: impl PgExecutor<'_>,

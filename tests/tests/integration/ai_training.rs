@@ -1507,6 +1507,92 @@ async fn ai_training_custom_token_is_single_use_and_expires() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn ai_training_a_custom_token_opens_a_session_for_the_play_page() -> Result<()> {
+    // Arrange: a play page holding only a custom token
+    let app = app().await?;
+    let user = app.token("usr_s", "athlete", CLIENT);
+    let (_, b) = app
+        .request(Method::POST, Some(&user), "/api/auth/exchange-token", None)
+        .await?;
+    let custom = b["customToken"].as_str().unwrap_or_default().to_owned();
+
+    // Act: the page opens a session with it, then makes several calls with the session
+    let open = format!("/api/auth/custom-token-session?customToken={custom}");
+    let (s, opened) = app.request(Method::POST, None, &open, None).await?;
+    let session = opened["sessionToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (s1, generated) = app
+        .request(
+            Method::POST,
+            Some(&session),
+            "/api/ai-training/my-plan/generate",
+            Some(&json!({"frequency": 1})),
+        )
+        .await?;
+    let (s2, mine) = app
+        .request(
+            Method::GET,
+            Some(&session),
+            "/api/ai-training/my-plan",
+            None,
+        )
+        .await?;
+
+    // Assert: the session acts as the user, many times, only where custom tokens do
+    assert_eq!(s, 200, "{opened}");
+    assert!(session.starts_with("cs_") && session.len() > 32, "{opened}");
+    let expires_in = opened["expiresIn"].as_i64().unwrap_or(0);
+    assert!((3590..=3600).contains(&expires_in), "{opened}");
+    assert_eq!((s1, s2), (201, 200), "{generated} {mine}");
+    assert_eq!(mine["plan"]["userId"], "usr_s");
+    assert_eq!(mine["plan"]["planId"], generated["plan"]["planId"]);
+    let (s, b) = app.request(Method::POST, None, &open, None).await?;
+    assert_error(s, &b, 401, "invalid_custom_token");
+    let (s, _) = app
+        .request(Method::GET, Some(&session), "/api/v1/jobs", None)
+        .await?;
+    assert_eq!(s, 401, "not a bearer token for other APIs");
+    let (s, b) = app
+        .request(
+            Method::POST,
+            Some(&user),
+            "/api/auth/custom-token-session",
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (s, b["details"][0]["field"].as_str()),
+        (400, Some("customToken")),
+        "{b}"
+    );
+    let (s, b) = app
+        .request(
+            Method::GET,
+            Some("cs_unknown"),
+            "/api/ai-training/my-plan",
+            None,
+        )
+        .await?;
+    assert_error(s, &b, 401, "invalid_session");
+    // expiry, without sleeping: the session's row moved into the past
+    sqlx::query("update ai_training_login_sessions set expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await?;
+    let (s, b) = app
+        .request(
+            Method::GET,
+            Some(&session),
+            "/api/ai-training/my-plan",
+            None,
+        )
+        .await?;
+    assert_error(s, &b, 401, "invalid_session");
+    Ok(())
+}
+
 /// Generates a plan for `token` and returns `(planId, routineInstanceIds)`.
 async fn generate_plan(app: &TestApp, token: &str, body: &Value) -> Result<(String, Vec<String>)> {
     let (s, b) = app

@@ -90,6 +90,11 @@ pub fn router() -> Router {
                 .post(user::exchange_token),
         )
         .push(
+            Router::with_path("auth/custom-token-session")
+                .hoop(require_auth_or_custom_token)
+                .post(user::custom_token_session),
+        )
+        .push(
             Router::new()
                 .hoop(require_auth_or_custom_token)
                 .push(end_user)

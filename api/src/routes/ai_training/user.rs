@@ -4,7 +4,9 @@ use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use pacer_common::ai_training::progress::{MAX_WINDOW_DAYS, report, window_bounds};
 use pacer_common::ai_training::run::{RunStep, summarize, transition_allowed};
-use pacer_common::ai_training::{CUSTOM_TOKEN_TTL_SECS, new_custom_token, new_id};
+use pacer_common::ai_training::{
+    CUSTOM_TOKEN_TTL_SECS, SESSION_TTL_SECS, new_custom_token, new_id, new_session_token,
+};
 use pacer_common::db::ai_training as db;
 use pacer_common::validate::FieldReader;
 use salvo::prelude::*;
@@ -41,6 +43,50 @@ pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(),
     db::insert_custom_token(&state.db, &token, &claims.sub, &stored, expires_at).await?;
     let expires_in = (expires_at - now).num_seconds().max(0);
     res.render(Json(json!({"customToken": token, "expiresIn": expires_in})));
+    Ok(())
+}
+
+/// `POST /api/auth/custom-token-session?customToken=` → `{"sessionToken", "expiresIn"}`: the
+/// "full session" a play page opened from a custom token continues with (seed 003). The custom
+/// token is used up; the session token serves the AI Training and AI Move routes as a bearer
+/// token until it expires (1 h, never beyond the bearer token the custom token came from).
+#[endpoint(
+    tags("auth"),
+    summary = "Open a session with a custom token",
+    security(("customToken" = [])),
+    responses(
+        (status_code = 200, description = "A session token for `Authorization: Bearer`", body = s::SessionToken),
+    ),
+    status_codes(200, 400, 401, 500, 503)
+)]
+pub async fn custom_token_session(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    if req
+        .query::<String>("customToken")
+        .is_none_or(|t| t.is_empty())
+    {
+        return Err(ApiError::field(
+            "customToken",
+            "is required: a session is opened with a custom token",
+        ));
+    }
+    let (state, claims) = caller(depot)?;
+    let token = new_session_token();
+    let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
+    let now = Utc::now();
+    let ttl_end = now + chrono::Duration::seconds(SESSION_TTL_SECS);
+    let expires_at = i64::try_from(claims.exp)
+        .ok()
+        .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
+        .map_or(ttl_end, |exp| exp.min(ttl_end));
+    db::insert_login_session(&state.db, &token, &claims.sub, &stored, expires_at).await?;
+    let expires_in = (expires_at - now).num_seconds().max(0);
+    res.render(Json(
+        json!({"sessionToken": token, "expiresIn": expires_in}),
+    ));
     Ok(())
 }
 
