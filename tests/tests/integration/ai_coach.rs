@@ -722,6 +722,83 @@ async fn documented_errors_have_their_status_codes() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn every_ai_coach_route_refuses_the_unauthenticated_the_wrong_role_and_other_orgs()
+-> anyhow::Result<()> {
+    // Arrange: the coach's org has the feature; another org has it too; a third does not
+    let (app, coach) = app().await?;
+    app.org("org_other", &["coach_agent"]).await?;
+    app.org("org_plain", &[]).await?;
+    let athlete = app.token("usr_a", "athlete", "org_demo");
+    let plain_coach = app.token("usr_p", "coach", "org_plain");
+    let draft_text = draft(&app, &coach).await?;
+    let routes = [
+        ("/api/v1/ai-coach/generate-draft", draft_body()),
+        ("/api/v1/ai-coach/generate-draft/stream", draft_body()),
+        ("/api/v1/ai-coach/generate-plan", plan_body(&draft_text)),
+        (
+            "/api/v1/ai-coach/generate-plan/stream",
+            plan_body(&draft_text),
+        ),
+        (
+            "/api/v1/ai-coach/generate-plan/stream-content",
+            plan_body(&draft_text),
+        ),
+    ];
+    let jobs_before: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&app.db)
+        .await?;
+
+    for (path, body) in routes {
+        let mut other = body.clone();
+        other["org_id"] = json!("org_other");
+        let mut plain = body.clone();
+        plain["org_id"] = json!("org_plain");
+        let mut missing = body.clone();
+        missing["org_id"] = json!("org_missing");
+        let cases: [(Option<&str>, &Value, u16, &str); 5] = [
+            (None, &body, 401, "unauthorized"),
+            (Some(&athlete), &body, 403, "forbidden"),
+            (Some(&coach), &other, 403, "forbidden"),
+            (Some(&plain_coach), &plain, 403, "forbidden"),
+            (Some(&coach), &missing, 404, "not_found"),
+        ];
+        for (token, body, status, code) in cases {
+            // Act
+            let (s, res) = app
+                .request(reqwest::Method::POST, token, path, Some(body))
+                .await?;
+
+            // Assert: the documented status and error body, before any stream starts
+            assert_eq!(
+                (s, res["code"].as_str()),
+                (status, Some(code)),
+                "{path} {body}: {res}"
+            );
+        }
+    }
+    for (token, status) in [(None, 401), (Some(athlete.as_str()), 403)] {
+        let (s, res) = app
+            .request(
+                reqwest::Method::GET,
+                token,
+                "/api/v1/ai-coach/training-principle/org_demo",
+                None,
+            )
+            .await?;
+        assert_eq!(s, status, "{res}");
+    }
+    let (s, res) = app
+        .get(&coach, "/api/v1/ai-coach/training-principle/org_other")
+        .await?;
+    assert_eq!(s, 403, "another org's principle: {res}");
+    let jobs_after: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(jobs_after, jobs_before, "nothing queued on error");
+    Ok(())
+}
+
 // ---- the `openai` provider against a local server speaking the chat-completions protocol ----
 
 mod openai {
