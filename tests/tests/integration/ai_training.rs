@@ -1801,3 +1801,49 @@ async fn ai_training_run_started_during_plan_replacement_leaves_no_open_run_on_a
     assert_eq!(open_runs_on_cancelled_instances(&app).await?, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn ai_training_two_defers_at_once_take_distinct_places() -> Result<()> {
+    // Arrange: the test holds the user's lock (as a plan change would), so both defers are in
+    // flight together, then lets them go
+    let app = app().await?;
+    let user = app.token("usr_1", "athlete", CLIENT);
+    let (_, ids) = generate_plan(&app, &user, &json!({"frequency": 3})).await?;
+    let mut blocker = app.db.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 6))")
+        .bind(CLIENT)
+        .bind("usr_1")
+        .execute(&mut *blocker)
+        .await?;
+
+    // Act
+    let paths: Vec<String> = ids[..2]
+        .iter()
+        .map(|id| format!("/api/ai-training/routine-instances/{id}/defer"))
+        .collect();
+    let empty = json!({});
+    let release = async {
+        until_lock_waiters(&app, 2).await?;
+        blocker.commit().await?;
+        anyhow::Ok(())
+    };
+    let (first, second, released) = tokio::join!(
+        app.post(&user, &paths[0], &empty),
+        app.post(&user, &paths[1], &empty),
+        release
+    );
+    released?;
+
+    // Assert: one behind the other, behind the third
+    let places: Vec<i64> = [first?, second?]
+        .iter()
+        .map(|(s, b)| {
+            assert_eq!(*s, 200, "{b}");
+            b["routineInstance"]["queueIndex"].as_i64().unwrap_or(-1)
+        })
+        .collect();
+    let mut sorted = places.clone();
+    sorted.sort();
+    assert_eq!(sorted, [3, 4], "{places:?}");
+    Ok(())
+}

@@ -561,6 +561,8 @@ pub async fn defer(
     let id = path_id(req, "routineInstanceId")?;
     let limit = db::defer_limit(&state.db, &client_id).await?;
     let mut tx = state.db.begin().await?;
+    // two defers at once would both take the same "behind every other" index
+    db::lock_user(&mut tx, &client_id, &claims.sub).await?;
     let instance = db::lock_instance(&mut tx, &client_id, &claims.sub, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("routine instance {id} not found")))?;
