@@ -85,6 +85,9 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         let ctx = ctx.clone();
         let base = name.clone();
         let concurrency = config.concurrency as usize;
+        // outlives the worker loops apalis restarts, so runs detached from a dropped loop
+        // still count against the queue's concurrency
+        let slots = Slots(Arc::new(tokio::sync::Semaphore::new(concurrency)));
         monitor = monitor.register(move |restarts| {
             // a restarted worker needs a fresh name: apalis refuses a name seen alive recently
             let worker = if restarts == 0 {
@@ -95,6 +98,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             WorkerBuilder::new(worker)
                 .backend(storage.clone().poll_with_strategy(strategy.clone()))
                 .data(ctx.clone())
+                .data(slots.clone())
                 .concurrency(concurrency)
                 .catch_panic()
                 .build(handle)
@@ -116,14 +120,25 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A queue's run slots in this process (`PACER_CONCURRENCY`). apalis bounds the handlers of
+/// one worker loop; a run detached from a loop it dropped (see [`Detachable`]) keeps its slot
+/// until it ends, so the restarted loop's handlers wait for it instead of running over the
+/// bound.
+#[derive(Clone)]
+struct Slots(Arc<tokio::sync::Semaphore>);
+
 /// One delivery of a job: runs it, retrying transient failures in place with exponential
 /// backoff and jitter. On shutdown a pending retry is handed to Redis, which re-schedules it.
 async fn handle(
     msg: JobMessage,
     ctx: Data<Arc<WorkerCtx>>,
+    slots: Data<Slots>,
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let ctx: Arc<WorkerCtx> = (*ctx).clone();
+    // held by this handler and by each run it starts, so a detached run keeps it
+    let Slots(slots) = (*slots).clone();
+    let slot = Arc::new(slots.acquire_owned().await?);
     let mut backoff = ExponentialBackoffMaker::new(
         Duration::from_millis(ctx.config.retry_base_ms.max(1)),
         Duration::from_secs(ctx.config.retry_max_secs.max(1)),
@@ -138,9 +153,10 @@ async fn handle(
     let mut busy_since = None;
     loop {
         let stopping = worker.clone();
-        let run = Detachable::new(runner::run(ctx.clone(), msg.job_id), move || {
-            !stopping.is_shutting_down()
-        });
+        let run = Detachable::new(
+            with_slot(slot.clone(), runner::run(ctx.clone(), msg.job_id)),
+            move || !stopping.is_shutting_down(),
+        );
         match run.await {
             Ok(()) => return Ok(()),
             Err(runner::JobError::Busy)
@@ -156,6 +172,13 @@ async fn handle(
             Err(_) => backoff.next_backoff().await,
         }
     }
+}
+
+/// A job's run, holding its slot until it ends (in its handler or detached).
+async fn with_slot<F: Future>(slot: Arc<tokio::sync::OwnedSemaphorePermit>, run: F) -> F::Output {
+    let out = run.await;
+    drop(slot);
+    out
 }
 
 /// A job's run, polled in its handler (where the claims and terminal writes of the jobs in
@@ -227,6 +250,29 @@ mod tests {
         let _ = go.await;
         let _ = done.send(());
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_detached_run_keeps_its_slot_until_it_ends() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let slot = Arc::new(slots.clone().acquire_owned().await.unwrap());
+        let (go_tx, go_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let mut run = Detachable::new(with_slot(slot.clone(), run_until(go_rx, done_tx)), || true);
+        assert!(futures::poll!(&mut run).is_pending());
+        // apalis drops the handler (and its own hold on the slot)
+        drop(run);
+        drop(slot);
+        assert_eq!(
+            slots.available_permits(),
+            0,
+            "the detached run still holds it"
+        );
+        let _ = go_tx.send(());
+        let finished = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
+        assert!(matches!(finished, Ok(Ok(()))));
+        let freed = tokio::time::timeout(Duration::from_secs(10), slots.acquire()).await;
+        assert!(freed.is_ok(), "freed when the run ended");
     }
 
     #[tokio::test]
