@@ -341,8 +341,24 @@ pub fn job_view(row: &JobRow) -> Value {
 }
 
 /// A job is visible to its creator and to admins; to anyone else it does not exist.
+/// Who may read a job: its creator and admins; also, for the recompute an upload enqueues (owned
+/// by the system; its id is in the upload's answer), whoever may read the athlete's analytics:
+/// the athlete and the coaches of the athlete's organization.
 pub fn visible(row: &JobRow, claims: &Claims) -> bool {
+    claims.role == Role::Admin || row.owner_id == claims.sub || system_recompute_of(row, claims)
+}
+
+/// Who may cancel a job: its creator and admins.
+pub fn cancellable_by(row: &JobRow, claims: &Claims) -> bool {
     claims.role == Role::Admin || row.owner_id == claims.sub
+}
+
+fn system_recompute_of(row: &JobRow, claims: &Claims) -> bool {
+    row.owner_id == pacer_common::db::analytics::SYSTEM_OWNER
+        && row.kind == JobKind::RecomputeStats.as_str()
+        && (row.input.0["user_id"].as_str() == Some(claims.sub.as_str())
+            || (claims.role == Role::Coach
+                && row.org_id.as_deref() == Some(claims.org_id.as_str())))
 }
 
 /// Waits until the job is finished, or `timeout` passes (`None`). Follows the job's events

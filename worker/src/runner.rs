@@ -189,6 +189,18 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             return Ok(());
         }
     };
+    // a job whose worker stopped while running it (killed, out of memory, handed back at
+    // shutdown) comes back with one attempt more; past its limit it fails rather than taking
+    // down worker after worker
+    if row.attempts > row.max_attempts {
+        let reported = logged_so_far(&worker, &row).await;
+        let spent = JobError::Permanent(anyhow!(
+            "gave up after {} attempts: its worker stopped while running it",
+            row.max_attempts
+        ));
+        finish(&worker, &row, true, Err(spent), None, &reported).await?;
+        return Ok(());
+    }
     let Some(kind) = row.job_kind() else {
         let reported = logged_so_far(&worker, &row).await;
         let unknown = JobError::Permanent(anyhow!("unknown job kind {}", row.kind));
@@ -284,9 +296,16 @@ async fn attempt(
 ) -> (Result<Value, JobError>, Option<Value>, Reported) {
     let cancel = CancellationToken::new();
     let lost = CancellationToken::new();
-    let reported = Reported {
-        last_seq: u64::try_from(row.event_seq).unwrap_or(0),
-        progress: None,
+    // a later attempt numbers its events after everything earlier ones logged: the row may
+    // lag the log (an append cut off by a timeout, the retry notice), and a final event given
+    // a number already used would be dropped (the first attempt's log is the row's)
+    let reported = if row.attempts > 1 {
+        logged_so_far(worker, &row).await
+    } else {
+        Reported {
+            last_seq: u64::try_from(row.event_seq).unwrap_or(0),
+            progress: None,
+        }
     };
     let ctx = Arc::new(JobCtx {
         worker: worker.clone(),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::{app_state, claims};
 use crate::error::ApiError;
-use crate::jobs::{job_view, submit, visible};
+use crate::jobs::{cancellable_by, job_view, submit, visible};
 use crate::routes::{query_param, read_json};
 
 pub fn router() -> Router {
@@ -137,11 +137,16 @@ async fn show(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
         (status_code = 202, description = "Running: it stops at its next step", body = s::JobEnvelope),
         (status_code = 409, description = "Already finished (`job_finished`)", body = s::ErrorBody),
     ),
-    status_codes(200, 202, 400, 401, 404, 409, 500, 503)
+    status_codes(200, 202, 400, 401, 403, 404, 409, 500, 503)
 )]
 async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?.clone();
     let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
+    if !cancellable_by(&row, claims(depot)?) {
+        return Err(ApiError::Forbidden(
+            "only the job's creator or an admin may cancel it".into(),
+        ));
+    }
     let last_logged = state.events.last_logged(row.id).await?;
     match cancel(&state.db, row.id, last_logged).await? {
         CancelOutcome::Cancelled(done_seq) => {
@@ -162,9 +167,11 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
             res.status_code(StatusCode::ACCEPTED);
         }
         CancelOutcome::AlreadyFinal => {
+            // the row as the cancel found it (it may have finished since it was read above)
+            let now = visible_job(&state, claims(depot)?, row.id).await?;
             return Err(ApiError::Conflict(
                 "job_finished",
-                format!("the job has already {}", row.state),
+                format!("the job has already {}", now.state),
             ));
         }
     }

@@ -577,29 +577,30 @@ pub enum CancelOutcome {
 /// Cancels a job; a queued one's final numbers are reserved above `last_logged` (its log's
 /// last event: an earlier attempt may have numbered events the row has not seen).
 pub async fn cancel(db: &PgPool, id: Uuid, last_logged: u64) -> sqlx::Result<CancelOutcome> {
-    let queued: Option<i64> = sqlx::query_scalar(
-        "update jobs set state = 'cancelled', cancel_requested = true, error = 'cancelled', message = 'cancelled',
-                finished_at = now(), updated_at = now(), event_seq = greatest(event_seq, $2) + 2,
-                debounce_key = null
-          where id = $1 and state = 'queued'
-          returning event_seq",
+    // one statement: a job moving between queued and running meanwhile (a retry, a hand-back)
+    // is still caught in one state or the other
+    let outcome: Option<(String, i64)> = sqlx::query_as(
+        "update jobs set cancel_requested = true, updated_at = now(),
+                state = case state when 'queued' then 'cancelled' else state end,
+                error = case state when 'queued' then 'cancelled' else error end,
+                message = case state when 'queued' then 'cancelled' else message end,
+                finished_at = case state when 'queued' then now() else finished_at end,
+                event_seq = case state when 'queued' then greatest(event_seq, $2) + 2 else event_seq end,
+                debounce_key = case state when 'queued' then null else debounce_key end
+          where id = $1 and state in ('queued', 'running')
+          returning state, event_seq",
     )
     .bind(id)
     .bind(i64::try_from(last_logged).unwrap_or(i64::MAX))
     .fetch_optional(db)
     .await?;
-    if let Some(seq) = queued {
-        return Ok(CancelOutcome::Cancelled(u64::try_from(seq).unwrap_or(0)));
-    }
-    let running = sqlx::query("update jobs set cancel_requested = true, updated_at = now() where id = $1 and state = 'running'")
-        .bind(id)
-        .execute(db)
-        .await?;
-    if running.rows_affected() == 1 {
-        Ok(CancelOutcome::Requested)
-    } else {
-        Ok(CancelOutcome::AlreadyFinal)
-    }
+    Ok(match outcome {
+        Some((state, seq)) if state == "cancelled" => {
+            CancelOutcome::Cancelled(u64::try_from(seq).unwrap_or(0))
+        }
+        Some(_) => CancelOutcome::Requested,
+        None => CancelOutcome::AlreadyFinal,
+    })
 }
 
 /// Deletes up to `limit` of the queue's finished jobs that were created and finished more than

@@ -1118,6 +1118,113 @@ mod openai {
         Ok(())
     }
 
+    /// A plan job whose week requests all fail and whose retry waits 5 s, submitted and
+    /// followed until its first attempt has failed (the retry is waiting).
+    async fn a_plan_waiting_for_its_retry() -> anyhow::Result<(FakeLlm, TestApp, String, uuid::Uuid)>
+    {
+        let fake = FakeLlm::start(|body, _| match requested_week(body) {
+            Some(_) => Reply::Error(500, "upstream exploded".into()),
+            None => Reply::Content(week(1)),
+        })
+        .await?;
+        let (app, coach) = app_with(
+            &fake,
+            &[
+                ("PACER_LLM_REQUEST_RETRIES", "0"),
+                ("PACER_RETRY_BASE_MS", "5000"),
+                ("PACER_RETRY_MAX_SECS", "10"),
+            ],
+        )
+        .await?;
+        let id = app.submit(&coach, "generate_plan", plan_body()).await?;
+        pacer_tests::eventually(
+            Duration::from_secs(30),
+            "the first attempt to fail",
+            || async {
+                let (state, message): (String, Option<String>) =
+                    sqlx::query_as("select state, message from jobs where id = $1")
+                        .bind(id)
+                        .fetch_one(&app.db)
+                        .await?;
+                Ok(
+                    (state == "queued" && message.is_some_and(|m| m.contains("retrying")))
+                        .then_some(()),
+                )
+            },
+        )
+        .await?;
+        Ok((fake, app, coach, id))
+    }
+
+    /// The stream's last events: the retry notice, then `error` and `done`.
+    async fn ends_with_retrying_error_done(
+        app: &TestApp,
+        coach: &str,
+        id: uuid::Uuid,
+    ) -> anyhow::Result<()> {
+        let events = app.events(coach, id, None, None).await?;
+        let t = types(&events);
+        anyhow::ensure!(
+            t.len() >= 3 && t[t.len() - 3..] == ["progress", "error", "done"],
+            "{t:?}"
+        );
+        anyhow::ensure!(
+            events[events.len() - 3].1["status"] == "retrying",
+            "{events:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_attempts_fails_at_its_next_claim() -> anyhow::Result<()> {
+        // Arrange: while the retry waits, the row is set as if its workers had died
+        let (_fake, app, coach, id) = a_plan_waiting_for_its_retry().await?;
+
+        // Act
+        sqlx::query("update jobs set attempts = max_attempts where id = $1")
+            .bind(id)
+            .execute(&app.db)
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        // Assert: failed at the claim, without running again
+        assert!(
+            job["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("gave up after 2 attempts")),
+            "{job}"
+        );
+        ends_with_retrying_error_done(&app, &coach, id).await
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_fails_before_its_first_event_still_ends_its_stream_with_error()
+    -> anyhow::Result<()> {
+        // Arrange: while the retry waits, its input becomes unreadable, so the next attempt
+        // fails before it logs anything (its final events come right after the retry notice)
+        let (_fake, app, coach, id) = a_plan_waiting_for_its_retry().await?;
+
+        // Act
+        sqlx::query("update jobs set input = '{}' where id = $1")
+            .bind(id)
+            .execute(&app.db)
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        // Assert
+        assert!(
+            job["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("invalid job input")),
+            "{job}"
+        );
+        ends_with_retrying_error_done(&app, &coach, id).await
+    }
+
     #[tokio::test]
     async fn a_server_that_keeps_failing_fails_the_job_with_error_then_done() -> anyhow::Result<()>
     {

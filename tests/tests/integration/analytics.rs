@@ -1475,3 +1475,47 @@ async fn analytics_a_ride_without_heart_rate_gets_no_running_pace_load() -> anyh
     assert_eq!(loads, [100.0, 0.0], "{body}");
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_the_recompute_an_upload_answers_with_can_be_followed_by_who_sees_the_athlete()
+-> anyhow::Result<()> {
+    // Arrange: no worker, so the recompute stays queued
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_v", "org_demo", "UTC", json!({})).await?;
+    let me = app.token("usr_v", "athlete", "org_demo");
+    let (s, up) = app
+        .post(
+            &me,
+            "/api/v1/activities",
+            &run("v1", "2025-04-02T07:00:00Z", 5000.0, 1500),
+        )
+        .await?;
+    assert_eq!(s, 200, "{up}");
+    let job = up["data"]["recompute_jobs"]["usr_v"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let path = format!("/api/v1/jobs/{job}");
+
+    // Act
+    let mut seen = Vec::new();
+    for token in [
+        me.clone(),
+        app.token("usr_c", "coach", "org_demo"),
+        app.token("usr_x", "coach", "org_other"),
+        app.token("usr_w", "athlete", "org_demo"),
+    ] {
+        seen.push(app.get(&token, &path).await?.0);
+    }
+    let (cancel, body) = app.delete(&me, &path).await?;
+
+    // Assert: the athlete and the org's coaches read it; others do not; only creators cancel
+    assert_eq!(seen, [200, 200, 404, 404]);
+    assert_eq!(
+        (cancel, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    Ok(())
+}
