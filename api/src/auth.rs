@@ -151,39 +151,45 @@ fn session_token(req: &Request) -> Option<String> {
 }
 
 async fn authenticate_session(token: &str, depot: &Depot) -> Result<Claims, ApiError> {
-    let state = app_state(depot)?;
     let invalid = || {
         ApiError::Unauthorized(
             "invalid_session",
             "the session token is unknown or expired".into(),
         )
     };
-    if token.len() > 200 {
-        return Err(invalid());
-    }
-    let stored = pacer_common::db::ai_training::login_session_claims(&state.db, token)
-        .await?
-        .ok_or_else(invalid)?;
-    let claims: Claims = serde_json::from_value(stored).map_err(|_| invalid())?;
-    provision(state, &claims).await?;
-    Ok(claims)
+    let state = app_state(depot)?;
+    let stored = if token.len() > 200 {
+        None
+    } else {
+        pacer_common::db::ai_training::login_session_claims(&state.db, token).await?
+    };
+    restore_claims(state, stored, invalid).await
 }
 
 async fn authenticate_custom_token(token: &str, depot: &Depot) -> Result<Claims, ApiError> {
-    let state = app_state(depot)?;
     let invalid = || {
         ApiError::Unauthorized(
             "invalid_custom_token",
             "the custom token is unknown, expired or already used".into(),
         )
     };
-    if token.len() > 200 {
-        return Err(invalid());
-    }
-    let stored = pacer_common::db::ai_training::consume_custom_token(&state.db, token)
-        .await?
-        .ok_or_else(invalid)?;
-    let claims: Claims = serde_json::from_value(stored).map_err(|_| invalid())?;
+    let state = app_state(depot)?;
+    let stored = if token.len() > 200 {
+        None
+    } else {
+        pacer_common::db::ai_training::consume_custom_token(&state.db, token).await?
+    };
+    restore_claims(state, stored, invalid).await
+}
+
+/// The claims a custom or session token stands for (`invalid` when there are none).
+async fn restore_claims(
+    state: &AppState,
+    stored: Option<serde_json::Value>,
+    invalid: impl Fn() -> ApiError,
+) -> Result<Claims, ApiError> {
+    let claims: Claims =
+        serde_json::from_value(stored.ok_or_else(&invalid)?).map_err(|_| invalid())?;
     provision(state, &claims).await?;
     Ok(claims)
 }

@@ -1007,17 +1007,13 @@ pub async fn insert_custom_token(
     claims: &Value,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    insert_token(
+        db,
         "insert into ai_training_custom_tokens (token_hash, user_id, claims, expires_at)
          values (sha256(convert_to($1, 'UTF8')), $2, $3, $4)",
+        (token, user_id, claims, expires_at),
     )
-    .bind(token)
-    .bind(user_id)
-    .bind(Json(claims))
-    .bind(expires_at)
-    .execute(db)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Stores a login session's SHA-256 (computed by PostgreSQL) with the claims it stands for.
@@ -1028,16 +1024,27 @@ pub async fn insert_login_session(
     claims: &Value,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    insert_token(
+        db,
         "insert into ai_training_login_sessions (token_hash, user_id, claims, expires_at)
          values (sha256(convert_to($1, 'UTF8')), $2, $3, $4)",
+        (token, user_id, claims, expires_at),
     )
-    .bind(token)
-    .bind(user_id)
-    .bind(Json(claims))
-    .bind(expires_at)
-    .execute(db)
-    .await?;
+    .await
+}
+
+async fn insert_token(
+    db: impl PgExecutor<'_>,
+    sql: &'static str,
+    (token, user_id, claims, expires_at): (&str, &str, &Value, DateTime<Utc>),
+) -> sqlx::Result<()> {
+    sqlx::query(sql)
+        .bind(token)
+        .bind(user_id)
+        .bind(Json(claims))
+        .bind(expires_at)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
