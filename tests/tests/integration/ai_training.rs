@@ -1847,3 +1847,58 @@ async fn ai_training_two_defers_at_once_take_distinct_places() -> Result<()> {
     assert_eq!(sorted, [3, 4], "{places:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn ai_training_admin_and_b2b_routes_take_no_custom_or_session_token() -> Result<()> {
+    // Arrange: a client admin's custom token and a session opened with another
+    let app = app().await?;
+    let admin = app.token("usr_ca", "client_admin", CLIENT);
+    let exchange = || async {
+        let (_, b) = app
+            .request(Method::POST, Some(&admin), "/api/auth/exchange-token", None)
+            .await?;
+        anyhow::Ok(b["customToken"].as_str().unwrap_or_default().to_owned())
+    };
+    let custom = exchange().await?;
+    let open = format!(
+        "/api/auth/custom-token-session?customToken={}",
+        exchange().await?
+    );
+    let (_, opened) = app.request(Method::POST, None, &open, None).await?;
+    let session = opened["sessionToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let assign = format!("/api/client/{CLIENT}/users/usr_1/ai-training/assign-starter-plan");
+    let authoring = "/api/b2b/ai-training/routine-templates";
+
+    // Act
+    let mut answers = Vec::new();
+    for path in [assign.as_str(), authoring] {
+        let with_custom = format!("{path}?customToken={custom}");
+        answers.push(
+            app.request(Method::POST, None, &with_custom, Some(&json!({})))
+                .await?
+                .0,
+        );
+        answers.push(
+            app.request(Method::POST, Some(&session), path, Some(&json!({})))
+                .await?
+                .0,
+        );
+    }
+    // the refused custom token was not spent: the end-user routes still take it once
+    let (s, b) = app
+        .request(
+            Method::GET,
+            None,
+            &format!("/api/ai-training/my-plan?customToken={custom}"),
+            None,
+        )
+        .await?;
+
+    // Assert
+    assert_eq!(answers, [401, 401, 401, 401]);
+    assert_eq!(s, 200, "{b}");
+    Ok(())
+}

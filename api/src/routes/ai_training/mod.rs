@@ -98,7 +98,13 @@ pub fn router() -> Router {
             Router::new()
                 .hoop(require_auth_or_custom_token)
                 .push(end_user)
-                .push(Router::with_path("ai-move/sessions").post(user::record_ai_move_session))
+                .push(Router::with_path("ai-move/sessions").post(user::record_ai_move_session)),
+        )
+        // admin and B2B writes need a real bearer token: a custom token is for a play page, and
+        // one leaked with its URL must not carry an administrator's rights
+        .push(
+            Router::new()
+                .hoop(require_auth)
                 .push(per_user)
                 .push(authoring),
         )
