@@ -33,15 +33,8 @@ pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(),
     let (state, claims) = caller(depot)?;
     let token = new_custom_token();
     let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
-    // never valid beyond the bearer token it was exchanged for
-    let now = Utc::now();
-    let ttl_end = now + chrono::Duration::seconds(CUSTOM_TOKEN_TTL_SECS);
-    let expires_at = i64::try_from(claims.exp)
-        .ok()
-        .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
-        .map_or(ttl_end, |exp| exp.min(ttl_end));
+    let (expires_at, expires_in) = token_expiry(&claims, CUSTOM_TOKEN_TTL_SECS);
     db::insert_custom_token(&state.db, &token, &claims.sub, &stored, expires_at).await?;
-    let expires_in = (expires_at - now).num_seconds().max(0);
     res.render(Json(json!({"customToken": token, "expiresIn": expires_in})));
     Ok(())
 }
@@ -76,18 +69,27 @@ pub async fn custom_token_session(
     let (state, claims) = caller(depot)?;
     let token = new_session_token();
     let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
-    let now = Utc::now();
-    let ttl_end = now + chrono::Duration::seconds(SESSION_TTL_SECS);
-    let expires_at = i64::try_from(claims.exp)
-        .ok()
-        .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
-        .map_or(ttl_end, |exp| exp.min(ttl_end));
+    let (expires_at, expires_in) = token_expiry(&claims, SESSION_TTL_SECS);
     db::insert_login_session(&state.db, &token, &claims.sub, &stored, expires_at).await?;
-    let expires_in = (expires_at - now).num_seconds().max(0);
     res.render(Json(
         json!({"sessionToken": token, "expiresIn": expires_in}),
     ));
     Ok(())
+}
+
+/// When a token issued now for `claims` expires, and in how many seconds: after `ttl_secs`, but
+/// never beyond the bearer token it stands for.
+fn token_expiry(
+    claims: &pacer_common::auth::Claims,
+    ttl_secs: i64,
+) -> (chrono::DateTime<Utc>, i64) {
+    let now = Utc::now();
+    let ttl_end = now + chrono::Duration::seconds(ttl_secs);
+    let expires_at = i64::try_from(claims.exp)
+        .ok()
+        .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
+        .map_or(ttl_end, |exp| exp.min(ttl_end));
+    (expires_at, (expires_at - now).num_seconds().max(0))
 }
 
 /// `GET /api/ai-training/my-plan` → `{"plan": {...} | null}` (the newest plan).
