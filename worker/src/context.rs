@@ -25,7 +25,8 @@ pub struct WorkerCtx {
     pub events: EventSink,
     pub generation: ApalisConfig,
     pub stats: ApalisConfig,
-    /// Jobs this process is running now (handed back if shutdown outlasts the grace period).
+    /// Jobs this process is running, and runs dropped unfinished when the shutdown grace period
+    /// ran out (handed back at exit).
     pub running: Mutex<HashSet<Uuid>>,
     /// The `openai` plan provider, when configured (`PACER_LLM_PROVIDER=openai`).
     pub openai: Option<OpenAi>,

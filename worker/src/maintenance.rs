@@ -5,12 +5,13 @@
 //!   restart without persistence) so the dispatcher pushes them again;
 //! - the trimmer deletes finished tasks from Redis (apalis-redis never does);
 //! - the pruner deletes finished jobs from PostgreSQL after `PACER_JOB_RETENTION_SECS`;
-//! - the rollover queues the recompute of metrics snapshots left behind by the calendar.
+//! - the rollover queues the recompute of metrics snapshots left behind by the calendar;
+//! - the token sweep deletes expired AI Training custom tokens and login sessions.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pacer_common::db::{analytics, jobs};
+use pacer_common::db::{ai_training, analytics, jobs};
 use pacer_common::jobs::Queue;
 use pacer_common::queue;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,10 @@ pub fn spawn_all(ctx: &Arc<WorkerCtx>, stop: &CancellationToken) {
         ));
         if ctx.config.job_retention_secs > 0 {
             tokio::spawn(every(reconcile, stop.clone(), ctx.clone(), q, prune));
+        }
+        // not a queue's, but a worker's: once per process
+        if Some(&q) == ctx.config.queues.first() {
+            tokio::spawn(every(reconcile, stop.clone(), ctx.clone(), q, sweep_tokens));
         }
         if q == Queue::Stats && ctx.config.rollover_interval_secs > 0 {
             let period = Duration::from_secs(ctx.config.rollover_interval_secs);
@@ -166,6 +171,23 @@ async fn prune(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
     }
 }
 
+/// Deletes expired custom tokens and login sessions, a batch at a time.
+async fn sweep_tokens(ctx: Arc<WorkerCtx>, _q: Queue) -> anyhow::Result<()> {
+    const BATCH: i64 = 1000;
+    loop {
+        let n = ai_training::delete_expired_tokens(&ctx.db, BATCH).await?;
+        if n > 0 {
+            tracing::debug!(
+                count = n,
+                "deleted expired custom tokens and login sessions"
+            );
+        }
+        if n < u64::try_from(BATCH).unwrap_or(0) {
+            return Ok(());
+        }
+    }
+}
+
 /// Queues `recompute_stats` for the athletes whose snapshot's date is past in their own zone:
 /// a snapshot is computed for a day, and without an upload nothing else would move "this
 /// week" to zero on Monday or age the HRV and load windows. The debounce makes concurrent
@@ -216,7 +238,7 @@ pub async fn hand_back(ctx: &Arc<WorkerCtx>) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let n = jobs::undispatch(&ctx.db, &ids).await?;
+    let n = jobs::hand_back(&ctx.db, &ids, &ctx.name).await?;
     tracing::warn!(count = n, "handed running jobs back to the queue");
     Ok(())
 }

@@ -189,10 +189,10 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             return Ok(());
         }
     };
-    // a job whose worker stopped while running it (killed, out of memory, handed back at
-    // shutdown) comes back with one attempt more; past its limit it fails rather than taking
-    // down worker after worker
-    if row.attempts > row.max_attempts {
+    // a job whose worker died while running it (killed, out of memory) comes back with one
+    // attempt more; past its limit it fails rather than taking down worker after worker. An
+    // attempt handed back at shutdown is not spent.
+    if row.spent_attempts() > row.max_attempts {
         let reported = logged_so_far(&worker, &row).await;
         let spent = JobError::Permanent(anyhow!(
             "gave up after {} attempts: its worker stopped while running it",
@@ -209,8 +209,10 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
     };
     let started = Instant::now();
     let outcome = {
-        let _running = Running::enter(&worker, job_id);
-        attempt(&worker, kind, row.clone()).await
+        let running = Running::enter(&worker, job_id);
+        let outcome = attempt(&worker, kind, row.clone()).await;
+        running.ended();
+        outcome
     };
     metrics::histogram!("pacer_job_duration_seconds", "kind" => kind.as_str())
         .record(started.elapsed().as_secs_f64());
@@ -220,10 +222,11 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             tracing::warn!(job.id = %job_id, "lease lost; another worker owns the job now");
             Ok(())
         }
-        Err(JobError::Retryable(e)) if row.attempts < row.max_attempts => {
+        Err(JobError::Retryable(e)) if row.spent_attempts() < row.max_attempts => {
             let message = format!(
                 "attempt {} of {} failed: {e}; retrying",
-                row.attempts, row.max_attempts
+                row.spent_attempts(),
+                row.max_attempts
             );
             tracing::warn!(job.id = %job_id, job.kind = kind.as_str(), error = %e, "retrying");
             metrics::counter!("pacer_job_retries_total", "kind" => kind.as_str()).increment(1);
@@ -337,10 +340,13 @@ async fn attempt(
     (result, usage, ctx.reported())
 }
 
-/// Lists the job among this process's running jobs for as long as it lives.
+/// Lists the job among this process's running jobs until its attempt ends. A run dropped
+/// before it ended (its handler dropped when the grace period ran out) stays listed: the
+/// hand-back at exit gives it back to the queue.
 struct Running<'a> {
     worker: &'a WorkerCtx,
     job_id: Uuid,
+    ended: bool,
 }
 
 impl<'a> Running<'a> {
@@ -348,12 +354,23 @@ impl<'a> Running<'a> {
         if let Ok(mut r) = worker.running.lock() {
             r.insert(job_id);
         }
-        Self { worker, job_id }
+        Self {
+            worker,
+            job_id,
+            ended: false,
+        }
+    }
+
+    fn ended(mut self) {
+        self.ended = true;
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
+        if !self.ended {
+            return;
+        }
         if let Ok(mut r) = self.worker.running.lock() {
             r.remove(&self.job_id);
         }

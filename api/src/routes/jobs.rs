@@ -147,7 +147,16 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
             "only the job's creator or an admin may cancel it".into(),
         ));
     }
-    let last_logged = state.events.last_logged(row.id).await?;
+    // the log's last number keeps a queued job's final events above whatever an earlier
+    // attempt logged; without Redis the row's count stands in (PostgreSQL holds the cancel, and
+    // a stream rebuilds the final events from the row)
+    let last_logged = match state.events.last_logged(row.id).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(job.id = %row.id, error = %e, "event log not read; cancelling on the row's count");
+            0
+        }
+    };
     match cancel(&state.db, row.id, last_logged).await? {
         CancelOutcome::Cancelled(done_seq) => {
             // nobody else writes events for a job that never ran: close its stream here. The
@@ -162,8 +171,11 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
             metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => "cancelled").increment(1);
         }
         CancelOutcome::Requested => {
-            // its worker reads this flag with each event; PostgreSQL has it for the lease refresh
-            state.events.request_cancel(&[row.id]).await?;
+            // its worker reads this flag with each event; without it, the PostgreSQL flag stops
+            // the job at its next lease refresh (the cancel is recorded either way)
+            if let Err(e) = state.events.request_cancel(&[row.id]).await {
+                tracing::warn!(job.id = %row.id, error = %e, "cancel flag not set in Redis; the lease refresh will see the request");
+            }
             res.status_code(StatusCode::ACCEPTED);
         }
         CancelOutcome::AlreadyFinal => {

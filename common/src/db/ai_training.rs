@@ -1063,6 +1063,23 @@ pub async fn login_session_claims(
     Ok(claims.map(|c| c.0))
 }
 
+/// Deletes up to `limit` expired custom tokens and as many expired login sessions (nothing
+/// accepts them any more); returns how many went.
+pub async fn delete_expired_tokens(db: &sqlx::PgPool, limit: i64) -> sqlx::Result<u64> {
+    let mut deleted = 0;
+    for table in ["ai_training_custom_tokens", "ai_training_login_sessions"] {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "delete from {table} where token_hash in (
+                select token_hash from {table} where expires_at < now() limit $1)"
+        )))
+        .bind(limit)
+        .execute(db)
+        .await?;
+        deleted += r.rows_affected();
+    }
+    Ok(deleted)
+}
+
 /// Consumes a custom token atomically: its claims the first time while unexpired, else `None`.
 pub async fn consume_custom_token(
     db: impl PgExecutor<'_>,

@@ -34,6 +34,8 @@ pub struct JobRow {
     pub message: Option<String>,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// Attempts handed back at shutdown (counted in `attempts`, not against `max_attempts`).
+    pub handed_back: i32,
     pub event_seq: i64,
     pub cancel_requested: bool,
     pub idempotency_key: Option<String>,
@@ -59,6 +61,11 @@ impl JobRow {
 
     pub fn is_terminal(&self) -> bool {
         self.job_state().is_some_and(JobState::is_terminal)
+    }
+
+    /// The attempts that count against `max_attempts`: all but those handed back at shutdown.
+    pub fn spent_attempts(&self) -> i32 {
+        self.attempts - self.handed_back
     }
 }
 
@@ -340,6 +347,26 @@ pub async fn undispatch(db: impl PgExecutor<'_>, job_ids: &[Uuid]) -> sqlx::Resu
           where id = any($1) and case state when 'queued' then true when 'running' then true else false end",
     )
     .bind(job_ids)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Gives `worker`'s running jobs back to the queue when it stops past its grace period. The
+/// attempt stays counted but not spent (see [`JobRow::spent_attempts`]). A job whose lease
+/// another worker has taken over meanwhile is left to it.
+pub async fn hand_back(
+    db: impl PgExecutor<'_>,
+    job_ids: &[Uuid],
+    worker: &str,
+) -> sqlx::Result<u64> {
+    let r = sqlx::query(
+        "update jobs set task_id = null, dispatched_at = null, state = 'queued', worker = null,
+                handed_back = handed_back + 1, updated_at = now()
+          where id = any($1) and state = 'running' and worker = $2",
+    )
+    .bind(job_ids)
+    .bind(worker)
     .execute(db)
     .await?;
     Ok(r.rows_affected())

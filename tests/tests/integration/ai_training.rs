@@ -1887,6 +1887,15 @@ async fn ai_training_admin_and_b2b_routes_take_no_custom_or_session_token() -> R
                 .0,
         );
     }
+    // the admin read of every run of the client too
+    let records = "/api/ai-training/records";
+    let with_custom = format!("{records}?customToken={custom}");
+    answers.push(app.request(Method::GET, None, &with_custom, None).await?.0);
+    answers.push(
+        app.request(Method::GET, Some(&session), records, None)
+            .await?
+            .0,
+    );
     // the refused custom token was not spent: the end-user routes still take it once
     let (s, b) = app
         .request(
@@ -1898,7 +1907,61 @@ async fn ai_training_admin_and_b2b_routes_take_no_custom_or_session_token() -> R
         .await?;
 
     // Assert
-    assert_eq!(answers, [401, 401, 401, 401]);
+    assert_eq!(answers, [401; 6]);
+    assert_eq!(s, 200, "{b}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn ai_training_workers_delete_expired_custom_tokens_and_sessions() -> Result<()> {
+    // Arrange: an expired and a live row in each table
+    let mut app = app().await?;
+    let claims = json!({"sub": "usr_1", "role": "athlete", "org_id": CLIENT, "exp": Utc::now().timestamp() + 3600});
+    for table in ["ai_training_custom_tokens", "ai_training_login_sessions"] {
+        for (raw, offset) in [("expired", "-1 second"), ("live", "5 minutes")] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "insert into {table} (token_hash, user_id, claims, expires_at)
+                 values (sha256(convert_to($1, 'UTF8')), 'usr_1', $2, now() + $3::interval)"
+            )))
+            .bind(format!("{table}_{raw}"))
+            .bind(&claims)
+            .bind(offset)
+            .execute(&app.db)
+            .await?;
+        }
+    }
+    let db = app.db.clone();
+    let left = move || {
+        let db = db.clone();
+        async move {
+            let (tokens, sessions): (i64, i64) = sqlx::query_as(
+                "select (select count(*) from ai_training_custom_tokens),
+                        (select count(*) from ai_training_login_sessions)",
+            )
+            .fetch_one(&db)
+            .await?;
+            anyhow::Ok([tokens, sessions])
+        }
+    };
+    assert_eq!(left().await?, [2, 2]);
+
+    // Act: a worker's sweep runs every reconciler pass
+    app.start_worker(&[("PACER_RECONCILE_INTERVAL_SECS", "1")])?;
+
+    // Assert: the expired rows go, the live ones stay
+    pacer_tests::eventually(std::time::Duration::from_secs(30), "the sweep", || {
+        let left = left.clone();
+        async move { Ok((left().await? == [1, 1]).then_some(())) }
+    })
+    .await?;
+    let (s, b) = app
+        .request(
+            Method::GET,
+            None,
+            "/api/ai-training/my-plan?customToken=ai_training_custom_tokens_live",
+            None,
+        )
+        .await?;
     assert_eq!(s, 200, "{b}");
     Ok(())
 }

@@ -128,6 +128,44 @@ async fn sigterm_lets_a_running_job_finish_or_hands_it_back() -> anyhow::Result<
     Ok(())
 }
 
+/// Rolling deploys: a job handed back at shutdown more times than its attempt limit still
+/// runs; the hand-backs are counted on the job but not spent.
+#[tokio::test]
+async fn hand_backs_at_shutdown_do_not_use_up_a_jobs_attempts() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.set("PACER_MAX_ATTEMPTS", "1");
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let stopping = [
+        ("PACER_RULES_STEP_DELAY_MS", "1000"),
+        ("PACER_SHUTDOWN_GRACE_SECS", "1"),
+    ];
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    let mut owners = Vec::new();
+    for i in 0..2 {
+        app.start_worker(&stopping)?;
+        // handed back, the job is queued (no worker) until the new worker claims it
+        let owner = running_worker(&app, id).await?;
+        assert!(!owners.contains(&owner), "{owner} ran it before");
+        owners.push(owner);
+        app.workers[i].signal(15);
+        app.workers[i].wait_exit(Duration::from_secs(30)).await?;
+    }
+    let (handed_back,): (i32,) = sqlx::query_as("select handed_back from jobs where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(handed_back, 2);
+    app.start_worker(&[])?;
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(90))
+        .await?;
+    assert_eq!(job["attempts"], 3, "every run is counted: {job}");
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_job_completes_after_redis_is_flushed_while_they_wait() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
@@ -339,6 +377,41 @@ async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> 
     .await?;
     let _redis = RedisServer::start_on(port).await?;
     succeeded_in_its_first_attempt(&app, &coach, id).await
+}
+
+/// Cancelling does not wait for Redis: PostgreSQL holds the request. A queued job is
+/// cancelled at once and a running one stops at its next lease refresh, both while Redis is
+/// down.
+#[tokio::test]
+async fn jobs_can_be_cancelled_while_redis_is_down() -> anyhow::Result<()> {
+    let (redis, app, coach, running) = a_job_running_on_a_private_redis(&[
+        ("PACER_RULES_STEP_DELAY_MS", "1000"),
+        ("PACER_CONCURRENCY", "1"),
+    ])
+    .await?;
+    // the one slot is taken: this one waits
+    let input = json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"});
+    let queued = app.submit(&coach, "generate_draft", input).await?;
+    assert_eq!(app.job(&coach, queued).await?["state"], "queued");
+    drop(redis);
+
+    let (status, body) = app
+        .delete(&coach, &format!("/api/v1/jobs/{queued}"))
+        .await?;
+    assert_eq!(
+        (status, &body["data"]["state"]),
+        (200, &json!("cancelled")),
+        "{body}"
+    );
+    let (status, body) = app
+        .delete(&coach, &format!("/api/v1/jobs/{running}"))
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    let job = app
+        .wait_state(&coach, running, "cancelled", Duration::from_secs(30))
+        .await?;
+    assert_eq!(job["error"], "cancelled", "{job}");
+    Ok(())
 }
 
 /// An API started while Redis is down serves anyway: it accepts jobs (they wait in PostgreSQL)

@@ -18,7 +18,7 @@ use crate::routes::read_json;
 #[endpoint(
     tags("ai-training-admin"),
     summary = "Routine runs of a client, newest first",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
         ("userId" = Option<String>, Query, max_length = 200, description = "Only this user's runs"),
@@ -67,7 +67,7 @@ async fn target(
 #[endpoint(
     tags("ai-training-admin"),
     summary = "A user's plan and queue",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
@@ -97,7 +97,7 @@ pub async fn user_plan(
 #[endpoint(
     tags("ai-training-admin"),
     summary = "Generate a plan for a user",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
@@ -130,7 +130,7 @@ pub async fn assign_starter_plan(
 #[endpoint(
     tags("ai-training-admin"),
     summary = "Append a routine template to a user's queue",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
@@ -167,7 +167,7 @@ pub async fn assign_routine_template(
 #[endpoint(
     tags("ai-training-admin"),
     summary = "A user's runs",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
@@ -195,7 +195,7 @@ pub async fn user_runs(
 #[endpoint(
     tags("ai-training-admin"),
     summary = "A user's assessments",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),
@@ -223,7 +223,7 @@ pub async fn user_assessments(
 #[endpoint(
     tags("ai-training-admin"),
     summary = "Record an assessment for a user",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = String, Path, min_length = 1, max_length = 200, description = "Client (organization) id"),
         ("userId" = String, Path, min_length = 1, max_length = 200, description = "User id"),

@@ -19,7 +19,7 @@ use crate::routes::read_json;
 #[endpoint(
     tags("b2b"),
     summary = "The GOFA library and the client's own templates",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
     ),
@@ -144,7 +144,7 @@ fn read_steps(r: &mut FieldReader<'_>, value: &Value) -> Option<Vec<TemplateStep
 #[endpoint(
     tags("b2b"),
     summary = "Create a draft routine template",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
     ),
@@ -193,7 +193,7 @@ fn read_only(id: &str) -> ApiError {
 #[endpoint(
     tags("b2b"),
     summary = "Show a routine template",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("routineTemplateId" = String, Path, min_length = 1, max_length = 200, description = "Routine template id"),
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
@@ -221,7 +221,7 @@ pub async fn show_template(
 #[endpoint(
     tags("b2b"),
     summary = "Update the client's own routine template",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("routineTemplateId" = String, Path, min_length = 1, max_length = 200, description = "Routine template id"),
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
@@ -259,7 +259,7 @@ pub async fn update_template(
 #[endpoint(
     tags("b2b"),
     summary = "Publish the client's own routine template",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("routineTemplateId" = String, Path, min_length = 1, max_length = 200, description = "Routine template id"),
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
@@ -316,7 +316,7 @@ async fn catalog_json(state: &crate::state::AppState, client_id: &str) -> Result
 #[endpoint(
     tags("b2b"),
     summary = "The client's library catalog",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
     ),
@@ -340,7 +340,7 @@ pub async fn show_catalog(
 #[endpoint(
     tags("b2b"),
     summary = "Set which library templates are visible",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
     ),
@@ -403,7 +403,7 @@ pub async fn update_catalog(
 #[endpoint(
     tags("b2b"),
     summary = "The client's AI Training settings",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
     ),
@@ -429,7 +429,7 @@ pub async fn show_settings(
 #[endpoint(
     tags("b2b"),
     summary = "Change the client's AI Training settings",
-    security(("bearer" = []), ("customToken" = [])),
+    security(("bearer" = [])),
     parameters(
         ("clientId" = Option<String>, Query, max_length = 200, description = "admin only: the client acted on (default: the caller's)"),
     ),

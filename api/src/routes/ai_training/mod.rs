@@ -45,8 +45,7 @@ pub fn router() -> Router {
             Router::with_path("assessments")
                 .get(user::list_assessments)
                 .post(user::record_assessment),
-        )
-        .push(Router::with_path("records").get(admin::records));
+        );
     let per_user = Router::with_path("client/{clientId}/users/{userId}/ai-training")
         .push(Router::with_path("plan").get(admin::user_plan))
         .push(Router::with_path("assign-starter-plan").post(admin::assign_starter_plan))
@@ -100,11 +99,12 @@ pub fn router() -> Router {
                 .push(end_user)
                 .push(Router::with_path("ai-move/sessions").post(user::record_ai_move_session)),
         )
-        // admin and B2B writes need a real bearer token: a custom token is for a play page, and
+        // admin reads and writes and B2B authoring need a real bearer token: a custom token is for a play page, and
         // one leaked with its URL must not carry an administrator's rights
         .push(
             Router::new()
                 .hoop(require_auth)
+                .push(Router::with_path("ai-training/records").get(admin::records))
                 .push(per_user)
                 .push(authoring),
         )
