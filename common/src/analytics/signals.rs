@@ -1,5 +1,6 @@
 //! Attention signals (§5.1–5.3) and the recovery score (§5.4).
 
+use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,6 +63,53 @@ pub fn hrv_flag(z: Option<f64>) -> Option<Flag> {
     } else {
         None
     }
+}
+
+/// `hrv_acute_drop` (warning, §5.1): a single-day ln(rMSSD) below `baseline_mean − 2·sd` on
+/// at least 2 consecutive calendar days. Same baseline as [`hrv_z`] (≥ 30 values, sample SD);
+/// `recent_ln` holds the days to look at (the snapshot passes its last 7), in any order. A day
+/// without a value breaks the run: "consecutive" means calendar days, not measurements, so two
+/// low readings a day apart say nothing about the night between. It answers a different
+/// question than `hrv_low` (a sudden, sustained dip rather than a low weekly mean), so both may
+/// be raised. The latest run of low days is reported.
+pub fn hrv_acute_drop(baseline_ln: &[f64], recent_ln: &[(NaiveDate, f64)]) -> Option<Flag> {
+    if baseline_ln.len() < 30 {
+        return None;
+    }
+    let m = mean(baseline_ln)?;
+    let sd = sample_sd(baseline_ln).filter(|sd| *sd > 0.0)?;
+    let bound = m - 2.0 * sd;
+    let mut low: Vec<(NaiveDate, f64)> = recent_ln
+        .iter()
+        .filter(|(_, v)| *v < bound)
+        .map(|(d, v)| (*d, (m - v) / sd))
+        .collect();
+    low.sort_by_key(|(d, _)| *d);
+    low.dedup_by_key(|(d, _)| *d);
+    // runs of consecutive calendar days among the low days; keep the latest one of ≥ 2 days
+    let mut best: Option<&[(NaiveDate, f64)]> = None;
+    let mut start = 0;
+    for i in 1..=low.len() {
+        let ends = i == low.len() || low[i].0 != low[i - 1].0 + Duration::days(1);
+        if ends {
+            if i - start >= 2 {
+                best = Some(&low[start..i]);
+            }
+            start = i;
+        }
+    }
+    let run = best?;
+    let (first, last) = (run.first()?.0, run.last()?.0);
+    let deepest = run.iter().map(|(_, sds)| *sds).fold(0.0, f64::max);
+    Some(Flag::new(
+        "hrv_acute_drop",
+        "warning",
+        format!(
+            "daily HRV below the 60-day baseline − 2 SD on {} consecutive days ({first} to {last}), \
+             down to {deepest:.1} SD below",
+            run.len()
+        ),
+    ))
 }
 
 /// `rhr_elevated` (§5.2): 7-day mean ≥ 28-day baseline + 5 bpm, or a single recent day ≥
@@ -190,21 +238,41 @@ pub fn monotony_flag(monotony: Option<f64>) -> Option<Flag> {
     })
 }
 
-/// `long_run_overreach` (§5.3, Daniels' cap): the longest run of the last 7 days above 30 % of
-/// their run distance (25 % from 64 km). Distances in km.
-pub fn long_run_flag(longest_km: f64, week_km: f64) -> Option<Flag> {
-    let cap = if week_km < 64.0 { 0.30 } else { 0.25 };
-    (week_km > 0.0 && longest_km > cap * week_km).then(|| {
-        Flag::new(
-            "long_run_overreach",
-            "info",
-            format!(
-                "a {longest_km:.1} km run is {:.0} % of the last 7 days' {week_km:.1} km (cap {:.0} %)",
-                longest_km / week_km * 100.0,
-                cap * 100.0
-            ),
-        )
-    })
+/// Seconds as `H:MM:SS`, so a run a few seconds over the cap does not print as "150 min".
+fn hms(secs: f64) -> String {
+    let t = secs.max(0.0).round() as i64;
+    format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+}
+
+/// Daniels' time cap on a single run from 64 km a week (§1.6), in seconds: 150 min.
+const LONG_RUN_MAX_SECS: f64 = 150.0 * 60.0;
+
+/// `long_run_overreach` (§5.3, Daniels' cap, §1.6): over the last 7 days, a single run above
+/// 30 % of their run distance below 64 km; from 64 km, a single run above 25 % of it **or**
+/// longer than 150 min (moving time). `longest_km` is the longest run by distance and
+/// `longest_secs` the longest by moving time; they may be different runs, and either arm alone
+/// flags. Below 64 km the time arm does not apply (Daniels caps that range by share only).
+pub fn long_run_flag(longest_km: f64, longest_secs: f64, week_km: f64) -> Option<Flag> {
+    if week_km <= 0.0 {
+        return None;
+    }
+    let high_volume = week_km >= 64.0;
+    let cap = if high_volume { 0.25 } else { 0.30 };
+    let mut reasons = Vec::new();
+    if longest_km > cap * week_km {
+        reasons.push(format!(
+            "a {longest_km:.1} km run is {:.0} % of the last 7 days' {week_km:.1} km (cap {:.0} %)",
+            longest_km / week_km * 100.0,
+            cap * 100.0
+        ));
+    }
+    if high_volume && longest_secs > LONG_RUN_MAX_SECS {
+        reasons.push(format!(
+            "a {} run (moving time) in the last 7 days' {week_km:.1} km (cap 2:30:00 from 64 km)",
+            hms(longest_secs)
+        ));
+    }
+    (!reasons.is_empty()).then(|| Flag::new("long_run_overreach", "info", reasons.join("; ")))
 }
 
 /// Recovery score (§5.4, a placeholder convention): `clamp(50 + 15·(0.7·z_hrv + 0.3·z_rhr))`
@@ -293,14 +361,106 @@ mod tests {
 
     #[test]
     fn long_run_cap_is_30_percent_below_64_km_and_25_from_it() {
-        assert!(long_run_flag(12.0, 40.0).is_none(), "exactly 30 %");
+        assert!(long_run_flag(12.0, 3600.0, 40.0).is_none(), "exactly 30 %");
         assert_eq!(
-            long_run_flag(12.5, 40.0).unwrap().code,
+            long_run_flag(12.5, 3600.0, 40.0).unwrap().code,
             "long_run_overreach"
         );
-        assert!(long_run_flag(16.0, 64.0).is_none(), "exactly 25 %");
-        assert!(long_run_flag(16.5, 64.0).is_some());
-        assert!(long_run_flag(0.0, 0.0).is_none());
+        assert!(long_run_flag(16.0, 3600.0, 64.0).is_none(), "exactly 25 %");
+        assert!(long_run_flag(16.5, 3600.0, 64.0).is_some());
+        assert!(long_run_flag(0.0, 0.0, 0.0).is_none());
+    }
+
+    #[test]
+    fn long_run_time_arm_is_strictly_over_150_min_and_only_from_64_km() {
+        // 14 km of 70 km is 20 %: only the time arm can flag
+        assert!(
+            long_run_flag(14.0, 9000.0, 70.0).is_none(),
+            "exactly 150 min is not over"
+        );
+        let f = long_run_flag(14.0, 9001.0, 70.0).unwrap();
+        assert_eq!((f.code, f.severity), ("long_run_overreach", "info"));
+        assert!(f.message.contains("2:30:01"), "{}", f.message);
+        assert!(
+            !f.message.contains('%'),
+            "the share arm did not fire: {}",
+            f.message
+        );
+        assert!(
+            long_run_flag(14.0, 9060.0, 64.0).is_some(),
+            "64 km is already the high-volume range"
+        );
+        assert!(
+            long_run_flag(14.0, 10800.0, 63.9).is_none(),
+            "below 64 km only the 30 % share counts"
+        );
+        // both arms: one flag naming both
+        let f = long_run_flag(20.0, 9600.0, 70.0).unwrap();
+        assert!(
+            f.message.contains("29 %") && f.message.contains("2:40:00"),
+            "{}",
+            f.message
+        );
+    }
+
+    fn day(i: i64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 4, 17).unwrap() + Duration::days(i)
+    }
+
+    #[test]
+    fn hrv_acute_drop_needs_two_consecutive_calendar_days_below_mean_minus_2_sd() {
+        // mean 4.1, SD 0.1017: the bound is 3.897
+        let base: Vec<f64> = [4.0, 4.2].repeat(15);
+        let f = hrv_acute_drop(&base, &[(day(0), 4.1), (day(1), 3.8), (day(2), 3.75)]).unwrap();
+        assert_eq!((f.code, f.severity), ("hrv_acute_drop", "warning"));
+        assert!(
+            f.message
+                .contains("2 consecutive days (2025-04-18 to 2025-04-19)")
+                && f.message.contains("down to 3.4 SD below"),
+            "{}",
+            f.message
+        );
+        // any order; a run of three days is one flag
+        let f = hrv_acute_drop(&base, &[(day(3), 3.8), (day(1), 3.8), (day(2), 3.8)]).unwrap();
+        assert!(f.message.contains("3 consecutive days"), "{}", f.message);
+        assert!(
+            hrv_acute_drop(&base, &[(day(1), 3.8), (day(2), 4.1)]).is_none(),
+            "one day below is not a drop"
+        );
+        assert!(
+            hrv_acute_drop(&base, &[(day(1), 3.8), (day(2), 4.1), (day(3), 3.8)]).is_none(),
+            "two low days with a normal one between"
+        );
+        assert!(
+            hrv_acute_drop(&base, &[(day(1), 3.8), (day(3), 3.8)]).is_none(),
+            "two low measurements with an unmeasured day between are not consecutive days"
+        );
+        let bound = mean(&base).unwrap() - 2.0 * sample_sd(&base).unwrap();
+        assert!(
+            hrv_acute_drop(&base, &[(day(1), bound), (day(2), bound)]).is_none(),
+            "at the bound is not below it"
+        );
+        assert!(
+            hrv_acute_drop(&base[..29], &[(day(1), 3.0), (day(2), 3.0)]).is_none(),
+            "needs 30 baseline values"
+        );
+        // two separate drops: the latest is reported
+        let f = hrv_acute_drop(
+            &base,
+            &[
+                (day(0), 3.8),
+                (day(1), 3.8),
+                (day(2), 4.1),
+                (day(4), 3.8),
+                (day(5), 3.8),
+            ],
+        )
+        .unwrap();
+        assert!(
+            f.message.contains("2025-04-21 to 2025-04-22"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct DayTotals {
     pub run_moving_time: f64,
     /// longest single run of the day, metres
     pub longest_run: f64,
+    /// longest single run of the day by moving time, seconds (the 150-min arm of
+    /// `long_run_overreach`); may be another run than the longest by distance
+    pub longest_run_time: f64,
     pub load: f64,
     pub pace_zone_seconds: [f64; 5],
 }
@@ -178,6 +181,11 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
         .map(|d| d.longest_run)
         .fold(0.0, f64::max)
         / 1000.0;
+    let longest7_secs = days
+        .iter()
+        .filter(|d| d.day >= week_ago_plus1)
+        .map(|d| d.longest_run_time)
+        .fold(0.0, f64::max);
 
     let mut flags = Vec::new();
     flags.extend(signals::volume_spike(week_dist / 1000.0, last_weeks_km));
@@ -186,7 +194,7 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
     flags.extend(signals::tsb_flag(tsb_pre));
     flags.extend(signals::intensity_flag(zones14));
     flags.extend(signals::monotony_flag(signals::monotony(&last7)));
-    flags.extend(signals::long_run_flag(longest7, km7));
+    flags.extend(signals::long_run_flag(longest7, longest7_secs, km7));
     let recent = h(today - Duration::days(6), today);
     let baseline = h(today - Duration::days(66), today - Duration::days(7));
     let ln = |xs: &[&HealthDay]| -> Vec<f64> {
@@ -194,10 +202,18 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
             .filter_map(|x| x.hrv_rmssd.filter(|v| *v > 0.0).map(f64::ln))
             .collect()
     };
+    let baseline_ln = ln(&baseline);
     flags.extend(signals::hrv_flag(signals::hrv_z(
-        &ln(&baseline),
+        &baseline_ln,
         &ln(&recent),
     )));
+    // daily values of the same 7 days against the same baseline: a sudden dip a weekly mean
+    // can hide (and `hrv_low` may flag alongside it)
+    let recent_days: Vec<(NaiveDate, f64)> = recent
+        .iter()
+        .filter_map(|x| x.hrv_rmssd.filter(|v| *v > 0.0).map(|v| (x.day, v.ln())))
+        .collect();
+    flags.extend(signals::hrv_acute_drop(&baseline_ln, &recent_days));
     let rhr_base: Vec<f64> = h(today - Duration::days(34), today - Duration::days(7))
         .iter()
         .filter_map(|x| x.resting_hr)
@@ -239,6 +255,7 @@ mod tests {
             run_distance: km * 1000.0,
             run_moving_time: secs,
             longest_run: km * 1000.0,
+            longest_run_time: secs,
             load,
             pace_zone_seconds: [secs, 0.0, 0.0, 0.0, 0.0],
         }
@@ -356,5 +373,103 @@ mod tests {
         let s = compute(today, &days, &[]);
         assert!(codes(&s).contains(&"long_run_overreach"), "{:?}", s.flags);
         assert!(!codes(&s).contains(&"monotony_high"), "{:?}", s.flags);
+    }
+
+    #[test]
+    fn long_run_overreach_from_64_km_flags_a_run_over_150_minutes() {
+        let today = date("2025-04-23");
+        // 72 km in the last 7 days; the 16 km long run is 22 % of it, under the 25 % share cap
+        let week = |long_secs: f64| {
+            vec![
+                run("2025-04-17", 14.0, 4200.0, 70.0),
+                run("2025-04-18", 14.0, 4200.0, 70.0),
+                run("2025-04-20", 16.0, long_secs, 90.0),
+                run("2025-04-21", 14.0, 4200.0, 70.0),
+                run("2025-04-22", 14.0, 4200.0, 70.0),
+            ]
+        };
+        let flag = |s: &Snapshot| {
+            s.flags
+                .iter()
+                .find(|f| f.code == "long_run_overreach")
+                .cloned()
+        };
+        let s = compute(today, &week(9000.0), &[]);
+        assert_eq!(flag(&s), None, "exactly 150 min is not over");
+        let s = compute(today, &week(9300.0), &[]);
+        let f = flag(&s).unwrap_or_else(|| panic!("{:?}", s.flags));
+        assert!(f.message.contains("2:35:00"), "{}", f.message);
+        // the longest by time need not be the longest by distance: a slow 12 km trail run
+        let mut days = week(5000.0);
+        days.push(DayTotals {
+            day: date("2025-04-19"),
+            run_distance: 12000.0,
+            run_moving_time: 9300.0,
+            longest_run: 12000.0,
+            longest_run_time: 9300.0,
+            ..DayTotals::default()
+        });
+        assert!(flag(&compute(today, &days, &[])).is_some());
+        // a long run 8 days back is out of the window
+        let mut days = week(5000.0);
+        days.push(run("2025-04-15", 16.0, 9300.0, 90.0));
+        assert_eq!(flag(&compute(today, &days, &[])), None);
+    }
+
+    /// 60 baseline days (ln rMSSD alternating 4.0 / 4.2: mean 4.1, SD 0.10, bound 3.90) then
+    /// the last 7 days at 4.1 except `low` (ln 3.7) and `missing` (no HRV).
+    fn hrv_days(today: NaiveDate, low: &[i64], missing: &[i64]) -> Vec<HealthDay> {
+        (0..67)
+            .filter(|i| !missing.contains(i))
+            .map(|i| {
+                let ln = if low.contains(&i) {
+                    3.7
+                } else if i < 7 {
+                    4.1
+                } else if i % 2 == 0 {
+                    4.0
+                } else {
+                    4.2
+                };
+                HealthDay {
+                    day: today - Duration::days(i),
+                    hrv_rmssd: Some(f64::exp(ln)),
+                    ..HealthDay::default()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hrv_acute_drop_counts_two_consecutive_low_days_of_the_last_7() {
+        let today = date("2025-04-23");
+        let codes = |health: &[HealthDay]| {
+            compute(today, &[], health)
+                .flags
+                .iter()
+                .map(|f| f.code)
+                .collect::<Vec<_>>()
+        };
+        // two consecutive low days: the drop, and the week's mean is low too (z −1.1)
+        let c = codes(&hrv_days(today, &[2, 3], &[]));
+        assert!(
+            c.contains(&"hrv_acute_drop") && c.contains(&"hrv_low"),
+            "{c:?}"
+        );
+        let s = compute(today, &[], &hrv_days(today, &[2, 3], &[]));
+        let f = s.flags.iter().find(|f| f.code == "hrv_acute_drop");
+        assert!(
+            f.is_some_and(|f| f.message.contains("2025-04-20 to 2025-04-21")),
+            "{f:?}"
+        );
+        // one low day: no drop (the week's mean is only below the SWC)
+        let c = codes(&hrv_days(today, &[3], &[]));
+        assert!(!c.contains(&"hrv_acute_drop"), "{c:?}");
+        // low two days apart with no reading between: not consecutive days
+        let c = codes(&hrv_days(today, &[2, 4], &[3]));
+        assert!(!c.contains(&"hrv_acute_drop"), "{c:?}");
+        // the day before the window belongs to the baseline: it does not pair with day 6
+        let c = codes(&hrv_days(today, &[6, 7], &[]));
+        assert!(!c.contains(&"hrv_acute_drop"), "{c:?}");
     }
 }

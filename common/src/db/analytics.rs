@@ -357,12 +357,13 @@ pub async fn rebuild_rollups(db: &PgPool, athlete_id: &str, tz: &str) -> sqlx::R
     let days = sqlx::query(
         "insert into daily_rollups (athlete_id, day, runs, distance, moving_time, calories, elapsed_time,
                                     training_load, run_distance, run_moving_time, longest_run,
-                                    pace_zone_seconds, hr_zone_seconds)
+                                    longest_run_time, pace_zone_seconds, hr_zone_seconds)
          select athlete_id, (start_date at time zone $2)::date, count(*), sum(distance), sum(moving_time),
                 coalesce(sum(calories), 0), sum(elapsed_time), sum(training_load),
                 coalesce(sum(distance) filter (where sport_type = any($3)), 0),
                 coalesce(sum(moving_time) filter (where sport_type = any($3)), 0),
                 coalesce(max(distance) filter (where sport_type = any($3)), 0),
+                coalesce(max(moving_time) filter (where sport_type = any($3)), 0),
                 array[sum(pace_zone_seconds[1]), sum(pace_zone_seconds[2]), sum(pace_zone_seconds[3]),
                       sum(pace_zone_seconds[4]), sum(pace_zone_seconds[5])]::int4[],
                 array[sum(hr_zone_seconds[1]), sum(hr_zone_seconds[2]), sum(hr_zone_seconds[3]),
@@ -380,13 +381,26 @@ pub async fn rebuild_rollups(db: &PgPool, athlete_id: &str, tz: &str) -> sqlx::R
     Ok(days)
 }
 
+/// One `daily_rollups` row as the snapshot reads it (integer seconds as stored).
+#[derive(sqlx::FromRow)]
+struct RollupRow {
+    day: NaiveDate,
+    run_distance: f64,
+    run_moving_time: i32,
+    longest_run: f64,
+    longest_run_time: i32,
+    training_load: f64,
+    pace_zone_seconds: Vec<i32>,
+}
+
 /// The athlete's rollups as snapshot input.
 pub async fn rollup_totals(
     db: impl PgExecutor<'_>,
     athlete_id: &str,
 ) -> sqlx::Result<Vec<DayTotals>> {
-    let rows: Vec<(NaiveDate, f64, i32, f64, f64, Vec<i32>)> = sqlx::query_as(
-        "select day, run_distance, run_moving_time, longest_run, training_load, pace_zone_seconds
+    let rows: Vec<RollupRow> = sqlx::query_as(
+        "select day, run_distance, run_moving_time, longest_run, longest_run_time, training_load,
+                pace_zone_seconds
            from daily_rollups where athlete_id = $1 order by day",
     )
     .bind(athlete_id)
@@ -394,17 +408,18 @@ pub async fn rollup_totals(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(day, run_distance, moving, longest_run, load, z)| {
+        .map(|r| {
             let mut zones = [0.0; 5];
-            for (o, v) in zones.iter_mut().zip(z) {
+            for (o, v) in zones.iter_mut().zip(r.pace_zone_seconds) {
                 *o = f64::from(v);
             }
             DayTotals {
-                day,
-                run_distance,
-                run_moving_time: f64::from(moving),
-                longest_run,
-                load,
+                day: r.day,
+                run_distance: r.run_distance,
+                run_moving_time: f64::from(r.run_moving_time),
+                longest_run: r.longest_run,
+                longest_run_time: f64::from(r.longest_run_time),
+                load: r.training_load,
                 pace_zone_seconds: zones,
             }
         })

@@ -1519,3 +1519,133 @@ async fn analytics_the_recompute_an_upload_answers_with_can_be_followed_by_who_s
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_snapshot_flags_a_run_over_150_minutes_from_64_km_and_two_days_of_acute_hrv_drop()
+-> anyhow::Result<()> {
+    // Arrange: two athletes (UTC), 4 × 14 km in the last days plus a long day; 60 baseline days
+    // of rMSSD alternating 55 / 67 ms (ln mean 4.11, SD 0.10, bound 3.91) and 60 ms recently
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_lr_over", "org_demo", "UTC", json!({})).await?;
+    athlete(&app, "usr_lr_cap", "org_demo", "UTC", json!({})).await?;
+    let today = Utc::now().date_naive();
+    let at = |days_back: i64, hour: u32| {
+        format!(
+            "{}T{hour:02}:00:00Z",
+            today - chrono::Duration::days(days_back)
+        )
+    };
+    let base = |p: &str| {
+        (1..=4)
+            .map(|i| run(&format!("{p}{i}"), &at(i + 1, 6), 14000.0, 4200))
+            .collect::<Vec<_>>()
+    };
+    // over: on day −1 a fast 16 km (longest by distance, 19 % of 84 km) and a 12 km trail run
+    // of 2:35:00 (longest by time)
+    let mut over = base("o");
+    over.push(run("o_long", &at(1, 6), 16000.0, 5400));
+    over.push(run("o_trail", &at(1, 15), 12000.0, 9300));
+    // cap: a 16 km long run of exactly 2:30:00 (22 % of 72 km) and a 3 h ride, which is no run
+    let mut cap = base("c");
+    cap.push(run("c_long", &at(1, 6), 16000.0, 9000));
+    let mut ride = run("c_ride", &at(1, 15), 60000.0, 10800);
+    ride["sport_type"] = json!("Ride");
+    cap.push(ride);
+    let health = |low: &[i64]| {
+        let items: Vec<Value> = (0..67)
+            .map(|i| {
+                let ms = if low.contains(&i) {
+                    40
+                } else if i < 7 {
+                    60
+                } else if i % 2 == 0 {
+                    55
+                } else {
+                    67
+                };
+                json!({"date": (today - chrono::Duration::days(i)).to_string(), "hrv_rmssd": ms})
+            })
+            .collect();
+        json!({ "health_metrics": items })
+    };
+    let over_token = app.token("usr_lr_over", "athlete", "org_demo");
+    let cap_token = app.token("usr_lr_cap", "athlete", "org_demo");
+
+    // Act
+    let mut statuses = Vec::new();
+    for (token, acts, low) in [
+        (&over_token, &over, &[2, 3][..]),
+        (&cap_token, &cap, &[3][..]),
+    ] {
+        statuses.push(app.post(token, "/api/v1/activities", &json!(acts)).await?.0);
+        statuses.push(
+            app.post(token, "/api/v1/health_metrics", &health(low))
+                .await?
+                .0,
+        );
+    }
+    settled(&app, "usr_lr_over").await?;
+    settled(&app, "usr_lr_cap").await?;
+    let mut flags = Vec::new();
+    for (token, user) in [(&over_token, "usr_lr_over"), (&cap_token, "usr_lr_cap")] {
+        let (_, profile) = app
+            .get(
+                token,
+                &format!("/api/v1/analytics/athlete_profile?user_id={user}&refresh=true"),
+            )
+            .await?;
+        flags.push(profile["data"]["metrics"]["attention_signals"]["flags"].clone());
+    }
+    let long_day: (f64, i32, i32) = sqlx::query_as(
+        "select longest_run, longest_run_time, run_moving_time from daily_rollups
+          where athlete_id = 'usr_lr_over' and day = $1",
+    )
+    .bind(today - chrono::Duration::days(1))
+    .fetch_one(&app.db)
+    .await?;
+
+    // Assert
+    assert_eq!(statuses, [200, 200, 200, 200]);
+    assert_eq!(
+        long_day,
+        (16000.0, 9300, 14700),
+        "the longest run by distance and by time are kept apart"
+    );
+    let find = |f: &Value, code: &str| {
+        f.as_array()
+            .and_then(|a| a.iter().find(|x| x["code"] == code))
+            .cloned()
+    };
+    let lr = find(&flags[0], "long_run_overreach").unwrap_or_default();
+    assert!(
+        lr["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2:35:00")),
+        "a run over 150 min at 84 km: {}",
+        flags[0]
+    );
+    let drop = find(&flags[0], "hrv_acute_drop").unwrap_or_default();
+    assert_eq!(drop["severity"], "warning", "{}", flags[0]);
+    assert!(
+        drop["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!(
+                "{} to {}",
+                today - chrono::Duration::days(3),
+                today - chrono::Duration::days(2)
+            ))),
+        "{drop}"
+    );
+    assert!(
+        find(&flags[1], "long_run_overreach").is_none(),
+        "exactly 150 min, and a ride is no run: {}",
+        flags[1]
+    );
+    assert!(
+        find(&flags[1], "hrv_acute_drop").is_none(),
+        "one low day is no drop: {}",
+        flags[1]
+    );
+    Ok(())
+}
