@@ -247,7 +247,8 @@ pub enum EventType {
 /// - `progress`: `status`, `message`, `progress` (0–100), and `count`/`total` while workouts
 ///   are written;
 /// - `workout`: `data` = one `PlanWorkout`;
-/// - `weekly_info`: `data` = `{"<week>": WeeklyInfo}`, after a week's last workout;
+/// - `weekly_info`: `data` = `{"<week>": WeeklyInfo}`, after the week's workouts (a week
+///   left without workouts: right after the previous week's);
 /// - `result`: `data` = the job's result (`DraftResult` / `PlanResult`); on
 ///   `generate-plan/stream-content` instead `total_workouts` and `weekly_info`;
 /// - `error`: `error` (a sentence; `cancelled` for a cancelled job);

@@ -536,6 +536,133 @@ async fn the_workout_library_feeds_prefer_and_strict_existing() -> anyhow::Resul
     Ok(())
 }
 
+/// strict_existing can leave a week with no workout at all. Its `weekly_info` is still
+/// streamed, right after the previous week's (as the openai provider does), so a client that
+/// follows stream-content gets every week of the result's `weekly_info` once, in week order,
+/// each after its week's workouts: here with empty weeks at the start, in the middle and at the
+/// end.
+#[tokio::test]
+async fn strict_existing_streams_the_weekly_info_of_weeks_left_empty() -> anyhow::Result<()> {
+    let (app, coach) = app().await?;
+    // the 4-week draft has repetitions in weeks 2 and 3 only (base and taper weeks have none)
+    let lib = json!({"workout_name": "Club Reps", "workout_description": "Our track reps", "workout_sub_type": "repetition",
+                     "target_duration_in_seconds": 2700, "target_distance_in_meters": 7000,
+                     "content_blocks": [{"type": "warmup", "duration_seconds": 900}, {"type": "main", "duration_seconds": 1200},
+                                        {"type": "cooldown", "duration_seconds": 600}]});
+    let (s, created) = app.post(&coach, "/api/v1/ai-coach/workouts", &lib).await?;
+    assert_eq!(s, 201, "{created}");
+    let text = draft(&app, &coach).await?;
+    // the coach's edit: week 3 has no repetitions, the race week has them instead
+    let mut week = 0;
+    let edited: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if let Some(rest) = line.strip_prefix("Week ") {
+                week = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(week);
+            }
+            match (week, line.split_once(": ")) {
+                (3, Some((day, what))) if what.starts_with("Repetitions") => {
+                    format!("{day}: Easy run 5 km")
+                }
+                (4, Some((day, what))) if what.starts_with("Intervals") => {
+                    format!("{day}: Repetitions 8 x 200m")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    let edited = edited.join("\n");
+    assert_ne!(edited, text, "the draft has the lines edited");
+
+    for (refined, empty_weeks) in [(&text, ["1", "4"]), (&edited, ["1", "3"])] {
+        let mut body = plan_body(refined);
+        body["workout_preference"] = json!("strict_existing");
+        let res = app
+            .http
+            .post(format!(
+                "{}/api/v1/ai-coach/generate-plan/stream-content",
+                app.base()
+            ))
+            .bearer_auth(&coach)
+            .json(&body)
+            .send()
+            .await?;
+        let job_id: uuid::Uuid = res.headers()["x-job-id"].to_str()?.parse()?;
+        let events = read_sse(res, None, Duration::from_secs(60)).await?;
+        let t = types(&events);
+        assert_eq!(&t[t.len() - 2..], ["result", "done"], "{t:?}");
+        // the result event has total_workouts and weekly_info; the content is on the job
+        let result = &events[events.len() - 2].1;
+        let job = app.job(&coach, job_id).await?;
+        let content = job["result"]["content"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(result["weekly_info"], job["result"]["weekly_info"]);
+        let weekly_info = result["weekly_info"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(result["total_workouts"], json!(content.len()));
+        let has_workouts = |w: &str| content.iter().any(|c| c["week"].as_u64() == w.parse().ok());
+        let empty: Vec<&str> = weekly_info
+            .keys()
+            .map(String::as_str)
+            .filter(|w| !has_workouts(w))
+            .collect();
+        assert_eq!(empty, empty_weeks, "weeks left empty: {result}");
+        assert!(
+            empty
+                .iter()
+                .all(|w| weekly_info[*w]["total_distance_km"] == json!(0.0)),
+            "{result}"
+        );
+        assert!(!content.is_empty(), "{result}");
+
+        let streamed: Vec<Value> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "workout")
+            .map(|(_, e)| e["data"].clone())
+            .collect();
+        assert_eq!(
+            streamed, content,
+            "workout events are the result's content, in order"
+        );
+        let mut infos = Vec::new();
+        // (week, 0) per workout and (week, 1) per weekly_info, in stream order: sorted when each
+        // week's info follows its workouts and precedes the next week's
+        let mut order = Vec::new();
+        for (_, e) in &events {
+            match e["type"].as_str() {
+                Some("workout") => order.push((e["data"]["week"].as_u64(), 0)),
+                Some("weekly_info") => {
+                    let data = e["data"].as_object().cloned().unwrap_or_default();
+                    assert_eq!(data.len(), 1, "one week per event: {e}");
+                    for (w, info) in data {
+                        order.push((w.parse().ok(), 1));
+                        infos.push((w, info));
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            infos,
+            weekly_info.into_iter().collect::<Vec<_>>(),
+            "the weekly_info events are the result's weekly_info, each week once, in order"
+        );
+        assert!(
+            order.windows(2).all(|p| p[0] <= p[1]),
+            "each week's info follows its workouts, before the next week's: {order:?}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_preference_given_to_the_draft_carries_to_the_plan_through_the_draft_text()
 -> anyhow::Result<()> {

@@ -233,38 +233,27 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
             .fetch_one(&app.db)
             .await?;
     assert_eq!(queued, 5, "nothing can run while Redis is down");
-    // what needs Redis now is a 503 to retry, and changes nothing
-    let res = app
-        .http
-        .delete(format!("{}/api/v1/jobs/{}", app.base(), ids[0]))
-        .bearer_auth(&coach)
-        .send()
+    // a cancel needs only PostgreSQL: the job is cancelled at once and never runs
+    let doomed = app.submit(&coach, "generate_draft", input.clone()).await?;
+    let (status, body) = app
+        .delete(&coach, &format!("/api/v1/jobs/{doomed}"))
         .await?;
-    let (status, retry_after) = (
-        res.status().as_u16(),
-        res.headers().get("retry-after").cloned(),
-    );
-    let body: serde_json::Value = res.json().await?;
     assert_eq!(
-        (status, body["status"].as_str(), body["code"].as_str()),
-        (503, Some("error"), Some("unavailable")),
+        (status, body["data"]["state"].as_str()),
+        (200, Some("cancelled")),
         "{body}"
-    );
-    assert_eq!(
-        retry_after.as_ref().and_then(|v| v.to_str().ok()),
-        Some("1")
     );
     let job = app.job(&coach, ids[0]).await?;
     assert_eq!(job["state"].as_str(), Some("queued"), "{job}");
 
     let api_metrics = format!("127.0.0.1:{}", app.port);
     let left = "pacer_jobs_left_to_dispatchers_total";
-    assert_eq!(metric(&app.http, &api_metrics, left).await?, 5.0);
+    assert_eq!(metric(&app.http, &api_metrics, left).await?, 6.0);
 
     let _redis = RedisServer::start_on(port).await?;
     // a job submitted once Redis is back is pushed by the API itself
     ids.push(app.submit(&coach, "generate_draft", input.clone()).await?);
-    assert_eq!(metric(&app.http, &api_metrics, left).await?, 5.0);
+    assert_eq!(metric(&app.http, &api_metrics, left).await?, 6.0);
     for id in &ids {
         let job = app
             .wait_state(&coach, *id, "succeeded", Duration::from_secs(60))
@@ -273,6 +262,12 @@ async fn jobs_submitted_while_redis_is_down_run_once_it_is_back() -> anyhow::Res
         assert_eq!(job["attempts"].as_i64(), Some(1), "{job}");
         assert_eq!(result_and_done_counts(&app, &coach, *id).await?, (1, 1));
     }
+    let job = app.job(&coach, doomed).await?;
+    assert_eq!(
+        (job["state"].as_str(), job["attempts"].as_i64()),
+        (Some("cancelled"), Some(0)),
+        "{job}"
+    );
     // events flow live again: a new job's stream, open before its second event (a step, 2 s,
     // after the first), gets it while the job still runs; without the API's subscription it
     // would come only from the stream's next log check, 15 s later, after the job ended

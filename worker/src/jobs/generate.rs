@@ -180,7 +180,7 @@ async fn reading_the_draft(ctx: &JobCtx, total: usize) -> Result<(), JobError> {
 pub type StreamedWeeks = BTreeMap<u32, (Vec<Value>, Value)>;
 
 /// The weeks earlier attempts of this job streamed whole (a week's `weekly_info` follows its
-/// last workout), read back from the job's event log. A new attempt keeps them rather than
+/// workouts, if any), read back from the job's event log. A new attempt keeps them rather than
 /// streaming them again (a client following the stream would get them twice) and, with a
 /// model, asking for them again. Unreadable: none (regenerating is only costlier).
 async fn streamed_weeks(ctx: &JobCtx) -> StreamedWeeks {
@@ -244,9 +244,11 @@ fn keep_streamed(
     (content, weekly_info)
 }
 
-/// The rules provider's incremental events: progress with count/total, each workout, and a
-/// week's `weekly_info` after its last workout; weeks an earlier attempt streamed are counted,
-/// not sent again.
+/// The rules provider's incremental events: progress with count/total, each workout, and each
+/// week's `weekly_info` after that week's workouts, in week order. A week the preference left
+/// empty (strict_existing) still gets its info, between the weeks around it, so the stream's
+/// `weekly_info` events are the result's `weekly_info`, as with a model. Weeks an earlier
+/// attempt streamed are counted, not sent again.
 async fn stream_workouts(
     ctx: &JobCtx,
     content: &[Value],
@@ -255,8 +257,20 @@ async fn stream_workouts(
 ) -> Result<(), JobError> {
     let delay = ctx.worker.config.rules_step_delay();
     let total = content.len();
+    let mut infos: Vec<(u64, &Value)> = weekly_info
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(w, info)| w.parse::<u64>().ok().map(|n| (n, info)))
+        .collect();
+    infos.sort_by_key(|(n, _)| *n);
+    let mut infos = infos.into_iter().peekable();
     for (i, workout) in content.iter().enumerate() {
         let week = workout["week"].as_u64().unwrap_or(0);
+        // the weeks before this workout's are done, empty ones included
+        while let Some((n, info)) = infos.next_if(|(n, _)| *n < week) {
+            emit_weekly_info(ctx, n, info, streamed).await?;
+        }
         if u32::try_from(week).is_ok_and(|w| streamed.contains_key(&w)) {
             continue;
         }
@@ -271,18 +285,29 @@ async fn stream_workouts(
         ctx.emit(&progress, Some((pct, &message))).await?;
         ctx.emit(&json!({"type": events::WORKOUT, "data": workout}), None)
             .await?;
-        let week_done = content
-            .get(i + 1)
-            .is_none_or(|next| next["week"].as_u64() != Some(week));
-        if week_done && let Some(info) = weekly_info.get(week.to_string()) {
-            ctx.emit(
-                &json!({"type": events::WEEKLY_INFO, "data": {week.to_string(): info}}),
-                None,
-            )
-            .await?;
-        }
+    }
+    // the last workout's week and any empty weeks after it
+    for (n, info) in infos {
+        emit_weekly_info(ctx, n, info, streamed).await?;
     }
     Ok(())
+}
+
+/// One week's `weekly_info` event, unless an earlier attempt already streamed that week.
+async fn emit_weekly_info(
+    ctx: &JobCtx,
+    week: u64,
+    info: &Value,
+    streamed: &StreamedWeeks,
+) -> Result<(), JobError> {
+    if u32::try_from(week).is_ok_and(|w| streamed.contains_key(&w)) {
+        return Ok(());
+    }
+    ctx.emit(
+        &json!({"type": events::WEEKLY_INFO, "data": {week.to_string(): info}}),
+        None,
+    )
+    .await
 }
 
 /// `prefer_existing` swaps in the organization's library workout of the same sub-type (the
