@@ -363,6 +363,8 @@ fn system_recompute_of(row: &JobRow, claims: &Claims) -> bool {
 
 /// Waits until the job is finished, or `timeout` passes (`None`). Follows the job's events
 /// through the hub and re-reads the row on `done` (and every second, in case a notice is lost).
+/// When the API is stopping (the hub closes its channels) it answers at once: `None` unless
+/// the job has just finished, so the caller gets its 202 before the connection is cut.
 pub async fn wait_for_job(
     state: &AppState,
     id: Uuid,
@@ -377,16 +379,21 @@ pub async fn wait_for_job(
             return Ok(Some(row));
         }
         let tick = (tokio::time::Instant::now() + std::time::Duration::from_secs(1)).min(deadline);
+        let mut stopping = false;
         loop {
             tokio::select! {
                 msg = sub.rx.recv() => match msg {
                     Ok(crate::hub::HubMsg::Event(ev)) if !ev.is_done() => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        stopping = true;
+                        break;
+                    }
                     _ => break,
                 },
                 _ = tokio::time::sleep_until(tick) => break,
             }
         }
-        if tokio::time::Instant::now() >= deadline {
+        if stopping || tokio::time::Instant::now() >= deadline {
             let row = pacer_common::db::jobs::get_job(&state.db, id).await?;
             return Ok(row.filter(JobRow::is_terminal));
         }

@@ -65,12 +65,22 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     maintenance::spawn_all(&ctx, &stop);
     tracing::info!(worker = %name, queues = ?config.queues, concurrency = config.concurrency, "pacer-worker started");
 
+    let grace = config.shutdown_grace();
+    // set by the first SIGTERM/SIGINT: the grace period counts from it
+    let stopping_since = Arc::new(std::sync::OnceLock::new());
     let mut monitor = Monitor::new()
         .should_restart(|w, err| {
             tracing::error!(worker = w.name(), error = %err, "worker stopped with an error; restarting");
             true
         })
-        .shutdown_timeout(config.shutdown_grace());
+        .with_terminator(async move {
+            // polled from the first signal on: the grace period, or a second signal ends it
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = shutdown_signal() => tracing::warn!("second signal: ending the grace period now"),
+            }
+        });
+    let mut all_slots = Vec::new();
     for &queue in &config.queues {
         let storage: RedisStorage<JobMessage> =
             RedisStorage::new(redis.clone()).with_config(ctx.apalis(queue).clone());
@@ -88,6 +98,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         // outlives the worker loops apalis restarts, so runs detached from a dropped loop
         // still count against the queue's concurrency
         let slots = Slots(Arc::new(tokio::sync::Semaphore::new(concurrency)));
+        all_slots.push((slots.clone(), concurrency));
         monitor = monitor.register(move |restarts| {
             // a restarted worker needs a fresh name: apalis refuses a name seen alive recently
             let worker = if restarts == 0 {
@@ -105,13 +116,29 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         });
         tracing::debug!(queue = queue.as_str(), "queue registered");
     }
+    let since = stopping_since.clone();
     let result = monitor
-        .run_with_signal(async {
+        .run_with_signal(async move {
             shutdown_signal().await;
+            let _ = since.set(tokio::time::Instant::now());
             tracing::info!("shutting down: no new jobs; running ones get the grace period");
             Ok(())
         })
         .await;
+    // apalis waits for its own handlers only: runs detached from a restarted loop get the rest
+    // of the grace period too (each holds its queue's slot until it ends)
+    if let Some(&since) = stopping_since.get() {
+        let detached_done = async {
+            for (slots, concurrency) in &all_slots {
+                let all = u32::try_from(*concurrency).unwrap_or(u32::MAX);
+                let _ = slots.0.acquire_many(all).await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout_at(since + grace, detached_done) => {}
+            _ = shutdown_signal() => tracing::warn!("second signal: ending the grace period now"),
+        }
+    }
     stop.cancel();
     if let Err(e) = maintenance::hand_back(&ctx).await {
         tracing::error!(error = %e, "could not hand running jobs back");
@@ -228,6 +255,7 @@ impl<F: std::future::Future<Output = Result<(), runner::JobError>> + Send + 'sta
         if let Some(run) = self.run.take()
             && (self.detach)()
         {
+            metrics::counter!("pacer_runs_detached_total").increment(1);
             tokio::spawn(async move {
                 if let Err(e) = run.await {
                     tracing::warn!(error = %e, "a run that outlived its handler failed; its delivery comes back");

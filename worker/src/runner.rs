@@ -208,15 +208,25 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
         return Ok(());
     };
     let started = Instant::now();
-    let outcome = {
-        let running = Running::enter(&worker, job_id);
-        let outcome = attempt(&worker, kind, row.clone()).await;
-        running.ended();
-        outcome
-    };
+    // listed until its outcome is recorded: a run dropped at shutdown with its terminal write
+    // or retry still to commit is handed back too
+    let running = Running::enter(&worker, job_id);
+    let outcome = attempt(&worker, kind, row.clone()).await;
     metrics::histogram!("pacer_job_duration_seconds", "kind" => kind.as_str())
         .record(started.elapsed().as_secs_f64());
-    let (result, usage, reported) = outcome;
+    let recorded = record(&worker, kind, &row, outcome).await;
+    running.ended();
+    recorded
+}
+
+/// Records an attempt's outcome: a retry goes back to the queue, any other end is final.
+async fn record(
+    worker: &Arc<WorkerCtx>,
+    kind: JobKind,
+    row: &JobRow,
+    (result, usage, reported): (Result<Value, JobError>, Option<Value>, Reported),
+) -> Result<(), JobError> {
+    let job_id = row.id;
     match result {
         Err(JobError::LeaseLost) => {
             tracing::warn!(job.id = %job_id, "lease lost; another worker owns the job now");
@@ -238,7 +248,7 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
                 let mut retrying = events::progress("retrying", &message, pct);
                 if kind == JobKind::GeneratePlan {
                     // a plan's progress events all carry count and total (seed 000)
-                    let (count, total) = last_counts(&worker, job_id, reported.last_seq).await;
+                    let (count, total) = last_counts(worker, job_id, reported.last_seq).await;
                     retrying["count"] = count.into();
                     retrying["total"] = total.into();
                 }
@@ -250,7 +260,7 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
             Err(JobError::Retryable(e))
         }
         other => {
-            finish(&worker, &row, true, other, usage.as_ref(), &reported).await?;
+            finish(worker, row, true, other, usage.as_ref(), &reported).await?;
             Ok(())
         }
     }

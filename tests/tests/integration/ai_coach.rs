@@ -1526,3 +1526,54 @@ mod openai {
         Ok(())
     }
 }
+
+/// A synchronous request waiting for its job when the API is told to stop gets its 202 with the
+/// job's links (the job stays queued for a worker) instead of being cut off with the
+/// connection at the end of the graceful stop.
+#[tokio::test]
+async fn a_waiting_sync_request_gets_its_202_when_the_api_stops() -> anyhow::Result<()> {
+    // Arrange: no worker, so the draft waits in the queue
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let request = app
+        .http
+        .post(format!("{}/api/v1/ai-coach/generate-draft", app.base()))
+        .bearer_auth(&coach)
+        .json(&draft_body())
+        .send();
+    let waiting = tokio::spawn(request);
+    let db = app.db.clone();
+    pacer_tests::eventually(Duration::from_secs(30), "the job to be recorded", || {
+        let db = db.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("select count(*) from jobs")
+                .fetch_one(&db)
+                .await?;
+            Ok((n == 1).then_some(()))
+        }
+    })
+    .await?;
+
+    // Act
+    if let Some(api) = &app.api {
+        api.signal(15);
+    }
+
+    // Assert
+    let res = waiting.await??;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await?;
+    assert_eq!(status, 202, "{body}");
+    let id = body["data"]["job_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (state,): (String,) = sqlx::query_as("select state from jobs where id::text = $1")
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(state, "queued");
+    Ok(())
+}

@@ -166,6 +166,39 @@ async fn hand_backs_at_shutdown_do_not_use_up_a_jobs_attempts() -> anyhow::Resul
     Ok(())
 }
 
+/// A second SIGTERM ends the grace period at once: the running job is handed back instead of
+/// being waited for.
+#[tokio::test]
+async fn a_second_sigterm_hands_running_jobs_back_at_once() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    app.start_worker(&[
+        ("PACER_RULES_STEP_DELAY_MS", "5000"),
+        ("PACER_SHUTDOWN_GRACE_SECS", "300"),
+    ])?;
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    running_worker(&app, id).await?;
+
+    // the first signal starts the grace period; every later one is a second signal
+    let worker = &mut app.workers[0];
+    let code = eventually(Duration::from_secs(120), "the worker to exit", || {
+        worker.signal(15);
+        let exited = worker.child.try_wait();
+        async move { Ok(exited?.map(|s| s.code())) }
+    })
+    .await?;
+    assert_eq!(code, Some(0));
+    let (state, handed_back): (String, i32) =
+        sqlx::query_as("select state, handed_back from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!((state.as_str(), handed_back), ("queued", 1));
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_job_completes_after_redis_is_flushed_while_they_wait() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
@@ -372,6 +405,45 @@ async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> 
     .await?;
     let _redis = RedisServer::start_on(port).await?;
     succeeded_in_its_first_attempt(&app, &coach, id).await
+}
+
+/// A run detached from an apalis loop restarted after a Redis error gets the grace period at
+/// SIGTERM like any other: it finishes in its first attempt instead of being handed back.
+#[tokio::test]
+async fn a_run_detached_by_a_redis_restart_finishes_within_the_grace_period() -> anyhow::Result<()>
+{
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (redis, mut app, coach, id) = a_job_running_on_a_private_redis(&[
+        ("PACER_RULES_STEP_DELAY_MS", "1500"),
+        ("PACER_SHUTDOWN_GRACE_SECS", "120"),
+        ("PACER_WORKER_METRICS_BIND", &metrics),
+    ])
+    .await?;
+    let port = redis.port;
+    drop(redis);
+    let _redis = RedisServer::start_on(port).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the run to be detached",
+        || async {
+            let n = metric(&app.http, &metrics, "pacer_runs_detached_total").await?;
+            Ok((n >= 1.0).then_some(()))
+        },
+    )
+    .await?;
+
+    app.workers[0].signal(15);
+    let code = app.workers[0].wait_exit(Duration::from_secs(120)).await?;
+
+    assert_eq!(code, Some(0));
+    let (state, attempts, handed_back): (String, i32, i32) =
+        sqlx::query_as("select state, attempts, handed_back from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!((state.as_str(), attempts, handed_back), ("succeeded", 1, 0));
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
 }
 
 /// Cancelling does not wait for Redis: PostgreSQL holds the request. A queued job is
