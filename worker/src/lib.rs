@@ -81,6 +81,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             }
         });
     let mut all_slots = Vec::new();
+    // each queue's current apalis worker name (a restarted loop takes a new one)
+    let loop_names: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
     for &queue in &config.queues {
         let storage: RedisStorage<JobMessage> =
             RedisStorage::new(redis.clone()).with_config(ctx.apalis(queue).clone());
@@ -95,6 +97,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         let ctx = ctx.clone();
         let base = name.clone();
         let concurrency = config.concurrency as usize;
+        let names = loop_names.clone();
+        let workers_set = ctx.apalis(queue).workers_set();
         // outlives the worker loops apalis restarts, so runs detached from a dropped loop
         // still count against the queue's concurrency
         let slots = Slots(Arc::new(tokio::sync::Semaphore::new(concurrency)));
@@ -106,6 +110,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             } else {
                 format!("{base}-r{restarts}")
             };
+            if let Ok(mut names) = names.lock() {
+                names.retain(|(set, _)| *set != workers_set);
+                names.push((workers_set.clone(), worker.clone()));
+            }
             WorkerBuilder::new(worker)
                 .backend(storage.clone().poll_with_strategy(strategy.clone()))
                 .data(ctx.clone())
@@ -117,14 +125,18 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         tracing::debug!(queue = queue.as_str(), "queue registered");
     }
     let since = stopping_since.clone();
+    let stopped = CancellationToken::new();
+    let (keep, heartbeat) = (stopped.clone(), config.common.heartbeat());
     let result = monitor
         .run_with_signal(async move {
             shutdown_signal().await;
             let _ = since.set(tokio::time::Instant::now());
             tracing::info!("shutting down: no new jobs; running ones get the grace period");
+            tokio::spawn(keep_registered(redis, loop_names, heartbeat, keep));
             Ok(())
         })
         .await;
+    stopped.cancel();
     // apalis waits for its own handlers only: runs detached from a restarted loop get the rest
     // of the grace period too (each holds its queue's slot until it ends)
     if let Some(&since) = stopping_since.get() {
@@ -145,6 +157,42 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     }
     result.context("worker monitor")?;
     Ok(())
+}
+
+/// While the grace period runs, apalis stops its workers' heartbeats: after the missed
+/// heartbeats, a peer would take this process's in-flight tasks for orphans and re-queue them.
+/// Each copy then finds its job running here and holds a slot of the peer in backoff, and this
+/// process's acknowledgements fail. Keeping the loops' heartbeats (only those still registered)
+/// until the monitor returns leaves the tasks here; what is still running at the end is handed
+/// back.
+async fn keep_registered(
+    mut redis: redis::aio::ConnectionManager,
+    loops: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    every: Duration,
+    stopped: CancellationToken,
+) {
+    loop {
+        let names = loops.lock().map(|n| n.clone()).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for (set, worker) in names {
+            let beat: redis::RedisResult<i64> = redis::cmd("ZADD")
+                .arg(&set)
+                .arg("XX")
+                .arg(now)
+                .arg(&worker)
+                .query_async(&mut redis)
+                .await;
+            if let Err(e) = beat {
+                tracing::warn!(error = %e, "heartbeat during shutdown failed");
+            }
+        }
+        tokio::select! {
+            _ = stopped.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// A queue's run slots in this process (`PACER_CONCURRENCY`). apalis bounds the handlers of

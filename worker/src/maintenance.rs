@@ -113,12 +113,14 @@ pub async fn dispatch(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
 pub async fn reconcile_once(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
     let stale = ctx.config.reconcile_stale_secs.max(1) as f64;
     let candidates = jobs::stale_dispatched(&ctx.db, q, stale, false, 2000).await?;
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let task_ids: Vec<String> = candidates.iter().map(|(_, t)| t.clone()).collect();
-    let mut conn = ctx.redis.clone();
-    let exists = queue::tasks_exist(&mut conn, ctx.apalis(q), &task_ids).await?;
+    let exists = if candidates.is_empty() {
+        Vec::new()
+    } else {
+        let task_ids: Vec<String> = candidates.iter().map(|(_, t)| t.clone()).collect();
+        let mut conn = ctx.redis.clone();
+        queue::tasks_exist(&mut conn, ctx.apalis(q), &task_ids).await?
+    };
+    // also those with no task at all (claimed through an older delivery), whatever Redis holds
     let very_stale = jobs::stale_dispatched(&ctx.db, q, stale * 10.0, true, 2000).await?;
     let mut lost: Vec<_> = candidates
         .iter()

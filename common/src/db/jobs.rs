@@ -315,7 +315,9 @@ pub async fn has_undispatched(db: impl PgExecutor<'_>, queue: Queue) -> sqlx::Re
 }
 
 /// Live jobs that were pushed to Redis but have shown no sign of life for `stale_secs`:
-/// candidates for the reconciler (it re-dispatches those Redis no longer holds).
+/// candidates for the reconciler (it re-dispatches those Redis no longer holds). With
+/// `running_only`, every running job that silent, pushed or not (a handed-back job claimed
+/// through its old delivery has no task of its own); its task id is then `""` if it has none.
 pub async fn stale_dispatched(
     db: impl PgExecutor<'_>,
     queue: Queue,
@@ -324,11 +326,12 @@ pub async fn stale_dispatched(
     limit: i64,
 ) -> sqlx::Result<Vec<(Uuid, String)>> {
     sqlx::query_as(
-        "select id, task_id from jobs
-          where queue = $1 and finished_at is null and task_id is not null
-            and (state = 'running' or (state = 'queued' and not $4))
+        "select id, coalesce(task_id, '') from jobs
+          where queue = $1 and finished_at is null
             and coalesce(heartbeat_at, dispatched_at) < now() - make_interval(secs => $2)
-            and dispatched_at < now() - make_interval(secs => $2)
+            and case when $4 then state = 'running'
+                     else task_id is not null and dispatched_at < now() - make_interval(secs => $2)
+                end
           order by created_at limit $3",
     )
     .bind(queue.as_str())

@@ -199,6 +199,56 @@ async fn a_second_sigterm_hands_running_jobs_back_at_once() -> anyhow::Result<()
     Ok(())
 }
 
+/// During its grace period a stopping worker stays registered with apalis: a peer does not
+/// take its in-flight tasks for orphans (each copy would hold one of the peer's slots, waiting
+/// for the job the stopping worker runs), and the job finishes where it runs, once.
+#[tokio::test]
+async fn a_stopping_worker_keeps_its_tasks_through_the_grace_period() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    app.start_worker(&[
+        ("PACER_RULES_STEP_DELAY_MS", "1500"),
+        ("PACER_SHUTDOWN_GRACE_SECS", "120"),
+    ])?;
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    let owner = running_worker(&app, id).await?;
+    app.start_worker(&[("PACER_CONCURRENCY", "1")])?;
+    let mut redis = app.redis().await?;
+    let log = format!("{}:job:{id}:events", app.prefix);
+    let at_signal = last_logged(&mut redis, &log).await?.unwrap_or(0);
+
+    app.workers[0].signal(15);
+    // the plan's own steps are the clock: 1.5 s each, so 10 events later the stopping worker's
+    // apalis heartbeat (1 s, 3 missed) would have expired several times over
+    eventually(Duration::from_secs(60), "ten more events", || {
+        let (mut redis, log) = (redis.clone(), log.clone());
+        async move {
+            let n = last_logged(&mut redis, &log).await?.unwrap_or(0);
+            Ok((n >= at_signal + 10).then_some(()))
+        }
+    })
+    .await?;
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(format!("{}:generation:workers", app.prefix))
+        .arg(&owner)
+        .query_async(&mut redis)
+        .await?;
+
+    assert!(score.is_some(), "{owner} was taken for dead");
+    let code = app.workers[0].wait_exit(Duration::from_secs(60)).await?;
+    assert_eq!(code, Some(0));
+    let (state, attempts, worker): (String, i32, String) =
+        sqlx::query_as("select state, attempts, worker from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!((state.as_str(), attempts, worker), ("succeeded", 1, owner));
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_job_completes_after_redis_is_flushed_while_they_wait() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
@@ -442,6 +492,43 @@ async fn a_run_detached_by_a_redis_restart_finishes_within_the_grace_period() ->
             .fetch_one(&app.db)
             .await?;
     assert_eq!((state.as_str(), attempts, handed_back), ("succeeded", 1, 0));
+    assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
+    Ok(())
+}
+
+/// A handed-back job can be claimed through its old delivery before the dispatcher pushes it
+/// again: it then runs with no task of its own. If its worker dies and Redis loses its data,
+/// the reconciler still finds it (silent far too long) and it runs again.
+#[tokio::test]
+async fn a_running_job_without_a_task_is_recovered_once_silent() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.set("PACER_RECONCILE_INTERVAL_SECS", "1")
+        .set("PACER_RECONCILE_STALE_SECS", "1");
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let input = json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"});
+    let id = app.submit(&coach, "generate_draft", input).await?;
+    // as claimed through an old delivery by a worker that then died, and Redis emptied
+    sqlx::query(
+        "update jobs set state = 'running', worker = 'gone-1-x', attempts = 1, task_id = null,
+                dispatched_at = null, heartbeat_at = now() - interval '1 hour',
+                started_at = now() - interval '1 hour'
+          where id = $1",
+    )
+    .bind(id)
+    .execute(&app.db)
+    .await?;
+    let mut conn = app.redis().await?;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
+
+    app.start_worker(&[])?;
+
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+        .await?;
+    assert_eq!(job["attempts"].as_i64(), Some(2), "{job}");
     assert_eq!(result_and_done_counts(&app, &coach, id).await?, (1, 1));
     Ok(())
 }
