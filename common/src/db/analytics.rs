@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::analytics::RUN_TYPES;
@@ -340,16 +340,28 @@ pub async fn job_cancel_requested(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx
         .map(|v| v.unwrap_or(true))
 }
 
-/// Rebuilds the athlete's daily rollups in zone `tz` (IANA). Returns the number of days.
-/// Two recomputes of one athlete may run at once (one started, the next queued and claimed by
-/// another slot): a per-athlete advisory lock serialises them, otherwise the second one's
-/// insert would collide with the first one's rows.
-pub async fn rebuild_rollups(db: &PgPool, athlete_id: &str, tz: &str) -> sqlx::Result<u64> {
-    let mut tx = db.begin().await?;
+/// Takes the athlete's recompute lock until `tx` ends. Two recomputes of one athlete may run
+/// at once (one started, the next queued and claimed by another slot): holding the lock from
+/// the rollup rebuild to the snapshot write serialises them whole, so the one that starts
+/// later reads everything the earlier one did and writes last (with the lock around the
+/// rebuild only, an older snapshot could overwrite a newer one).
+pub async fn lock_athlete(tx: &mut PgConnection, athlete_id: &str) -> sqlx::Result<()> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended('pacer:rollups:' || $1, 0))")
         .bind(athlete_id)
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// Rebuilds the athlete's daily rollups in zone `tz` (IANA), inside the caller's transaction,
+/// which holds [`lock_athlete`]. Returns the number of days. Daily sums of seconds saturate at
+/// the column's `int4` bound: thousands of activities on one day must not fail the recompute
+/// (and every rollover after it) with an integer overflow.
+pub async fn rebuild_rollups(
+    tx: &mut PgConnection,
+    athlete_id: &str,
+    tz: &str,
+) -> sqlx::Result<u64> {
     sqlx::query("delete from daily_rollups where athlete_id = $1")
         .bind(athlete_id)
         .execute(&mut *tx)
@@ -358,16 +370,19 @@ pub async fn rebuild_rollups(db: &PgPool, athlete_id: &str, tz: &str) -> sqlx::R
         "insert into daily_rollups (athlete_id, day, runs, distance, moving_time, calories, elapsed_time,
                                     training_load, run_distance, run_moving_time, longest_run,
                                     longest_run_time, pace_zone_seconds, hr_zone_seconds)
-         select athlete_id, (start_date at time zone $2)::date, count(*), sum(distance), sum(moving_time),
-                coalesce(sum(calories), 0), sum(elapsed_time), sum(training_load),
+         select athlete_id, (start_date at time zone $2)::date, count(*), sum(distance),
+                least(sum(moving_time), 2147483647),
+                coalesce(sum(calories), 0), least(sum(elapsed_time), 2147483647), sum(training_load),
                 coalesce(sum(distance) filter (where sport_type = any($3)), 0),
-                coalesce(sum(moving_time) filter (where sport_type = any($3)), 0),
+                least(coalesce(sum(moving_time) filter (where sport_type = any($3)), 0), 2147483647),
                 coalesce(max(distance) filter (where sport_type = any($3)), 0),
                 coalesce(max(moving_time) filter (where sport_type = any($3)), 0),
-                array[sum(pace_zone_seconds[1]), sum(pace_zone_seconds[2]), sum(pace_zone_seconds[3]),
-                      sum(pace_zone_seconds[4]), sum(pace_zone_seconds[5])]::int4[],
-                array[sum(hr_zone_seconds[1]), sum(hr_zone_seconds[2]), sum(hr_zone_seconds[3]),
-                      sum(hr_zone_seconds[4]), sum(hr_zone_seconds[5])]::int4[]
+                array[least(sum(pace_zone_seconds[1]), 2147483647), least(sum(pace_zone_seconds[2]), 2147483647),
+                      least(sum(pace_zone_seconds[3]), 2147483647), least(sum(pace_zone_seconds[4]), 2147483647),
+                      least(sum(pace_zone_seconds[5]), 2147483647)]::int4[],
+                array[least(sum(hr_zone_seconds[1]), 2147483647), least(sum(hr_zone_seconds[2]), 2147483647),
+                      least(sum(hr_zone_seconds[3]), 2147483647), least(sum(hr_zone_seconds[4]), 2147483647),
+                      least(sum(hr_zone_seconds[5]), 2147483647)]::int4[]
            from activities where athlete_id = $1
           group by athlete_id, (start_date at time zone $2)::date",
     )
@@ -377,7 +392,6 @@ pub async fn rebuild_rollups(db: &PgPool, athlete_id: &str, tz: &str) -> sqlx::R
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    tx.commit().await?;
     Ok(days)
 }
 

@@ -1649,3 +1649,131 @@ async fn analytics_snapshot_flags_a_run_over_150_minutes_from_64_km_and_two_days
     );
     Ok(())
 }
+
+/// A recompute writes the athlete's snapshot while it still holds the athlete's lock (taken
+/// for the rollup rebuild): two recomputes of one athlete are then serialised whole, and an
+/// older one cannot overwrite the snapshot of a newer one. A trigger refuses a snapshot
+/// written without the lock.
+#[tokio::test]
+async fn analytics_a_snapshot_is_written_under_the_athletes_recompute_lock() -> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_lock", "org_demo", "UTC", json!({})).await?;
+    sqlx::raw_sql(
+        "create function pacer_test_needs_lock() returns trigger language plpgsql as $$
+         declare k bigint := hashtextextended('pacer:rollups:' || new.athlete_id, 0);
+         begin
+           if not exists (select 1 from pg_locks
+                           where locktype = 'advisory' and pid = pg_backend_pid() and granted
+                             and ((classid::bigint << 32) | objid::bigint) = k) then
+             raise exception 'snapshot of % written without its recompute lock', new.athlete_id;
+           end if;
+           return new;
+         end $$;
+         create trigger needs_lock before insert or update on athlete_metrics
+           for each row execute function pacer_test_needs_lock();",
+    )
+    .execute(&app.db)
+    .await?;
+    let token = app.token("usr_lock", "athlete", "org_demo");
+
+    // Act
+    let (status, body) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!([run("lock1", "2025-04-03T07:00:00Z", 10000.0, 3000)]),
+        )
+        .await?;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    settled(&app, "usr_lock").await?;
+    let written: i64 =
+        sqlx::query_scalar("select count(*) from athlete_metrics where athlete_id = 'usr_lock'")
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!(written, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_a_batch_recompute_refuses_an_invalid_idempotency_key() -> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    let long = "k".repeat(201);
+
+    // Act
+    let res = app
+        .http
+        .post(format!("{}/api/v1/admin/analytics/recompute", app.base()))
+        .bearer_auth(app.admin())
+        .header("Idempotency-Key", &long)
+        .json(&json!({"org_id": "org_demo"}))
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await?;
+
+    // Assert: the documented error body, and no batch started without the key
+    assert_eq!(
+        (status, body["details"][0]["field"].as_str()),
+        (400, Some("Idempotency-Key")),
+        "{body}"
+    );
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(jobs, 0);
+    Ok(())
+}
+
+/// Thousands of long activities on one day overflow `int4` daily sums: the rollup saturates
+/// instead of failing the athlete's every recompute; a zone time over a week is refused.
+#[tokio::test]
+async fn analytics_a_day_of_huge_sums_still_recomputes_and_zone_times_are_bounded()
+-> anyhow::Result<()> {
+    // Arrange: 3,600 week-long runs on one day (more than int4 holds in seconds)
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_big", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_big", "athlete", "org_demo");
+    let mut too_long = run("big0", "2025-04-03T07:00:00Z", 10000.0, 3000);
+    too_long["pace_zone_seconds"] = json!([604_801, 0, 0, 0, 0]);
+    let (status, body) = app
+        .post(&token, "/api/v1/activities", &json!([too_long]))
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    sqlx::query(
+        "insert into activities (id, athlete_id, external_id, sport_type, start_date, distance,
+                                 moving_time, elapsed_time, pace_zone_seconds)
+         select gen_random_uuid(), 'usr_big', 'bulk' || g, 'Run', '2025-04-03T07:00:00Z', 1000,
+                604800, 604800, array[604800, 0, 0, 0, 0]
+           from generate_series(1, 3600) g",
+    )
+    .execute(&app.db)
+    .await?;
+
+    // Act: an upload queues the athlete's recompute
+    let (status, body) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!([run("big1", "2025-04-03T09:00:00Z", 10000.0, 3000)]),
+        )
+        .await?;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    settled(&app, "usr_big").await?;
+    let (moving, z1): (i32, i32) = sqlx::query_as(
+        "select moving_time, pace_zone_seconds[1] from daily_rollups
+          where athlete_id = 'usr_big' and day = '2025-04-03'",
+    )
+    .fetch_one(&app.db)
+    .await?;
+    assert_eq!((moving, z1), (i32::MAX, i32::MAX));
+    Ok(())
+}

@@ -29,19 +29,23 @@ pub async fn recompute(ctx: &JobCtx) -> Result<Value, JobError> {
     let tz: chrono_tz::Tz = user.timezone.parse().unwrap_or(chrono_tz::UTC);
     ctx.progress("running", "Aggregating activities", 10)
         .await?;
-    let days = db::rebuild_rollups(db_pool, &user.id, tz.name()).await?;
+    // rollups, reads and snapshot in one transaction under the athlete's lock (no Redis call
+    // inside it: a Redis outage must not hold the lock)
+    let mut tx = db_pool.begin().await?;
+    db::lock_athlete(&mut tx, &user.id).await?;
+    let days = db::rebuild_rollups(&mut tx, &user.id, tz.name()).await?;
     let activities: i64 =
         sqlx::query_scalar("select count(*) from activities where athlete_id = $1")
             .bind(&user.id)
-            .fetch_one(db_pool)
+            .fetch_one(&mut *tx)
             .await?;
-    ctx.progress("running", "Daily rollups rebuilt", 50).await?;
-
     let today = chrono::Utc::now().with_timezone(&tz).date_naive();
-    let totals = db::rollup_totals(db_pool, &user.id).await?;
-    let health = db::health_since(db_pool, &user.id, today - chrono::Duration::days(80)).await?;
+    let totals = db::rollup_totals(&mut *tx, &user.id).await?;
+    let health = db::health_since(&mut *tx, &user.id, today - chrono::Duration::days(80)).await?;
     let snap = snapshot::compute(today, &totals, &health);
-    db::write_snapshot(db_pool, &user.id, today, &snap).await?;
+    db::write_snapshot(&mut *tx, &user.id, today, &snap).await?;
+    tx.commit().await?;
+    ctx.progress("running", "Daily rollups rebuilt", 50).await?;
     invalidate(ctx, &user.id, user.org_id.as_deref()).await;
     ctx.progress("running", "Metrics snapshot written", 90)
         .await?;

@@ -304,14 +304,15 @@ fn iana_part(raw: &str) -> &str {
     raw.rsplit_once(") ").map_or(raw, |(_, name)| name).trim()
 }
 
+/// Seconds in Z1..Z5, each within a week, like the activity's times.
 fn zone_array(r: &mut FieldReader<'_>, field: &str) -> Option<[i32; 5]> {
     let raw = r.raw(field)?;
     let parsed: Option<Vec<i32>> = raw.as_array().and_then(|a| {
         a.iter()
             .map(|v| {
                 v.as_i64()
+                    .filter(|n| (0..=WEEK).contains(n))
                     .and_then(|n| i32::try_from(n).ok())
-                    .filter(|n| *n >= 0)
             })
             .collect()
     });
@@ -320,15 +321,17 @@ fn zone_array(r: &mut FieldReader<'_>, field: &str) -> Option<[i32; 5]> {
         None => {
             r.error(
                 field,
-                "must be an array of 5 non-negative integers (seconds in Z1..Z5)",
+                "must be an array of 5 integers from 0 to 604800 (seconds in Z1..Z5)",
             );
             None
         }
     }
 }
 
+/// The longest activity time accepted, in seconds.
+const WEEK: i64 = 7 * 86_400;
+
 fn parse_activity(r: &mut FieldReader<'_>) -> Option<ParsedActivity> {
-    const WEEK: i64 = 7 * 86_400;
     let external_id = match r.raw("external_id").or_else(|| r.raw("id")) {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => {
             Some(s.trim().to_owned())

@@ -100,13 +100,7 @@ async fn recompute(
     if claims.role == Role::Coach && body.get("org_id").is_none_or(Value::is_null) {
         body["org_id"] = json!(claims.org_id);
     }
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .map(str::to_owned);
+    let key = crate::routes::jobs::idempotency_key(req)?;
     let (row, _) = submit(
         &state,
         &claims,
