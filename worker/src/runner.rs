@@ -160,6 +160,15 @@ impl JobCtx {
 }
 
 /// Runs one delivery of a job. `Err` asks apalis to deliver it again later (after backoff).
+/// [`run`] behind a box, for a job body that runs another job (a batch running its children):
+/// the future type would otherwise contain itself.
+pub fn run_boxed(
+    worker: Arc<WorkerCtx>,
+    job_id: Uuid,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>> {
+    Box::pin(run(worker, job_id))
+}
+
 pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
     let claimed = match worker.claims.call(job_id).await? {
         Some(row) => Claim::Run(Box::new(row)),

@@ -281,6 +281,19 @@ pub async fn queued_children(db: impl PgExecutor<'_>, parent: Uuid) -> sqlx::Res
         .await
 }
 
+/// A queued child of the batch, oldest first (see `recompute_batch`'s fallback).
+pub async fn next_queued_child(
+    db: impl PgExecutor<'_>,
+    parent: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "select id from jobs where parent_id = $1 and state = 'queued' order by created_at limit 1",
+    )
+    .bind(parent)
+    .fetch_optional(db)
+    .await
+}
+
 /// Cancels a batch's children. Queued ones end at once, their final numbers reserved above
 /// their log's last event (`logged`; 0 for a child missing from it) as `jobs::cancel` does, and
 /// come back with the number of their `done` so the caller appends the final events. Running

@@ -1777,3 +1777,47 @@ async fn analytics_a_day_of_huge_sums_still_recomputes_and_zone_times_are_bounde
     assert_eq!((moving, z1), (i32::MAX, i32::MAX));
     Ok(())
 }
+
+/// A batch waits for its children in a `stats` slot. With every slot held by a batch (here the
+/// only one), no child could run and the batch would wait out its timeout: a batch that sees
+/// no child finish for a while runs its queued children itself.
+#[tokio::test]
+async fn analytics_a_batch_holding_the_only_slot_still_finishes() -> anyhow::Result<()> {
+    // Arrange: one stats slot in all
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.start_worker(&[("PACER_CONCURRENCY", "1")])?;
+    for i in 0..3 {
+        athlete(&app, &format!("usr_s{i}"), "org_demo", "UTC", json!({})).await?;
+    }
+    let coach = app.coach();
+
+    // Act
+    let (status, started) = app
+        .post(
+            &coach,
+            "/api/v1/admin/analytics/recompute",
+            &json!({"org_id": "org_demo"}),
+        )
+        .await?;
+
+    // Assert
+    assert_eq!(status, 202, "{started}");
+    let id = uuid::Uuid::parse_str(started["data"]["job_id"].as_str().unwrap_or_default())?;
+    let job = app.wait_state(&coach, id, "succeeded", WAIT).await?;
+    assert_eq!(
+        (&job["result"]["athletes"], &job["result"]["succeeded"]),
+        (&json!(3), &json!(3)),
+        "{job}"
+    );
+    let children: Vec<(String, i32)> =
+        sqlx::query_as("select state, attempts from jobs where parent_id = $1")
+            .bind(id)
+            .fetch_all(&app.db)
+            .await?;
+    assert!(
+        children.iter().all(|(s, a)| s == "succeeded" && *a == 1),
+        "{children:?}"
+    );
+    Ok(())
+}
