@@ -60,6 +60,16 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        // a deadlock or serialization failure: the request lost a race with another; it
+        // changed nothing (its transaction rolled back) and a retry succeeds
+        let lost_race = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "40P01" || c == "40001");
+        if lost_race {
+            tracing::warn!(error = %e, "transaction lost a race with a concurrent one");
+            return Self::Unavailable("a concurrent write conflicted; retry shortly".into());
+        }
         anyhow::Error::from(e).into()
     }
 }

@@ -1821,3 +1821,45 @@ async fn analytics_a_batch_holding_the_only_slot_still_finishes() -> anyhow::Res
     );
     Ok(())
 }
+
+/// Two uploads of the same activities in opposite orders, at once, both succeed: rows are
+/// written in key order, so neither waits on the other in a cycle (PostgreSQL would abort one
+/// as a deadlock).
+#[tokio::test]
+async fn analytics_concurrent_uploads_in_opposite_orders_both_succeed() -> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_dl", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_dl", "athlete", "org_demo");
+    let forward: Vec<Value> = (0..300)
+        .map(|i| run(&format!("dl{i:03}"), "2025-04-03T07:00:00Z", 5000.0, 1500))
+        .collect();
+    let backward: Vec<Value> = forward.iter().rev().cloned().collect();
+    let (forward, backward) = (json!(forward), json!(backward));
+
+    // Act: rounds of both at once
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(
+            app.post(&token, "/api/v1/activities", &forward),
+            app.post(&token, "/api/v1/activities", &backward),
+        );
+        let ((sa, ba), (sb, bb)) = (a?, b?);
+        assert_eq!(
+            ba["data"]["results"][0]["external_id"], "dl000",
+            "results in request order"
+        );
+        assert_eq!(bb["data"]["results"][0]["external_id"], "dl299");
+        statuses.extend([sa, sb]);
+    }
+
+    // Assert
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from activities where athlete_id = 'usr_dl'")
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!(rows, 300);
+    Ok(())
+}

@@ -191,10 +191,13 @@ pub async fn activities(
     let ids: BTreeSet<String> = parsed.iter().map(|(_, a, _)| a.clone()).collect();
     let athletes = authorize_athletes(&state, &claims, &ids).await?;
 
-    // pass 2: store the valid ones in one transaction
+    // pass 2: store the valid ones in one transaction, in key order (two uploads touching the
+    // same rows in opposite orders would deadlock), answering in the request's order
+    let mut order: Vec<&(usize, String, ParsedActivity)> = parsed.iter().collect();
+    order.sort_by(|a, b| (&a.1, &a.2.external_id).cmp(&(&b.1, &b.2.external_id)));
     let mut results = Vec::with_capacity(parsed.len());
     let mut tx = state.db.begin().await?;
-    for (i, athlete, a) in &parsed {
+    for (i, athlete, a) in order {
         let tz = a
             .timezone
             .clone()
@@ -202,16 +205,21 @@ pub async fn activities(
             .unwrap_or_else(|| "UTC".into());
         let row = a.to_row(athlete, tz);
         let (id, created) = db::upsert_activity(&mut *tx, &row).await?;
-        results.push(json!({
-            "index": i,
-            "id": id,
-            "athlete_id": athlete,
-            "external_id": row.external_id,
-            "status": if created { "created" } else { "updated" },
-            "training_load": super::common::round1(row.training_load),
-        }));
+        results.push((
+            *i,
+            json!({
+                "index": i,
+                "id": id,
+                "athlete_id": athlete,
+                "external_id": row.external_id,
+                "status": if created { "created" } else { "updated" },
+                "training_load": super::common::round1(row.training_load),
+            }),
+        ));
     }
     tx.commit().await?;
+    results.sort_by_key(|(i, _)| *i);
+    let results: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
     let recompute = enqueue(&state, &athletes, &ids).await;
     ok(
         res,
@@ -523,22 +531,30 @@ pub async fn health_metrics(
     }
     let ids: BTreeSet<String> = parsed.iter().map(|(_, h)| h.athlete_id.clone()).collect();
     let athletes = authorize_athletes(&state, &claims, &ids).await?;
+    // in key order, as activities are
+    let mut order: Vec<&(usize, HealthIn)> = parsed.iter().collect();
+    order.sort_by(|a, b| (&a.1.athlete_id, a.1.day).cmp(&(&b.1.athlete_id, b.1.day)));
     let mut results = Vec::with_capacity(parsed.len());
     let mut tx = state.db.begin().await?;
-    for (i, h) in &parsed {
+    for (i, h) in order {
         let created = db::upsert_health(&mut *tx, std::slice::from_ref(h))
             .await?
             .first()
             .copied()
             .unwrap_or(false);
-        results.push(json!({
-            "index": i,
-            "athlete_id": h.athlete_id,
-            "date": h.day,
-            "status": if created { "created" } else { "updated" },
-        }));
+        results.push((
+            *i,
+            json!({
+                "index": i,
+                "athlete_id": h.athlete_id,
+                "date": h.day,
+                "status": if created { "created" } else { "updated" },
+            }),
+        ));
     }
     tx.commit().await?;
+    results.sort_by_key(|(i, _)| *i);
+    let results: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
     let recompute = enqueue(&state, &athletes, &ids).await;
     ok(
         res,
