@@ -1863,3 +1863,48 @@ async fn analytics_concurrent_uploads_in_opposite_orders_both_succeed() -> anyho
     assert_eq!(rows, 300);
     Ok(())
 }
+
+/// A profile read that loaded the database before a recompute and writes the cache after the
+/// recompute's invalidation must not be served afterwards: the cache key carries the athlete's
+/// version, which the invalidation bumps.
+#[tokio::test]
+async fn analytics_a_late_profile_cache_write_is_not_served_after_a_recompute() -> anyhow::Result<()>
+{
+    // Arrange: a cached profile, and the key it was cached under
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_late", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_late", "athlete", "org_demo");
+    let profile = "/api/v1/analytics/athlete_profile?user_id=usr_late";
+    let (status, _) = app.get(&token, profile).await?;
+    assert_eq!(status, 200);
+    let mut redis = app.redis().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:cache:athlete_profile:usr_late*", app.prefix))
+        .query_async(&mut redis)
+        .await?;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+
+    // Act: a recompute invalidates; then the slow read's stale write lands on the key it knew
+    let (status, body) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!([run("late1", "2025-04-03T07:00:00Z", 10000.0, 3000)]),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    settled(&app, "usr_late").await?;
+    let stale = json!({"user_id": "usr_late", "stale": true});
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg(stale.to_string())
+        .query_async(&mut redis)
+        .await?;
+
+    // Assert
+    let (status, body) = app.get(&token, profile).await?;
+    assert_eq!(status, 200);
+    assert!(body["data"]["stale"].is_null(), "{body}");
+    Ok(())
+}

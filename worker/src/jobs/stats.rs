@@ -59,15 +59,14 @@ pub async fn recompute(ctx: &JobCtx) -> Result<Value, JobError> {
     }))
 }
 
-/// Drops the athlete's cached profile, bumps the athlete's version (activity_stats and
-/// health_metrics keys include it) and the org's roster version (every coach's roster key of
+/// Bumps the athlete's version (the athlete_profile, activity_stats and health_metrics keys
+/// include it) and the org's roster version (every coach's roster key of
 /// the org includes it). A Redis failure only delays freshness until the TTL: logged.
 async fn invalidate(ctx: &JobCtx, athlete_id: &str, org_id: Option<&str>) {
     let keys: &Keys = &ctx.worker.keys;
     let mut conn = ctx.worker.redis.clone();
     let mut pipe = redis::pipe();
-    pipe.del(keys.cache(&format!("athlete_profile:{athlete_id}")))
-        .incr(keys.cache(&format!("athlete_version:{athlete_id}")), 1);
+    pipe.incr(keys.cache(&format!("athlete_version:{athlete_id}")), 1);
     if let Some(org) = org_id {
         pipe.incr(keys.cache(&format!("roster_version:{org}")), 1);
     }

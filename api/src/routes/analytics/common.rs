@@ -204,16 +204,21 @@ pub async fn version(state: &AppState, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
-pub fn profile_key(state: &AppState, athlete_id: &str) -> String {
-    state.keys.cache(&format!("athlete_profile:{athlete_id}"))
+/// The athlete's cached profile under the athlete's current version: a read that loaded the
+/// database before an invalidation and writes the cache after it lands under the old version,
+/// which no later read looks up (deleting an unversioned key left a window for such a write).
+pub async fn profile_key(state: &AppState, athlete_id: &str) -> String {
+    let ver = version(state, &format!("athlete_version:{athlete_id}")).await;
+    state
+        .keys
+        .cache(&format!("athlete_profile:{athlete_id}:v{ver}"))
 }
 
 /// After a goal or plan change: the athlete's profile and the org's rosters are stale.
 pub async fn invalidate_athlete(state: &AppState, user: &UserRow) {
     let mut conn = state.redis.clone();
     let mut pipe = redis::pipe();
-    pipe.del(profile_key(state, &user.id))
-        .incr(state.keys.cache(&format!("athlete_version:{}", user.id)), 1);
+    pipe.incr(state.keys.cache(&format!("athlete_version:{}", user.id)), 1);
     if let Some(org) = &user.org_id {
         pipe.incr(state.keys.cache(&format!("roster_version:{org}")), 1);
     }

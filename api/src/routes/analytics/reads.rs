@@ -101,7 +101,7 @@ pub async fn athlete_profile(
     let refresh = invalid.or(bool_param(req, "refresh"), false)?;
     invalid.finish()?;
     let user = target_user(&state, &claims, Some(user_id)).await?;
-    let key = profile_key(&state, &user.id);
+    let key = profile_key(&state, &user.id).await;
     if !refresh && let Some(cached) = cache_get(&state, &key).await {
         ok(res, cached);
         return Ok(());
