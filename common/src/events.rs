@@ -425,6 +425,40 @@ pub fn final_events_from_row(job: &JobRow) -> Vec<NumberedEvent> {
     ]
 }
 
+/// Cancels a batch's children: the queued ones end at once with their final events (numbered
+/// after anything an earlier attempt logged), the running ones are asked to stop (PostgreSQL
+/// flag and Redis flag). Returns how many ended here. Used by the batch itself and by a cancel
+/// that reaches the batch when it is not running (queued for a retry, its worker dead).
+pub async fn cancel_batch_children(
+    db: &sqlx::PgPool,
+    sink: &EventSink,
+    parent: Uuid,
+) -> Result<usize> {
+    let queued = crate::db::analytics::queued_children(db, parent).await?;
+    let tops = sink.last_logged_many(&queued).await?;
+    let logged: Vec<_> = queued.into_iter().zip(tops).collect();
+    let (cancelled, running) = crate::db::analytics::cancel_children(db, parent, &logged).await?;
+    sink.request_cancel(&running).await?;
+    // nobody else writes events for a child that never ran: close its stream here (SSE
+    // followers see it at once, and after any events an earlier attempt left in its log)
+    let last = error("cancelled");
+    let appended = futures::future::join_all(
+        cancelled
+            .iter()
+            .map(|(id, done_seq)| sink.append_final(*id, *done_seq, &last)),
+    )
+    .await;
+    for ((id, _), r) in cancelled.iter().zip(appended) {
+        if let Err(e) = r {
+            // the row is cancelled either way; SSE rebuilds the final events from it
+            tracing::warn!(job.id = %id, error = %e, "final events of a cancelled child not appended");
+        }
+    }
+    metrics::counter!("pacer_jobs_finished_total", "kind" => crate::jobs::JobKind::RecomputeStats.as_str(), "state" => "cancelled")
+        .increment(cancelled.len() as u64);
+    Ok(cancelled.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

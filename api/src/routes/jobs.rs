@@ -187,6 +187,13 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
             ));
         }
     }
+    if row.kind == JobKind::RecomputeBatch.as_str() {
+        // the batch cancels its children when it sees the request, but it may not be running
+        // (queued for a retry, its worker dead) or may be stopped before it gets to them
+        if let Err(e) = events::cancel_batch_children(&state.db, &state.events, row.id).await {
+            tracing::warn!(job.id = %row.id, error = %e, "children of a cancelled batch not cancelled here; each checks its batch before running");
+        }
+    }
     let row = visible_job(&state, claims(depot)?, row.id).await?;
     res.render(Json(json!({"status": "success", "data": job_view(&row)})));
     Ok(())

@@ -1908,3 +1908,48 @@ async fn analytics_a_late_profile_cache_write_is_not_served_after_a_recompute() 
     assert!(body["data"]["stale"].is_null(), "{body}");
     Ok(())
 }
+
+/// Cancelling a batch that is not running (queued for a retry, or its worker dead) cancels its
+/// queued children at once too; the batch itself would only do it when running.
+#[tokio::test]
+async fn analytics_cancelling_a_batch_that_is_not_running_cancels_its_children()
+-> anyhow::Result<()> {
+    // Arrange: a queued batch (no worker) with two queued children
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    let coach = app.coach();
+    let (status, started) = app
+        .post(
+            &coach,
+            "/api/v1/admin/analytics/recompute",
+            &json!({"org_id": "org_demo"}),
+        )
+        .await?;
+    assert_eq!(status, 202, "{started}");
+    let id = uuid::Uuid::parse_str(started["data"]["job_id"].as_str().unwrap_or_default())?;
+    sqlx::query(
+        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, parent_id)
+         select gen_random_uuid(), 'recompute_stats', 'stats', owner_id, org_id,
+                jsonb_build_object('user_id', 'usr_c' || g), 3, id
+           from jobs, generate_series(1, 2) g where id = $1",
+    )
+    .bind(id)
+    .execute(&app.db)
+    .await?;
+
+    // Act
+    let (status, body) = app.delete(&coach, &format!("/api/v1/jobs/{id}")).await?;
+
+    // Assert
+    assert_eq!(
+        (status, &body["data"]["state"]),
+        (200, &json!("cancelled")),
+        "{body}"
+    );
+    let states: Vec<String> = sqlx::query_scalar("select state from jobs where parent_id = $1")
+        .bind(id)
+        .fetch_all(&app.db)
+        .await?;
+    assert_eq!(states, ["cancelled", "cancelled"]);
+    Ok(())
+}

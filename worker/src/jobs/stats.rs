@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use pacer_common::analytics::snapshot;
 use pacer_common::db::{analytics as db, users};
 use pacer_common::events;
-use pacer_common::jobs::{JobKind, RecomputeBatchInput, RecomputeStatsInput};
+use pacer_common::jobs::{RecomputeBatchInput, RecomputeStatsInput};
 use pacer_common::keys::Keys;
 use serde_json::{Value, json};
 
@@ -153,29 +153,7 @@ async fn run_child(ctx: &JobCtx, child: uuid::Uuid) {
 }
 
 async fn cancel_children(ctx: &JobCtx) -> Result<(), JobError> {
-    let sink = &ctx.worker.events;
-    let queued = db::queued_children(&ctx.worker.db, ctx.job.id).await?;
-    let tops = sink.last_logged_many(&queued).await?;
-    let logged: Vec<_> = queued.into_iter().zip(tops).collect();
-    let (cancelled, running) = db::cancel_children(&ctx.worker.db, ctx.job.id, &logged).await?;
-    sink.request_cancel(&running).await?;
-    // nobody else writes events for a child that never ran: close its stream here (SSE
-    // followers see it at once, and after any events an earlier attempt left in its log)
-    let last = events::error("cancelled");
-    let appended = futures::future::join_all(
-        cancelled
-            .iter()
-            .map(|(id, done_seq)| sink.append_final(*id, *done_seq, &last)),
-    )
-    .await;
-    for ((id, _), r) in cancelled.iter().zip(appended) {
-        if let Err(e) = r {
-            // the row is cancelled either way; SSE rebuilds the final events from it
-            tracing::warn!(job.id = %id, error = %e, "final events of a cancelled child not appended");
-        }
-    }
-    metrics::counter!("pacer_jobs_finished_total", "kind" => JobKind::RecomputeStats.as_str(), "state" => "cancelled")
-        .increment(cancelled.len() as u64);
+    events::cancel_batch_children(&ctx.worker.db, &ctx.worker.events, ctx.job.id).await?;
     Ok(())
 }
 
