@@ -1953,3 +1953,51 @@ async fn analytics_cancelling_a_batch_that_is_not_running_cancels_its_children()
     assert_eq!(states, ["cancelled", "cancelled"]);
     Ok(())
 }
+
+/// A batch's later attempt (after a retry or a restart) goes on from the progress it had
+/// reported: its progress never goes back to 0.
+#[tokio::test]
+async fn analytics_a_batch_resumed_by_a_later_attempt_keeps_its_progress() -> anyhow::Result<()> {
+    // Arrange: a batch at 50 % (two of four children done), as a later attempt finds it
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    let coach = app.coach();
+    let (status, started) = app
+        .post(
+            &coach,
+            "/api/v1/admin/analytics/recompute",
+            &json!({"org_id": "org_demo"}),
+        )
+        .await?;
+    assert_eq!(status, 202, "{started}");
+    let id = uuid::Uuid::parse_str(started["data"]["job_id"].as_str().unwrap_or_default())?;
+    sqlx::query("update jobs set progress = 50, attempts = 1 where id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await?;
+    sqlx::query(
+        "insert into jobs (id, kind, queue, owner_id, org_id, input, max_attempts, parent_id, state, finished_at)
+         select gen_random_uuid(), 'recompute_stats', 'stats', owner_id, org_id,
+                jsonb_build_object('user_id', 'usr_r' || g), 3, id,
+                case when g <= 2 then 'succeeded' else 'queued' end,
+                case when g <= 2 then now() end
+           from jobs, generate_series(1, 4) g where id = $1",
+    )
+    .bind(id)
+    .execute(&app.db)
+    .await?;
+
+    // Act
+    app.start_worker(&[])?;
+    app.wait_state(&coach, id, "succeeded", WAIT).await?;
+
+    // Assert
+    let events = app.events(&coach, id, None, None).await?;
+    let pcts: Vec<i64> = events
+        .iter()
+        .filter_map(|(_, e)| e["progress"].as_i64())
+        .collect();
+    assert!(pcts.iter().all(|p| *p >= 50), "{pcts:?}");
+    assert_eq!(pcts.last(), Some(&100), "{pcts:?}");
+    Ok(())
+}

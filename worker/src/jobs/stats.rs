@@ -91,9 +91,13 @@ pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
     )
     .await?;
     let (total, _, _) = db::batch_counts(db_pool, ctx.job.id).await?;
-    ctx.progress("running", &format!("Recomputing {total} athletes"), 0)
-        .await?;
-    let mut last_pct = 0u8;
+    // a later attempt (a retry, a restart) goes on from the progress already reported: the
+    // batch's progress never goes back
+    let mut last_pct = u8::try_from(ctx.job.progress.clamp(0, 100)).unwrap_or(0);
+    if last_pct == 0 {
+        ctx.progress("running", &format!("Recomputing {total} athletes"), 0)
+            .await?;
+    }
     let (mut last_done, mut moved_at) = (0, tokio::time::Instant::now());
     loop {
         if db::job_cancel_requested(db_pool, ctx.job.id).await? {
