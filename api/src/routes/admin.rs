@@ -2,6 +2,7 @@
 //! own organization through the user route.
 
 use pacer_common::auth::Role;
+use pacer_common::db::analytics::enqueue_recompute;
 use pacer_common::db::orgs::{get_org, upsert_org};
 use pacer_common::db::users::{UserUpsert, get_user, upsert_user};
 use pacer_common::validate::FieldReader;
@@ -180,9 +181,9 @@ async fn put_user(
     let (Some(org_id), Some(role)) = (org_id, role) else {
         return Err(ApiError::field("org_id", "is required"));
     };
+    let existing = get_user(&state.db, &id).await?;
     if claims.role == Role::Coach {
         // a coach manages athletes of its own organization, nothing else
-        let existing = get_user(&state.db, &id).await?;
         let foreign = existing.as_ref().is_some_and(|u| {
             u.org_id.as_deref() != Some(claims.org_id.as_str()) || u.role != "athlete"
         });
@@ -205,6 +206,20 @@ async fn put_user(
         timezone,
     };
     let user = upsert_user(&state.db, &id, &upsert).await?;
+    // an athlete's days are cut in the athlete's zone: a new zone re-buckets the rollups
+    let moved = existing
+        .as_ref()
+        .is_some_and(|old| old.timezone != user.timezone && user.role == "athlete");
+    if moved {
+        enqueue_recompute(
+            &state.db,
+            &user.id,
+            user.org_id.as_deref(),
+            state.config.common.max_attempts,
+        )
+        .await?;
+        crate::routes::analytics::common::invalidate_athlete(&state, &user).await;
+    }
     res.render(Json(json!({"status": "success", "data": user})));
     Ok(())
 }

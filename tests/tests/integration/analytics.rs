@@ -2001,3 +2001,41 @@ async fn analytics_a_batch_resumed_by_a_later_attempt_keeps_its_progress() -> an
     assert_eq!(pcts.last(), Some(&100), "{pcts:?}");
     Ok(())
 }
+
+/// An athlete who moves to another zone gets the days re-cut at once: the zone change queues
+/// the athlete's recompute.
+#[tokio::test]
+async fn analytics_a_new_time_zone_recomputes_the_athletes_days() -> anyhow::Result<()> {
+    // Arrange: a run at 23:30 UTC, on 3 April in UTC
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_tz", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_tz", "athlete", "org_demo");
+    let (status, body) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!([run("tz1", "2025-04-03T23:30:00Z", 10000.0, 3000)]),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    settled(&app, "usr_tz").await?;
+    let day = || async {
+        let d: chrono::NaiveDate =
+            sqlx::query_scalar("select day from daily_rollups where athlete_id = 'usr_tz'")
+                .fetch_one(&app.db)
+                .await?;
+        anyhow::Ok(d.to_string())
+    };
+    assert_eq!(day().await?, "2025-04-03");
+
+    // Act: the athlete moves to Tokyo (UTC+9)
+    athlete(&app, "usr_tz", "org_demo", "Asia/Tokyo", json!({})).await?;
+
+    // Assert
+    eventually(WAIT, "the run's day in the new zone", || async {
+        Ok((day().await? == "2025-04-04").then_some(()))
+    })
+    .await?;
+    Ok(())
+}

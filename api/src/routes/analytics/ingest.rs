@@ -122,26 +122,22 @@ fn error_list(errors: &[(usize, Vec<FieldError>)]) -> Vec<Value> {
         .collect()
 }
 
-/// Enqueues the debounced recompute of each athlete; returns the new job ids by athlete.
+/// Enqueues the debounced recompute of each athlete (in id order) in the upload's transaction:
+/// data stored is always followed by a recompute. Returns the new job ids by athlete.
 async fn enqueue(
+    tx: &mut sqlx::PgConnection,
     state: &AppState,
     athletes: &HashMap<String, UserRow>,
     touched: &BTreeSet<String>,
-) -> Value {
+) -> Result<Value, ApiError> {
     let mut jobs = serde_json::Map::new();
     for id in touched {
         let org = athletes.get(id).and_then(|u| u.org_id.as_deref());
-        match db::enqueue_recompute(&state.db, id, org, state.config.common.max_attempts).await {
-            Ok(job) => {
-                jobs.insert(id.clone(), json!(job));
-            }
-            // the data is stored; the next upload or a batch recompute will catch up
-            Err(e) => {
-                tracing::warn!(athlete = %id, error = %e, "could not enqueue recompute_stats")
-            }
-        }
+        let job =
+            db::enqueue_recompute(&mut *tx, id, org, state.config.common.max_attempts).await?;
+        jobs.insert(id.clone(), json!(job));
     }
-    Value::Object(jobs)
+    Ok(Value::Object(jobs))
 }
 
 /// `POST /api/v1/activities`.
@@ -217,10 +213,10 @@ pub async fn activities(
             }),
         ));
     }
+    let recompute = enqueue(&mut tx, &state, &athletes, &ids).await?;
     tx.commit().await?;
     results.sort_by_key(|(i, _)| *i);
     let results: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
-    let recompute = enqueue(&state, &athletes, &ids).await;
     ok(
         res,
         json!({
@@ -552,10 +548,10 @@ pub async fn health_metrics(
             }),
         ));
     }
+    let recompute = enqueue(&mut tx, &state, &athletes, &ids).await?;
     tx.commit().await?;
     results.sort_by_key(|(i, _)| *i);
     let results: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
-    let recompute = enqueue(&state, &athletes, &ids).await;
     ok(
         res,
         json!({

@@ -13,7 +13,7 @@ use crate::jobs::{job_view, submit};
 use crate::routes::read_json;
 use crate::schemas as s;
 
-mod common;
+pub(crate) mod common;
 mod ingest;
 mod plans;
 mod reads;
