@@ -275,11 +275,13 @@ async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Resul
         ("job_id" = uuid::Uuid, Path, description = "The job id (another user's job is a 404)"),
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id (wins over `after`)"),
         ("after" = Option<u64>, Query, description = "Resume after this event id"),
+        ("mode" = Option<String>, Query, description = "The events' shape: `job` (default, as written), or for a generate_plan job `plan` (as `generate-plan/stream`) or `plan_content` (as `generate-plan/stream-content`), to resume those streams"),
     ),
     responses(
         (status_code = 200, description = "`text/event-stream`: every event from the start (or after `Last-Event-ID` / `after`), then live ones until `done`; a keep-alive comment every 15 s. Each event's `data:` is a JobEvent", body = s::SseEvent, content_type = "text/event-stream"),
+        (status_code = 204, description = "The job is finished and the client has its `done` event: nothing more will come (an `EventSource` stops reconnecting)"),
     ),
-    status_codes(200, 400, 401, 404, 500, 503)
+    status_codes(200, 204, 400, 401, 404, 500, 503)
 )]
 async fn stream_events(
     req: &mut Request,
@@ -289,7 +291,34 @@ async fn stream_events(
     let state = app_state(depot)?.clone();
     let row = visible_job(&state, claims(depot)?, job_id(req)?).await?;
     let after = resume_point(req)?;
-    crate::sse::stream_job(state, row, after, crate::sse::StreamMode::Job, res);
+    let mode = match req.query::<String>("mode").as_deref() {
+        None | Some("job") => crate::sse::StreamMode::Job,
+        Some(m @ ("plan" | "plan_content")) if row.kind == JobKind::GeneratePlan.as_str() => {
+            if m == "plan" {
+                crate::sse::StreamMode::PlanBatch
+            } else {
+                crate::sse::StreamMode::PlanContent
+            }
+        }
+        Some("plan" | "plan_content") => {
+            return Err(ApiError::field(
+                "mode",
+                "plan and plan_content apply to generate_plan jobs only",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "mode",
+                "must be one of job, plan, plan_content",
+            ));
+        }
+    };
+    if row.is_terminal() && after >= u64::try_from(row.event_seq).unwrap_or(0) {
+        // past `done`: an empty 200 would have an EventSource reconnect forever
+        res.status_code(StatusCode::NO_CONTENT);
+        return Ok(());
+    }
+    crate::sse::stream_job(state, row, after, mode, res);
     Ok(())
 }
 

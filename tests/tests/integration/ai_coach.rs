@@ -1577,3 +1577,74 @@ async fn a_waiting_sync_request_gets_its_202_when_the_api_stops() -> anyhow::Res
     assert_eq!(state, "queued");
     Ok(())
 }
+
+/// A client of `generate-plan/stream-content` that lost its connection resumes at the Jobs
+/// API's events with `mode=plan_content` and gets the rest in the same shape (the `result`
+/// with `total_workouts` and `weekly_info`); after `done` there is nothing more (204, so an
+/// `EventSource` stops reconnecting).
+#[tokio::test]
+async fn a_plan_content_stream_resumes_in_its_own_shape() -> anyhow::Result<()> {
+    // Arrange: a finished stream-content job and its events
+    let (app, coach) = app().await?;
+    let text = draft(&app, &coach).await?;
+    let res = app
+        .http
+        .post(format!(
+            "{}/api/v1/ai-coach/generate-plan/stream-content",
+            app.base()
+        ))
+        .bearer_auth(&coach)
+        .json(&plan_body(&text))
+        .send()
+        .await?;
+    let id = res.headers()["x-job-id"].to_str()?.to_owned();
+    let first = read_sse(res, None, Duration::from_secs(60)).await?;
+    let (result_id, first_result) = first
+        .iter()
+        .find(|(_, e)| e["type"] == "result")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no result in {first:?}"))?;
+    let resume = |last: u64, mode: &str| {
+        app.http
+            .get(format!(
+                "{}/api/v1/jobs/{id}/events?mode={mode}",
+                app.base()
+            ))
+            .bearer_auth(&coach)
+            .header("Last-Event-ID", last.to_string())
+            .send()
+    };
+
+    // Act
+    let resumed = read_sse(
+        resume(result_id - 1, "plan_content").await?,
+        None,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let past_done = resume(result_id + 1, "plan_content")
+        .await?
+        .status()
+        .as_u16();
+    let (status, body) = app
+        .get(&coach, &format!("/api/v1/jobs/{id}/events?mode=sideways"))
+        .await?;
+
+    // Assert
+    assert_eq!(types(&resumed), ["result", "done"]);
+    assert_eq!(
+        resumed[0].1, first_result,
+        "the same result event as the stream's"
+    );
+    assert!(
+        resumed[0].1["total_workouts"].as_u64() > Some(0),
+        "{resumed:?}"
+    );
+    assert_eq!(past_done, 204);
+    assert_eq!(
+        (status, body["details"][0]["field"].as_str()),
+        (400, Some("mode")),
+        "{body}"
+    );
+    Ok(())
+}
