@@ -301,10 +301,23 @@ impl OpenAi {
             }
         }
         let mut generated = futures::stream::iter(weeks)
-            .map(|(w, text)| {
+            .map(|(w, text)| match expected.get(&w).copied() {
                 // as many workouts as the draft has training days that week (bounds the answer)
-                let days = expected.get(&w).copied().unwrap_or(7).clamp(1, 7);
-                self.week(input, principle, w, text, days, budget)
+                Some(days) => futures::future::Either::Left(self.week(
+                    input,
+                    principle,
+                    w,
+                    text,
+                    days.clamp(1, 7),
+                    budget,
+                )),
+                // a week of rest days only (a holiday, a deload): nothing to ask a model for
+                None => futures::future::Either::Right(futures::future::ready(Ok((
+                    w,
+                    Vec::new(),
+                    rest_week_info(&text),
+                    Vec::new(),
+                )))),
             })
             // in week order (still several requests at once), so the stream's workouts are in
             // the result's order
@@ -403,7 +416,7 @@ impl OpenAi {
                     (answer.len() / 4) as u64,
                 ),
             }
-            match validate_week(week, &answer, input.draft.start_date) {
+            match validate_week(week, &answer, input.draft.start_date, days) {
                 Ok((workouts, info, warnings)) => return Ok((week, workouts, info, warnings)),
                 Err(errors) if round == 0 => {
                     messages.push(json!({"role": "assistant", "content": answer}));
@@ -537,16 +550,42 @@ fn date_of(start: NaiveDate, week: u32, day: Weekday) -> Option<String> {
         .map(|d| d.to_string())
 }
 
-/// Checks a model's week against the schema and the plan's rules. Blocks that do not add up to
-/// the stated duration are trusted over it (the duration becomes their sum); a duplicated day
-/// keeps its first workout, with a warning. Everything else wrong is an error sent back once.
+/// The info of a draft week without training days: its phase from the week's header (the
+/// draft writes `Week N: Phase …`), no distance.
+fn rest_week_info(section: &str) -> Value {
+    let header = section.lines().next().unwrap_or_default().to_lowercase();
+    let phase = PHASES
+        .iter()
+        .find(|p| header.contains(*p))
+        .copied()
+        .unwrap_or("base");
+    json!({"phase": phase, "focus": "Rest", "total_distance_km": 0.0})
+}
+
+/// The JSON inside an answer wrapped in a Markdown code fence (some servers ignore
+/// `response_format` and fence their JSON), else the answer.
+fn unfenced(answer: &str) -> &str {
+    let t = answer.trim();
+    let Some(rest) = t.strip_prefix("```") else {
+        return t;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+    rest.strip_suffix("```").unwrap_or(rest).trim()
+}
+
+/// Checks a model's week against the schema and the plan's rules: at most `days` workouts (the
+/// draft's training days that week; servers that ignore the schema may add more). Blocks that
+/// do not add up to the stated duration are trusted over it (the duration becomes their sum); a
+/// duplicated day keeps its first workout, with a warning. Everything else wrong is an error
+/// sent back once.
 pub fn validate_week(
     week: u32,
     answer: &str,
     start: Option<NaiveDate>,
+    days: usize,
 ) -> Result<(Vec<Value>, Value, Vec<String>), Vec<String>> {
-    let v: Value =
-        serde_json::from_str(answer.trim()).map_err(|e| vec![format!("not valid JSON ({e})")])?;
+    let v: Value = serde_json::from_str(unfenced(answer))
+        .map_err(|e| vec![format!("not valid JSON ({e})")])?;
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let phase = v["phase"]
@@ -565,6 +604,12 @@ pub fn validate_week(
     let items = v["workouts"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         errors.push("workouts must list at least one workout".to_owned());
+    }
+    if items.len() > days {
+        errors.push(format!(
+            "workouts must list at most {days} (the draft's training days that week), not {}",
+            items.len()
+        ));
     }
     let mut out: Vec<(usize, Value)> = Vec::new();
     for (i, w) in items.iter().enumerate() {
@@ -755,7 +800,7 @@ mod tests {
     #[test]
     fn a_valid_week_is_normalised_and_sorted() {
         let start = NaiveDate::from_ymd_opt(2025, 5, 7);
-        let (w, info, warnings) = validate_week(2, &week_json(true), start).unwrap();
+        let (w, info, warnings) = validate_week(2, &week_json(true), start, 7).unwrap();
         assert_eq!(w[0]["day"], "Monday");
         assert_eq!(w[0]["workout_sub_type"], "easy-run");
         assert_eq!(
@@ -771,7 +816,7 @@ mod tests {
 
     #[test]
     fn blocks_win_over_a_wrong_duration() {
-        let (w, _, _) = validate_week(1, &week_json(false), None).unwrap();
+        let (w, _, _) = validate_week(1, &week_json(false), None, 7).unwrap();
         let tempo = w.iter().find(|x| x["day"] == "Wednesday").unwrap();
         assert_eq!(tempo["target_duration_in_seconds"], 2100);
         assert!(tempo.get("date").is_none());
@@ -785,7 +830,7 @@ mod tests {
                 {"day": "Monday", "workout_name": "Fartlek", "workout_description": "",
                  "workout_sub_type": "fartlek", "target_duration_in_seconds": 2000,
                  "target_distance_in_meters": 2000, "content_blocks": blocks}]});
-            let (w, _, _) = validate_week(1, &week.to_string(), None).unwrap();
+            let (w, _, _) = validate_week(1, &week.to_string(), None, 7).unwrap();
             assert_eq!(w[0]["target_duration_in_seconds"], 2000);
             w[0]["content_blocks"]
                 .as_array()
@@ -806,11 +851,12 @@ mod tests {
 
     #[test]
     fn invalid_answers_list_their_errors() {
-        assert!(validate_week(1, "{not json", None).unwrap_err()[0].contains("not valid JSON"));
+        assert!(validate_week(1, "{not json", None, 7).unwrap_err()[0].contains("not valid JSON"));
         let errs = validate_week(
             1,
             r#"{"phase": "x", "focus": "", "workouts": [{"day": "Funday"}]}"#,
             None,
+            7,
         )
         .unwrap_err();
         assert!(errs.iter().any(|e| e.contains("phase")));
@@ -819,6 +865,34 @@ mod tests {
             errs.iter()
                 .any(|e| e.contains("target_duration_in_seconds"))
         );
+    }
+
+    #[test]
+    fn more_workouts_than_the_weeks_training_days_are_refused() {
+        let answer = week_json(true);
+        let n = serde_json::from_str::<Value>(&answer).unwrap()["workouts"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert!(n >= 2, "{answer}");
+        let errs = validate_week(2, &answer, None, n - 1).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("at most")), "{errs:?}");
+        assert!(validate_week(2, &answer, None, n).is_ok());
+    }
+
+    #[test]
+    fn a_fenced_answer_is_read_as_its_json() {
+        let fenced = format!("```json\n{}\n```", week_json(true));
+        assert!(validate_week(2, &fenced, None, 7).is_ok());
+        assert_eq!(unfenced("```\n{}\n```"), "{}");
+        assert_eq!(unfenced(" {} "), "{}");
+    }
+
+    #[test]
+    fn a_rest_week_takes_its_phase_from_the_drafts_header() {
+        let info = rest_week_info("Week 3: Taper (recovery)\n- Monday: Rest\n- Tuesday: Rest");
+        assert_eq!(info["phase"], "taper");
+        assert_eq!(info["total_distance_km"], 0.0);
+        assert_eq!(rest_week_info("")["phase"], "base");
     }
 
     #[test]

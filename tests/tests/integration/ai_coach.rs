@@ -973,6 +973,46 @@ mod openai {
         json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": DRAFT, "start_date": "2025-05-05"})
     }
 
+    /// A draft week of rest days only (a holiday, a deload) is not sent to the model (it would
+    /// have to invent workouts or fail the plan): it comes back empty, with its info.
+    #[tokio::test]
+    async fn a_week_of_rest_days_is_not_asked_of_the_model() -> anyhow::Result<()> {
+        let fake =
+            FakeLlm::start(|body, _| Reply::Content(week(requested_week(body).unwrap_or(1))))
+                .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+        let draft = "3-Week Plan\nWeek 1 (base): Aerobic\n- Monday: Easy run 30 min\n- Saturday: Long run 8 km\n\
+                     Week 2 (base): Holiday\n- Monday: Rest\n- Thursday: Rest\n\
+                     Week 3 (taper): Race\n- Tuesday: Easy run 25 min\n- Sunday: Race 5K\n";
+        let body = json!({"weeks": 3, "level": "beginner", "org_id": "org_demo", "refined_draft": draft,
+                          "start_date": "2025-05-05"});
+
+        let (s, plan) = app
+            .post(&coach, "/api/v1/ai-coach/generate-plan", &body)
+            .await?;
+
+        assert_eq!(s, 200, "{plan}");
+        let asked: Vec<u32> = fake
+            .requests
+            .lock()
+            .map(|r| r.iter().filter_map(requested_week).collect())
+            .unwrap_or_default();
+        assert!(!asked.contains(&2), "asked for weeks {asked:?}");
+        let content = plan["data"]["content"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!content.is_empty());
+        assert!(content.iter().all(|w| w["week"] != 2), "{plan}");
+        let rest = &plan["data"]["weekly_info"]["2"];
+        assert_eq!(
+            (&rest["phase"], &rest["total_distance_km"]),
+            (&json!("base"), &json!(0.0)),
+            "{plan}"
+        );
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_model_writes_the_draft_streamed_and_the_plan_week_by_week() -> anyhow::Result<()> {
         let fake = FakeLlm::start(|body, _| match requested_week(body) {
