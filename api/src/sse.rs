@@ -231,23 +231,33 @@ impl Feed {
     }
 
     async fn try_catch_up(&mut self, check_row: bool) -> anyhow::Result<()> {
+        // the row before the log: every event logged before the job's terminal write is then in
+        // the log read below (read the other way round, events appended between the two reads
+        // would be skipped by the final events rebuilt from the row)
+        let row = if check_row && !self.finished {
+            match self.first_row.take() {
+                Some(row) => Some(Some(*row)),
+                None => Some(self.state.rows.call(self.job_id).await?),
+            }
+        } else {
+            None
+        };
         let mut conn = self.state.redis.clone();
         for ev in read_log(&mut conn, &self.state.keys, self.job_id, self.last).await? {
             self.queue(&ev);
         }
-        if !check_row || self.finished {
+        let row = match row {
+            None => return Ok(()),
+            // the job is gone (retention)
+            Some(None) => {
+                self.finished = true;
+                return Ok(());
+            }
+            Some(Some(row)) => row,
+        };
+        if self.finished {
             return Ok(());
         }
-        let row = match self.first_row.take() {
-            Some(row) => *row,
-            None => match self.state.rows.call(self.job_id).await? {
-                Some(row) => row,
-                None => {
-                    self.finished = true;
-                    return Ok(());
-                }
-            },
-        };
         if row.is_terminal() {
             for ev in final_events_from_row(&row) {
                 self.queue(&ev);
