@@ -11,7 +11,7 @@
 //!   and capped per job.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -76,13 +76,16 @@ impl Usage {
     }
 }
 
-/// What one job shares between its concurrent requests.
-struct Budget {
+/// What one job shares between its concurrent requests. It starts from the tokens earlier
+/// attempts spent (the job's `usage`), so the cap is per job and `usage` sums every attempt.
+struct Budget<'a> {
     usage: Mutex<Usage>,
     max: u64,
+    ctx: &'a JobCtx,
+    model: &'a str,
 }
 
-impl Budget {
+impl Budget<'_> {
     /// Tokens a request may still generate; fails the job when the budget is spent.
     fn allowance(&self, wanted: u64) -> Result<u64, JobError> {
         let used = self.usage.lock().map(|u| u.total()).unwrap_or(0);
@@ -96,23 +99,25 @@ impl Budget {
         Ok(wanted.min(left))
     }
 
+    /// Counts one answer's tokens and records the job's total at once: an attempt cut off
+    /// afterwards (timeout, cancel) still leaves what it spent on the job.
     fn add(&self, prompt: u64, completion: u64) {
-        if let Ok(mut u) = self.usage.lock() {
-            u.prompt += prompt;
-            u.completion += completion;
-            u.requests += 1;
-        }
-    }
-
-    fn record(&self, ctx: &JobCtx, model: &str) {
-        let u = self.usage.lock().map(|u| *u).unwrap_or_default();
-        let value = json!({"provider": "openai", "model": model, "prompt_tokens": u.prompt,
+        let u = match self.usage.lock() {
+            Ok(mut u) => {
+                u.prompt += prompt;
+                u.completion += completion;
+                u.requests += 1;
+                *u
+            }
+            Err(_) => return,
+        };
+        metrics::counter!("pacer_llm_tokens_total", "kind" => "prompt").increment(prompt);
+        metrics::counter!("pacer_llm_tokens_total", "kind" => "completion").increment(completion);
+        let value = json!({"provider": "openai", "model": self.model, "prompt_tokens": u.prompt,
                            "completion_tokens": u.completion, "total_tokens": u.total(), "requests": u.requests});
-        if let Ok(mut slot) = ctx.usage.lock() {
+        if let Ok(mut slot) = self.ctx.usage.lock() {
             *slot = Some(value);
         }
-        metrics::counter!("pacer_llm_tokens_total", "kind" => "prompt").increment(u.prompt);
-        metrics::counter!("pacer_llm_tokens_total", "kind" => "completion").increment(u.completion);
     }
 }
 
@@ -137,11 +142,24 @@ impl OpenAi {
         })
     }
 
-    fn budget(&self) -> Arc<Budget> {
-        Arc::new(Budget {
-            usage: Mutex::default(),
+    fn budget<'a>(&'a self, ctx: &'a JobCtx) -> Budget<'a> {
+        let spent = |k: &str| {
+            ctx.job
+                .usage
+                .as_ref()
+                .and_then(|u| u.0[k].as_u64())
+                .unwrap_or(0)
+        };
+        Budget {
+            usage: Mutex::new(Usage {
+                prompt: spent("prompt_tokens"),
+                completion: spent("completion_tokens"),
+                requests: spent("requests"),
+            }),
             max: self.max_tokens_per_job,
-        })
+            ctx,
+            model: &self.model,
+        }
     }
 
     /// Writes a draft in the line format the rules planner reads, streaming it.
@@ -151,10 +169,8 @@ impl OpenAi {
         input: &GenerateDraftInput,
         principle: &str,
     ) -> Result<String, JobError> {
-        let budget = self.budget();
-        let result = self.draft_inner(ctx, input, principle, &budget).await;
-        budget.record(ctx, &self.model);
-        result
+        let budget = self.budget(ctx);
+        self.draft_inner(ctx, input, principle, &budget).await
     }
 
     async fn draft_inner(
@@ -162,7 +178,7 @@ impl OpenAi {
         ctx: &JobCtx,
         input: &GenerateDraftInput,
         principle: &str,
-        budget: &Budget,
+        budget: &Budget<'_>,
     ) -> Result<String, JobError> {
         let system = "You are an experienced running coach. Write a periodized training plan draft that another coach \
             will read and edit. Format: a title line; then for every week a header line 'Week N (phase): focus' \
@@ -258,12 +274,9 @@ impl OpenAi {
     where
         F: Fn(Vec<Value>, Value, &mut Vec<String>) -> (Vec<Value>, Value) + Sync,
     {
-        let budget = self.budget();
-        let result = self
-            .plan_inner(ctx, input, principle, expected, finish, streamed, &budget)
-            .await;
-        budget.record(ctx, &self.model);
-        result
+        let budget = self.budget(ctx);
+        self.plan_inner(ctx, input, principle, expected, finish, streamed, &budget)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)] // `plan`'s arguments and its budget
@@ -275,7 +288,7 @@ impl OpenAi {
         expected: &BTreeMap<u32, usize>,
         finish: &F,
         streamed: &StreamedWeeks,
-        budget: &Budget,
+        budget: &Budget<'_>,
     ) -> Result<(Vec<Value>, serde_json::Map<String, Value>, Vec<String>), JobError>
     where
         F: Fn(Vec<Value>, Value, &mut Vec<String>) -> (Vec<Value>, Value) + Sync,
@@ -364,7 +377,7 @@ impl OpenAi {
         week: u32,
         section: String,
         days: usize,
-        budget: &Budget,
+        budget: &Budget<'_>,
     ) -> Result<(u32, Vec<Value>, Value, Vec<String>), JobError> {
         let system = "You convert one week of a running coach's approved plan into structured workouts. Reply with \
             JSON only, matching the schema: one workout per training day (leave rest days out), durations in \

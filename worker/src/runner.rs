@@ -249,8 +249,15 @@ async fn record(
             );
             tracing::warn!(job.id = %job_id, job.kind = kind.as_str(), error = %e, "retrying");
             metrics::counter!("pacer_job_retries_total", "kind" => kind.as_str()).increment(1);
-            if jobs::requeue_for_retry(&worker.db, job_id, &worker.name, &message, &reported)
-                .await?
+            if jobs::requeue_for_retry(
+                &worker.db,
+                job_id,
+                &worker.name,
+                &message,
+                &reported,
+                usage.as_ref(),
+            )
+            .await?
             {
                 let pct = reported.progress.as_ref().map_or(row.progress, |p| p.0);
                 let pct = u8::try_from(pct.clamp(0, 100)).unwrap_or(0);

@@ -483,17 +483,20 @@ pub async fn heartbeat(
 }
 
 /// After a transient failure: back to `queued` until the retry runs (in this worker, after
-/// the backoff, or elsewhere if this worker dies meanwhile).
+/// the backoff, or elsewhere if this worker dies meanwhile). `usage`: the LLM tokens spent so
+/// far, this attempt's included (the next attempt goes on from them).
 pub async fn requeue_for_retry(
     db: impl PgExecutor<'_>,
     id: Uuid,
     worker: &str,
     message: &str,
     reported: &Reported,
+    usage: Option<&Value>,
 ) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "update jobs set state = 'queued', worker = null, message = $3, updated_at = now(),
-                event_seq = greatest(event_seq, $4), progress = coalesce($5, progress)
+                event_seq = greatest(event_seq, $4), progress = coalesce($5, progress),
+                usage = coalesce($6, usage)
           where id = $1 and worker = $2 and state = 'running'",
     )
     .bind(id)
@@ -501,6 +504,7 @@ pub async fn requeue_for_retry(
     .bind(message)
     .bind(reported.seq())
     .bind(reported.pct())
+    .bind(usage.map(Json))
     .execute(db)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -1282,6 +1282,12 @@ mod openai {
                 .any(|m| m.as_str().is_some_and(|m| m.contains("week(s) 1 kept")))),
             "{job}"
         );
+        // both attempts' tokens are on the job: week 1's answer and week 2's, 150 each
+        assert_eq!(
+            (&job["usage"]["total_tokens"], &job["usage"]["requests"]),
+            (&json!(300), &json!(2)),
+            "{job}"
+        );
         Ok(())
     }
 

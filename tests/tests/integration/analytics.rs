@@ -1320,7 +1320,7 @@ async fn analytics_a_recompute_waiting_to_start_absorbs_the_next_until_it_is_cla
     let other = enqueue_recompute(&app.db, "usr_other", org, 3).await?;
     let id = first.ok_or_else(|| anyhow::anyhow!("the first request was debounced"))?;
     let claimed = claim_many(&app.db, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
-    requeue_for_retry(&app.db, id, "w1", "retrying", &Reported::default()).await?;
+    requeue_for_retry(&app.db, id, "w1", "retrying", &Reported::default(), None).await?;
     let after_start = enqueue_recompute(&app.db, "usr_deb", org, 3).await?;
     let absorbed_again = enqueue_recompute(&app.db, "usr_deb", org, 3).await?;
 

@@ -1005,7 +1005,7 @@ async fn dispatch_claim_lease_refresh_and_retry_add_no_index_entries() -> anyhow
     let claimed = claim_many(&mut *tx, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
     let refreshed = heartbeat(&mut *tx, id, "w1", &Reported::default()).await?;
     let handed_back =
-        requeue_for_retry(&mut *tx, id, "w1", "retrying", &Reported::default()).await?;
+        requeue_for_retry(&mut *tx, id, "w1", "retrying", &Reported::default(), None).await?;
     let again = claim_many(&mut *tx, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
     let live = updates_so_far(&mut tx).await?;
     let finish = Finish {
