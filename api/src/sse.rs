@@ -230,6 +230,28 @@ impl Feed {
         }
     }
 
+    /// A cursor above everything a running job has logged (an id from a log lost with Redis,
+    /// or a made-up one) would drop every event to come, `done` included: it is moved down to
+    /// the log's last event, so the client gets what the job logs from now on.
+    async fn clamp_to_log(&mut self, row: &JobRow) -> anyhow::Result<()> {
+        let saved = u64::try_from(row.event_seq).unwrap_or(0);
+        if self.last <= saved {
+            return Ok(());
+        }
+        let mut conn = self.state.redis.clone();
+        let logged = events::last_logged(&mut conn, &self.state.keys, &[self.job_id])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let top = logged.max(saved);
+        if top < self.last {
+            tracing::debug!(job.id = %self.job_id, from = self.last, to = top, "resume point above the job's log");
+            self.last = top;
+        }
+        Ok(())
+    }
+
     async fn try_catch_up(&mut self, check_row: bool) -> anyhow::Result<()> {
         // the row before the log: every event logged before the job's terminal write is then in
         // the log read below (read the other way round, events appended between the two reads
@@ -243,7 +265,14 @@ impl Feed {
             None
         };
         let mut conn = self.state.redis.clone();
-        for ev in read_log(&mut conn, &self.state.keys, self.job_id, self.last).await? {
+        let logged = read_log(&mut conn, &self.state.keys, self.job_id, self.last).await?;
+        if let Some(Some(row)) = &row
+            && logged.is_empty()
+            && !row.is_terminal()
+        {
+            self.clamp_to_log(row).await?;
+        }
+        for ev in logged {
             self.queue(&ev);
         }
         let row = match row {

@@ -51,13 +51,16 @@ pub struct Deploy {
     pub db: sqlx::PgPool,
     pub api: Option<Proc>,
     pub workers: Vec<Proc>,
+    /// `PACER_CONCURRENCY` of each worker process.
+    pub worker_concurrency: u32,
     n_spawned: u32,
 }
 
 pub const ORG: &str = "org_bench";
 /// `PACER_DB_MAX_CONNECTIONS` of each worker process (the API keeps its default, 20).
 pub const WORKER_DB_POOL: u32 = 12;
-/// `PACER_CONCURRENCY` of each worker process (default 8). The peers' harness runs its workers
+/// `PACER_CONCURRENCY` of each worker process unless `--worker-concurrency` says otherwise
+/// (the product's default is 8). The peers' harness runs its workers
 /// with 50; with 8, a worker waits on round trips more than it works (backlog drain, 2
 /// workers: 577 jobs/s at 8, 790 at 32). More jobs at once make the shared PostgreSQL and
 /// Redis batches larger: 20,000-job drains alternated, 1,731–1,737 jobs/s at 96 against
@@ -73,6 +76,7 @@ impl Deploy {
         bin_dir: &Path,
         log_dir: &Path,
         stamp: &str,
+        worker_concurrency: u32,
     ) -> Result<Self> {
         for b in ["pacer-api", "pacer-worker"] {
             if !bin_dir.join(b).exists() {
@@ -128,6 +132,7 @@ impl Deploy {
             db,
             api: None,
             workers: Vec::new(),
+            worker_concurrency,
             n_spawned: 0,
         })
     }
@@ -207,7 +212,7 @@ impl Deploy {
     pub fn start_worker(&mut self, extra: &[(&str, &str)]) -> Result<u32> {
         // PostgreSQL here allows 100 connections: 4 workers × 12 + the API's 20 leave room
         let pool = WORKER_DB_POOL.to_string();
-        let concurrency = WORKER_CONCURRENCY.to_string();
+        let concurrency = self.worker_concurrency.to_string();
         let mut env: Vec<(&str, &str)> = vec![
             ("PACER_DB_MAX_CONNECTIONS", pool.as_str()),
             ("PACER_CONCURRENCY", concurrency.as_str()),

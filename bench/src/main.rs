@@ -76,6 +76,9 @@ struct Cli {
     /// Override the backlog size (item 5).
     #[arg(long)]
     backlog_jobs: Option<i64>,
+    /// `PACER_CONCURRENCY` of each worker process the suite starts.
+    #[arg(long, env = "PACER_BENCH_WORKER_CONCURRENCY", default_value_t = deploy::WORKER_CONCURRENCY)]
+    worker_concurrency: u32,
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,10 +100,14 @@ fn main() -> std::process::ExitCode {
 }
 
 /// The product configuration the suite runs with (everything else is the default).
-const CONFIG: &str = "pacer-api: defaults (PACER_DB_MAX_CONNECTIONS 20, PACER_QUEUE_HIGH_WATER 2000); \
-pacer-worker: defaults (heartbeat 2 s × 3, poll 100 ms) except PACER_CONCURRENCY 96 per queue \
+fn config(worker_concurrency: u32) -> String {
+    format!(
+        "pacer-api: defaults (PACER_DB_MAX_CONNECTIONS 20, PACER_QUEUE_HIGH_WATER 2000); \
+pacer-worker: defaults (heartbeat 2 s × 3, poll 100 ms) except PACER_CONCURRENCY {worker_concurrency} per queue \
 (default 8) and PACER_DB_MAX_CONNECTIONS 12; rules provider, PACER_RULES_STEP_DELAY_MS 0 unless a row says otherwise; \
-generate_draft input {weeks: 1, level: beginner}; PostgreSQL with synchronous_commit on";
+generate_draft input {{weeks: 1, level: beginner}}; PostgreSQL with synchronous_commit on"
+    )
+}
 
 fn wanted(cli: &Cli, item: u8) -> bool {
     cli.only.is_empty() || cli.only.contains(&item)
@@ -163,6 +170,7 @@ async fn run(cli: Cli) -> Result<()> {
         &bin_dir,
         &log_dir,
         &db_stamp,
+        cli.worker_concurrency,
     )
     .await?;
     let rows = tokio::select! {
@@ -221,7 +229,7 @@ async fn run(cli: Cli) -> Result<()> {
         "nofile_limit": nofile,
         "redis": redis_version(&cli.redis_url).await,
         "plan": format!("{plan:?}"),
-        "config": format!("{CONFIG}; database URL parameters: {}", if cli.database_params.is_empty() { "none" } else { &cli.database_params }),
+        "config": format!("{}; database URL parameters: {}", config(cli.worker_concurrency), if cli.database_params.is_empty() { "none" } else { &cli.database_params }),
     });
     let targets = targets(&rows, peer.as_ref());
     let md = markdown(&meta, &rows, &targets, peer.as_ref());

@@ -343,10 +343,7 @@ pub async fn end_to_end(d: &mut Deploy, plan: &Plan, workers: usize) -> Result<R
         "end to end (rules generate_draft, SSE to done)",
         format!(
             "{workers} worker(s) × concurrency {}; {} producers, ≤ {} jobs in flight, {}s",
-            crate::deploy::WORKER_CONCURRENCY,
-            plan.e2e_producers,
-            plan.e2e_inflight,
-            plan.e2e_secs
+            d.worker_concurrency, plan.e2e_producers, plan.e2e_inflight, plan.e2e_secs
         ),
         format!(
             "{} jobs/s ({completed} jobs, {events} events, {} PG commits/job); enqueue→done {}{}",

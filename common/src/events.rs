@@ -268,30 +268,8 @@ impl EventSink {
 
     /// `last_logged` of several jobs in one round trip, in their order.
     pub async fn last_logged_many(&self, job_ids: &[Uuid]) -> Result<Vec<u64>> {
-        if job_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in job_ids {
-            pipe.cmd("XREVRANGE")
-                .arg(self.keys.event_log(*id))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1);
-        }
         let mut conn = self.redis.clone();
-        let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
-        Ok(replies
-            .iter()
-            .map(|r| {
-                r.ids
-                    .first()
-                    .and_then(|e| e.id.split('-').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0)
-            })
-            .collect())
+        last_logged(&mut conn, &self.keys, job_ids).await
     }
 
     /// Tells the job's worker to stop at its next event (it also learns it from PostgreSQL at
@@ -383,6 +361,38 @@ pub async fn read_log(
         }
     }
     Ok(out)
+}
+
+/// The number of each job's last logged event (0 when its log is empty or gone), in one round
+/// trip, in the jobs' order.
+pub async fn last_logged(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    job_ids: &[Uuid],
+) -> Result<Vec<u64>> {
+    if job_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in job_ids {
+        pipe.cmd("XREVRANGE")
+            .arg(keys.event_log(*id))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+    }
+    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(conn).await?;
+    Ok(replies
+        .iter()
+        .map(|r| {
+            r.ids
+                .first()
+                .and_then(|e| e.id.split('-').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect())
 }
 
 /// Parses a message of the events channel: `<job uuid> <n> <json>`.

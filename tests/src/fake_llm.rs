@@ -13,10 +13,15 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Reply {
     /// A completed chat completion whose message content is this text.
     Content(String),
-    /// A streamed chat completion: these content deltas, then usage, then `[DONE]`.
+    /// A streamed chat completion: these content deltas, a chunk with `finish_reason: stop`,
+    /// then usage, then `[DONE]`.
     Chunks(Vec<String>),
+    /// As `Chunks`, but stopped at the token limit (`finish_reason: length`).
+    CutOff(Vec<String>),
     /// An HTTP error with this status and body.
     Error(u16, String),
+    /// A 429 with this `Retry-After` (seconds) and body.
+    RetryAfter(u64, String),
 }
 
 type Handler = dyn Fn(&Value, usize) -> Reply + Send + Sync;
@@ -26,6 +31,8 @@ pub struct FakeLlm {
     pub url: String,
     /// Every request body received, in order.
     pub requests: Arc<Mutex<Vec<Value>>>,
+    /// When each request arrived, in order.
+    pub arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,19 +49,21 @@ impl FakeLlm {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/v1", listener.local_addr()?);
         let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let arrivals: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
-        let seen = requests.clone();
+        let (seen, at) = (requests.clone(), arrivals.clone());
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (seen, handler) = (seen.clone(), handler.clone());
+                let (seen, at, handler) = (seen.clone(), at.clone(), handler.clone());
                 tokio::spawn(async move {
-                    let _ = serve(socket, &seen, handler.as_ref()).await;
+                    let _ = serve(socket, &seen, &at, handler.as_ref()).await;
                 });
             }
         });
         Ok(Self {
             url,
             requests,
+            arrivals,
             task,
         })
     }
@@ -86,7 +95,12 @@ pub fn requested_week(body: &Value) -> Option<u32> {
     text[at..].split_whitespace().next()?.parse().ok()
 }
 
-async fn serve(mut socket: TcpStream, seen: &Mutex<Vec<Value>>, handler: &Handler) -> Result<()> {
+async fn serve(
+    mut socket: TcpStream,
+    seen: &Mutex<Vec<Value>>,
+    arrivals: &Mutex<Vec<std::time::Instant>>,
+    handler: &Handler,
+) -> Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -116,11 +130,15 @@ async fn serve(mut socket: TcpStream, seen: &Mutex<Vec<Value>>, handler: &Handle
     let n = {
         let mut s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         s.push(body.clone());
+        if let Ok(mut a) = arrivals.lock() {
+            a.push(std::time::Instant::now());
+        }
         s.len() - 1
     };
     let usage = json!({"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150});
-    let response = match handler(&body, n) {
-        Reply::Content(text) => {
+    let reply = handler(&body, n);
+    let response = match reply {
+        Reply::Content(ref text) => {
             let payload = json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": usage})
@@ -130,7 +148,12 @@ async fn serve(mut socket: TcpStream, seen: &Mutex<Vec<Value>>, handler: &Handle
                 payload.len()
             )
         }
-        Reply::Chunks(deltas) => {
+        Reply::Chunks(ref deltas) | Reply::CutOff(ref deltas) => {
+            let finish = if matches!(reply, Reply::CutOff(_)) {
+                "length"
+            } else {
+                "stop"
+            };
             let mut out = String::from(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
             );
@@ -139,13 +162,22 @@ async fn serve(mut socket: TcpStream, seen: &Mutex<Vec<Value>>, handler: &Handle
                     "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": null}]});
                 out.push_str(&format!("data: {c}\n\n"));
             }
+            let end = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
+            out.push_str(&format!("data: {end}\n\n"));
             let last = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [], "usage": usage});
             out.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
             out
         }
-        Reply::Error(status, text) => {
+        Reply::Error(status, ref text) => {
             format!(
                 "HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            )
+        }
+        Reply::RetryAfter(secs, ref text) => {
+            format!(
+                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {secs}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
                 text.len()
             )
         }

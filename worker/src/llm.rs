@@ -7,8 +7,11 @@
 //!   a second bad answer fails the job with a clear message. A valid week is finished by the
 //!   caller (workout preference, distances), then its workouts and `weekly_info` are emitted,
 //!   in week order, as soon as it and the weeks before it are done.
-//! - 429, 5xx and connection errors are retried with backoff; token usage is recorded on the job
-//!   and capped per job.
+//! - 429, 5xx and connection errors are retried with backoff, waiting at least a 429's
+//!   `Retry-After`; a 429 for an exhausted quota is not retried. Token usage is recorded on the
+//!   job and capped per job.
+//! - A draft the model stopped at its token limit (`finish_reason: length`) fails the job: it
+//!   would lack its last weeks.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -134,7 +137,10 @@ impl OpenAi {
             // `PACER_LLM_REQUEST_RETRIES` alone decides
             client: Client::with_config(openai)
                 .with_http_client(http.clone())
-                .with_http_service(async_openai::middleware::ReqwestService::new(http)),
+                .with_http_service(tower::ServiceExt::and_then(
+                    async_openai::middleware::ReqwestService::new(http),
+                    rate_limited,
+                )),
             model: config.llm_model.clone(),
             max_tokens_per_job: config.llm_max_tokens_per_job,
             concurrency: config.llm_concurrency as usize,
@@ -202,12 +208,13 @@ impl OpenAi {
             ));
         }
         let wanted = 200 + 260 * u64::from(input.weeks);
+        let max_tokens = budget.allowance(wanted)?;
         let body = json!({
             "model": self.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "stream": true,
             "stream_options": {"include_usage": true},
-            "max_tokens": budget.allowance(wanted)?,
+            "max_tokens": max_tokens,
             "temperature": 0.4,
         });
         let expected_chars = 120 + 330 * usize::try_from(input.weeks).unwrap_or(1);
@@ -222,8 +229,12 @@ impl OpenAi {
             })
             .await?;
         let mut usage_seen = false;
+        let mut cut_off = false;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(classify)?;
+            if chunk["choices"][0]["finish_reason"] == "length" {
+                cut_off = true;
+            }
             if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
                 text.push_str(delta);
                 let pct =
@@ -248,6 +259,12 @@ impl OpenAi {
                 ((system.len() + user.len()) / 4) as u64,
                 (text.len() / 4) as u64,
             );
+        }
+        if cut_off {
+            return Err(JobError::Permanent(anyhow!(
+                "the model's draft was cut off at its token limit ({max_tokens} tokens): ask for \
+                 fewer weeks or raise PACER_LLM_MAX_TOKENS_PER_JOB"
+            )));
         }
         let text = text.trim().to_owned();
         if text.len() < 10 {
@@ -458,14 +475,19 @@ impl OpenAi {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
+                    let asked = asked_wait(&e);
                     let err = classify(e);
                     if !matches!(err, JobError::Retryable(_)) || attempt >= self.retries {
                         return Err(err);
                     }
                     let base = 250u64.saturating_mul(1 << attempt.min(6));
                     let jitter = rand::random::<u64>() % 250;
-                    tracing::warn!(attempt, error = %err, "model request failed; retrying");
-                    tokio::time::sleep(Duration::from_millis((base + jitter).min(10_000))).await;
+                    let backoff = Duration::from_millis((base + jitter).min(10_000));
+                    let wait = asked
+                        .map_or(backoff, |a| a.max(backoff))
+                        .min(MAX_ASKED_WAIT);
+                    tracing::warn!(attempt, error = %err, wait_ms = wait.as_millis() as u64, "model request failed; retrying");
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
             }
@@ -473,9 +495,67 @@ impl OpenAi {
     }
 }
 
-/// 429, 5xx and transport errors are worth retrying; other refusals are not.
+/// The longest a request waits before its retry, whatever a `Retry-After` asks: a longer
+/// wait is better spent as a retry of the job, which frees the worker's slot meanwhile.
+const MAX_ASKED_WAIT: Duration = Duration::from_secs(60);
+
+/// A 429 answer, kept with its `Retry-After`: async-openai's own error drops the headers.
+#[derive(Debug, thiserror::Error)]
+#[error("model server answered 429: {body}")]
+struct RateLimited {
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+/// Turns a 429 answer into [`RateLimited`]; other answers go on to async-openai.
+async fn rate_limited(response: reqwest::Response) -> Result<reqwest::Response, OpenAIError> {
+    if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.text().await.unwrap_or_default();
+    Err(OpenAIError::Boxed(Box::new(RateLimited {
+        retry_after,
+        body,
+    })))
+}
+
+/// How long the server asked us to wait before trying again, if it said.
+fn asked_wait(e: &OpenAIError) -> Option<Duration> {
+    match e {
+        OpenAIError::Boxed(b) => b.downcast_ref::<RateLimited>()?.retry_after,
+        _ => None,
+    }
+}
+
+/// OpenAI answers 429 both to "slow down" and to "your quota is used up"; only the first
+/// passes by waiting.
+fn out_of_quota(error: &Value) -> bool {
+    [&error["type"], &error["code"]]
+        .iter()
+        .any(|v| *v == "insufficient_quota")
+}
+
+/// 429, 5xx and transport errors are worth retrying; other refusals (and an exhausted quota)
+/// are not.
 fn classify(e: OpenAIError) -> JobError {
     match e {
+        OpenAIError::Boxed(b) => match b.downcast::<RateLimited>() {
+            Ok(r) => {
+                let error = serde_json::from_str::<Value>(&r.body).unwrap_or_default();
+                if out_of_quota(&error["error"]) {
+                    JobError::Permanent(anyhow!("the model account's quota is used up: {r}"))
+                } else {
+                    JobError::Retryable(anyhow!("{r}"))
+                }
+            }
+            Err(other) => JobError::Permanent(anyhow!("model request failed: {other}")),
+        },
         OpenAIError::Reqwest(e) => JobError::Retryable(anyhow!("model server unreachable: {e}")),
         OpenAIError::StreamError(e) => JobError::Retryable(anyhow!("model stream broke: {e}")),
         OpenAIError::ApiError(r)
@@ -923,5 +1003,20 @@ mod tests {
             classify(OpenAIError::JSONDeserialize(e, raw)),
             JobError::Permanent(_)
         ));
+    }
+
+    #[test]
+    fn a_rate_limit_is_retried_after_its_asked_wait_and_a_used_up_quota_is_not() {
+        let limited = |body: &str| {
+            OpenAIError::Boxed(Box::new(RateLimited {
+                retry_after: Some(Duration::from_secs(7)),
+                body: body.to_owned(),
+            }))
+        };
+        let slow_down = limited(r#"{"error":{"type":"requests","code":"rate_limit_exceeded"}}"#);
+        assert_eq!(asked_wait(&slow_down), Some(Duration::from_secs(7)));
+        assert!(matches!(classify(slow_down), JobError::Retryable(_)));
+        let quota = limited(r#"{"error":{"type":"insufficient_quota","code":null}}"#);
+        assert!(matches!(classify(quota), JobError::Permanent(_)));
     }
 }

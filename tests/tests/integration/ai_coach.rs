@@ -1217,6 +1217,91 @@ mod openai {
         Ok(())
     }
 
+    /// A 429's `Retry-After` is waited out (the backoff alone would retry within 0.5 s).
+    #[tokio::test]
+    async fn a_rate_limit_waits_for_its_retry_after() -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|body, n| {
+            if n == 0 {
+                Reply::RetryAfter(2, r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into())
+            } else {
+                Reply::Content(week(requested_week(body).unwrap_or(1)))
+            }
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[("PACER_LLM_CONCURRENCY", "1")]).await?;
+
+        let (s, body) = app
+            .post(&coach, "/api/v1/ai-coach/generate-plan", &plan_body())
+            .await?;
+
+        assert_eq!(s, 200, "{body}");
+        let at = fake.arrivals.lock().map(|a| a.clone()).unwrap_or_default();
+        assert_eq!(at.len(), 3, "one 429, then one request per week");
+        let waited = at[1].duration_since(at[0]);
+        assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
+        Ok(())
+    }
+
+    /// A 429 for a used-up quota does not pass by waiting: the job fails at once, clearly.
+    #[tokio::test]
+    async fn an_exhausted_quota_fails_the_job_without_retrying() -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|_, _| {
+            Reply::Error(429, r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#.into())
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+
+        let id = app
+            .submit(
+                &coach,
+                "generate_draft",
+                json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"}),
+            )
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        assert!(
+            job["error"].as_str().is_some_and(|e| e.contains("quota")),
+            "{job}"
+        );
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert_eq!(fake.count(), 1, "no request retried");
+        Ok(())
+    }
+
+    /// A draft the model stopped at its token limit lacks its last weeks: the job fails and
+    /// says why instead of succeeding with a short draft.
+    #[tokio::test]
+    async fn a_draft_cut_off_at_the_token_limit_fails_the_job() -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|_, _| {
+            Reply::CutOff(DRAFT.lines().take(3).map(|l| format!("{l}\n")).collect())
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+
+        let id = app
+            .submit(
+                &coach,
+                "generate_draft",
+                json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"}),
+            )
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        assert!(
+            job["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("token limit")),
+            "{job}"
+        );
+        assert_eq!(fake.count(), 1, "{job}");
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_retried_plan_keeps_the_weeks_it_streamed_and_asks_only_for_the_rest()
     -> anyhow::Result<()> {

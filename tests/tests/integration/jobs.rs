@@ -124,6 +124,35 @@ async fn stream_resumes_after_last_event_id_without_gap_or_duplicate() -> anyhow
     Ok(())
 }
 
+/// A resume point above everything a running job has logged (an id from a log lost with
+/// Redis, or a made-up one) does not swallow the events to come: the client gets the job's
+/// next events, without repeats of what the log held, and its `done`.
+#[tokio::test]
+async fn a_resume_point_above_a_running_jobs_log_still_gets_the_rest_and_done() -> anyhow::Result<()>
+{
+    let (app, coach, id) = running_plan("300").await?;
+    let first = app.events(&coach, id, None, Some(2)).await?;
+    assert_eq!(first.len(), 2);
+
+    let rest = app.events(&coach, id, Some(1_000_000), None).await?;
+
+    assert_eq!(
+        types(&rest).last().map(String::as_str),
+        Some("done"),
+        "{rest:?}"
+    );
+    let ids: Vec<u64> = rest.iter().map(|(n, _)| *n).collect();
+    assert!(
+        ids.first().is_some_and(|n| *n > 2),
+        "no repeat of what was logged: {ids:?}"
+    );
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gap: {ids:?}"
+    );
+    Ok(())
+}
+
 /// An API process stopped (SIGTERM) while a client follows a running job: the stream ends at
 /// once (streams never end by themselves, so the graceful stop would otherwise hold them its
 /// whole grace period and then cut them), the process exits, and the client resumes against
