@@ -22,6 +22,8 @@ pub enum Reply {
     Error(u16, String),
     /// A 429 with this `Retry-After` (seconds) and body.
     RetryAfter(u64, String),
+    /// No answer at all: the connection stays open (a request its worker is killed in).
+    Hang,
 }
 
 type Handler = dyn Fn(&Value, usize) -> Reply + Send + Sync;
@@ -138,6 +140,10 @@ async fn serve(
     let usage = json!({"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150});
     let reply = handler(&body, n);
     let response = match reply {
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            return Ok(());
+        }
         Reply::Content(ref text) => {
             let payload = json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],

@@ -421,7 +421,16 @@ async fn keep_lease(ctx: Arc<JobCtx>, lost: CancellationToken) {
     let every = worker.config.common.heartbeat();
     loop {
         tokio::time::sleep(every).await;
-        match jobs::heartbeat(&worker.db, job_id, &worker.name, &ctx.reported()).await {
+        let usage = ctx.usage.lock().ok().and_then(|u| u.clone());
+        match jobs::heartbeat(
+            &worker.db,
+            job_id,
+            &worker.name,
+            &ctx.reported(),
+            usage.as_ref(),
+        )
+        .await
+        {
             Ok(Some(false)) => {}
             Ok(Some(true)) => {
                 ctx.cancel.cancel();

@@ -459,17 +459,21 @@ impl Reported {
     }
 }
 
-/// Refreshes a running job's lease and saves what it reported. `None` when the job is no
-/// longer this worker's; otherwise whether its cancellation was requested.
+/// Refreshes a running job's lease and saves what it reported, and the LLM tokens spent so
+/// far (`usage`, this attempt's included: a worker killed mid-attempt does not lose them).
+/// `None` when the job is no longer this worker's; otherwise whether its cancellation was
+/// requested.
 pub async fn heartbeat(
     db: impl PgExecutor<'_>,
     id: Uuid,
     worker: &str,
     reported: &Reported,
+    usage: Option<&Value>,
 ) -> sqlx::Result<Option<bool>> {
     sqlx::query_scalar(
         "update jobs set heartbeat_at = now(), event_seq = greatest(event_seq, $3),
-                progress = coalesce($4, progress), message = coalesce($5, message)
+                progress = coalesce($4, progress), message = coalesce($5, message),
+                usage = coalesce($6, usage)
           where id = $1 and worker = $2 and state = 'running'
           returning cancel_requested",
     )
@@ -478,6 +482,7 @@ pub async fn heartbeat(
     .bind(reported.seq())
     .bind(reported.pct())
     .bind(reported.message())
+    .bind(usage.map(Json))
     .fetch_optional(db)
     .await
 }

@@ -955,6 +955,14 @@ mod openai {
         app.set("PACER_MAX_ATTEMPTS", "2")
             .set("PACER_SYNC_TIMEOUT_SECS", "120");
         app.start_api().await?;
+        app.start_worker(&openai_env(fake, extra))?;
+        app.org("org_demo", &["coach_agent"]).await?;
+        let coach = app.coach();
+        Ok((app, coach))
+    }
+
+    /// A worker's environment for the openai provider against `fake`, then `extra`.
+    fn openai_env<'a>(fake: &'a FakeLlm, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut env = vec![
             ("PACER_LLM_PROVIDER", "openai"),
             ("OPENAI_BASE_URL", fake.url.as_str()),
@@ -963,10 +971,7 @@ mod openai {
             ("PACER_LLM_REQUEST_RETRIES", "2"),
         ];
         env.extend_from_slice(extra);
-        app.start_worker(&env)?;
-        app.org("org_demo", &["coach_agent"]).await?;
-        let coach = app.coach();
-        Ok((app, coach))
+        env
     }
 
     fn plan_body() -> Value {
@@ -1214,6 +1219,46 @@ mod openai {
             .await?;
         assert_eq!(s, 200, "{body}");
         assert_eq!(fake.count(), 3, "one 429, then one request per week");
+        Ok(())
+    }
+
+    /// A worker killed while its attempt waits on the model does not lose what the attempt's
+    /// earlier answers cost: the lease refresh saves the tokens on the job, and its total
+    /// counts both attempts.
+    #[tokio::test]
+    async fn a_killed_workers_token_usage_stays_on_the_job() -> anyhow::Result<()> {
+        let hung = std::sync::atomic::AtomicBool::new(false);
+        let fake = FakeLlm::start(move |body, _| match requested_week(body) {
+            Some(2) if !hung.swap(true, std::sync::atomic::Ordering::SeqCst) => Reply::Hang,
+            w => Reply::Content(week(w.unwrap_or(1))),
+        })
+        .await?;
+        let one_at_a_time = [("PACER_LLM_CONCURRENCY", "1")];
+        let (mut app, coach) = app_with(&fake, &one_at_a_time).await?;
+        let id = app.submit(&coach, "generate_plan", plan_body()).await?;
+
+        // Act: the first attempt has week 1's answer and waits on week 2's when it is killed
+        pacer_tests::eventually(
+            Duration::from_secs(30),
+            "week 1's tokens saved on the running job",
+            || async {
+                let job = app.job(&coach, id).await?;
+                Ok(
+                    (job["state"] == "running" && job["usage"]["total_tokens"] == 150)
+                        .then_some(()),
+                )
+            },
+        )
+        .await?;
+        app.workers[0].signal(9);
+        app.start_worker(&openai_env(&fake, &one_at_a_time))?;
+        let job = app
+            .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+            .await?;
+
+        // Assert: week 1 (first attempt) and week 2 (second attempt), 150 tokens each
+        assert_eq!(job["usage"]["total_tokens"], 300, "{}", job["usage"]);
+        assert_eq!(job["usage"]["requests"], 2, "{}", job["usage"]);
         Ok(())
     }
 

@@ -1032,7 +1032,7 @@ async fn dispatch_claim_lease_refresh_and_retry_add_no_index_entries() -> anyhow
     // Act: every update a job sees while it stays live, then its terminal write
     mark_dispatched(&mut *tx, &[id], &["task-1".to_owned()]).await?;
     let claimed = claim_many(&mut *tx, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
-    let refreshed = heartbeat(&mut *tx, id, "w1", &Reported::default()).await?;
+    let refreshed = heartbeat(&mut *tx, id, "w1", &Reported::default(), None).await?;
     let handed_back =
         requeue_for_retry(&mut *tx, id, "w1", "retrying", &Reported::default(), None).await?;
     let again = claim_many(&mut *tx, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
