@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pacer_common::events::{NumberedEvent, parse_channel_message};
+use pacer_common::events::{NumberedEvent, channel_events};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -174,7 +174,7 @@ impl Hub {
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
-                        if let Some((job_id, event)) = parse_channel_message(&payload) {
+                        for (job_id, event) in channel_events(&payload) {
                             self.dispatch(job_id, event);
                         }
                     }

@@ -94,7 +94,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Subscribes to `channel` and records every `"<job id> <seq> <payload>"` message.
+    /// Subscribes to `channel` and records every `"<job id> <seq> <payload>"` line of its messages.
     pub async fn listen(
         redis_url: &str,
         channel: &str,
@@ -110,14 +110,17 @@ impl Published {
                 let at = Instant::now();
                 let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
                 let text = String::from_utf8_lossy(&payload);
-                let mut parts = text.splitn(3, ' ');
-                let (Some(id), Some(seq)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                if let (Ok(id), Ok(seq)) = (Uuid::parse_str(id), seq.parse::<u64>())
-                    && let Ok(mut m) = map.lock()
-                {
-                    m.entry((id, seq)).or_insert(at);
+                // one event per line: a script call publishes all it appended in one message
+                for line in text.split('\n') {
+                    let mut parts = line.splitn(3, ' ');
+                    let (Some(id), Some(seq)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    if let (Ok(id), Ok(seq)) = (Uuid::parse_str(id), seq.parse::<u64>())
+                        && let Ok(mut m) = map.lock()
+                    {
+                        m.entry((id, seq)).or_insert(at);
+                    }
                 }
             }
         });

@@ -79,6 +79,31 @@ pub struct Appended {
     pub cancel_requested: bool,
 }
 
+/// When a running job's appends renew its log's TTL: at its first append, then once a
+/// quarter of the TTL has passed since the last renewal. The log then outlives the job's last
+/// event by at least three quarters of the TTL (the final events renew it in full), without
+/// an `EXPIRE` per event.
+#[derive(Debug, Default)]
+pub struct TtlRenewal(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl TtlRenewal {
+    /// Whether the next append should renew the TTL (`ttl_secs`: the sink's).
+    pub fn due(&self, ttl_secs: u64) -> bool {
+        let quarter = std::time::Duration::from_secs(ttl_secs / 4);
+        match self.0.lock() {
+            Ok(last) => last.is_none_or(|t| t.elapsed() >= quarter),
+            Err(_) => true,
+        }
+    }
+
+    /// An append that renewed the TTL succeeded.
+    pub fn renewed(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// Events of one job to append in one go.
 struct Append {
     job_id: Uuid,
@@ -86,14 +111,18 @@ struct Append {
     /// entry. `At(n)`: the numbers were reserved in PostgreSQL: `n`, `n + 1`, …; a number the
     /// log already passed is not appended again.
     numbering: Numbering,
+    /// Renew the log's TTL (the final append always does).
+    renew_ttl: bool,
+    /// Compact JSON: no line breaks, so that a channel message can hold one event per line.
     payloads: Vec<String>,
 }
 
 impl Append {
-    fn one(job_id: Uuid, numbering: Numbering, event: &Value) -> Self {
+    fn one(job_id: Uuid, numbering: Numbering, renew_ttl: bool, event: &Value) -> Self {
         Self {
             job_id,
             numbering,
+            renew_ttl,
             payloads: vec![event.to_string()],
         }
     }
@@ -109,7 +138,9 @@ enum Numbering {
 }
 
 /// KEYS: per append, the job's log and cancel flag. ARGV: channel, ttl, maxlen, then per
-/// append: job id, mode (`n` next, `r` next again, `a` at), number, count, that many payloads.
+/// append: job id, mode (`n` next, `r` next again, `a` at), number, whether to renew the log's
+/// TTL (`1`; mode `a`, a job's last events, always does), count, that many payloads. Every
+/// event appended is published, all of the call's in one message (one line each, in order).
 /// Returns per append `{last number, cancel flag, appended}`. In mode `n`, `XADD` at floor + 1
 /// is tried first: it fails only when the log is already past it (a previous owner's events),
 /// and only then is the log's top id read. Mode `r` first reads the entries above the floor
@@ -145,10 +176,12 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
         end
         local channel, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
         local out = {}
+        local published = {}
         local j = 4
         for i = 1, #KEYS, 2 do
-            local log, job, mode, n, count = KEYS[i], ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
-            j = j + 4
+            local log, job, mode, n = KEYS[i], ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2])
+            local renew, count = ARGV[j + 3] == '1' or mode == 'a', tonumber(ARGV[j + 4])
+            j = j + 5
             local next = mode ~= 'a'
             local logged = mode == 'r' and logged_above(log, n) or nil
             if mode == 'a' then n = n - 1 end
@@ -174,15 +207,20 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
                 if ok == false then
                     -- logged by the call whose reply was lost, and published with it
                 elseif not failed(ok) then
-                    redis.call('PUBLISH', channel, job .. ' ' .. n .. ' ' .. payload)
+                    published[#published + 1] = job .. ' ' .. n .. ' ' .. payload
                 elseif next then
                     appended = 0
                 end
             end
-            redis.pcall('EXPIRE', log, ttl)
+            if renew then
+                redis.pcall('EXPIRE', log, ttl)
+            end
             out[#out + 1] = n
             out[#out + 1] = next and redis.call('EXISTS', KEYS[i + 1]) or 0
             out[#out + 1] = appended
+        end
+        if #published > 0 then
+            redis.pcall('PUBLISH', channel, table.concat(published, '\n'))
         end
         return out
         "#,
@@ -214,17 +252,41 @@ impl EventSink {
     }
 
     /// Numbers the event above `floor` and above the log's last entry, appends and publishes
-    /// it; also reports whether the job's cancellation was requested.
-    pub async fn append(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
-        self.call(Append::one(job_id, Numbering::Next(floor), event))
-            .await
+    /// it; also reports whether the job's cancellation was requested. `renew_ttl`: (re)sets
+    /// the log's expiry, which a running job's writer needs only now and then (see
+    /// [`TtlRenewal`]); the final events always set it.
+    pub async fn append(
+        &self,
+        job_id: Uuid,
+        floor: u64,
+        renew_ttl: bool,
+        event: &Value,
+    ) -> Result<Appended> {
+        self.call(Append::one(
+            job_id,
+            Numbering::Next(floor),
+            renew_ttl,
+            event,
+        ))
+        .await
     }
 
     /// [`append`](Self::append) again after a call that failed without an answer: if that
     /// call ran (Redis received it and the reply was lost), its event is not logged twice.
-    pub async fn append_again(&self, job_id: Uuid, floor: u64, event: &Value) -> Result<Appended> {
-        self.call(Append::one(job_id, Numbering::Again(floor), event))
-            .await
+    pub async fn append_again(
+        &self,
+        job_id: Uuid,
+        floor: u64,
+        renew_ttl: bool,
+        event: &Value,
+    ) -> Result<Appended> {
+        self.call(Append::one(
+            job_id,
+            Numbering::Again(floor),
+            renew_ttl,
+            event,
+        ))
+        .await
     }
 
     /// Appends a finished job's last two events under the numbers its terminal write reserved
@@ -233,6 +295,7 @@ impl EventSink {
         self.call(Append {
             job_id,
             numbering: Numbering::At(done_seq.saturating_sub(1)),
+            renew_ttl: true,
             payloads: vec![last.to_string(), done().to_string()],
         })
         .await?;
@@ -311,6 +374,7 @@ async fn append_batch(
             .arg(a.job_id.to_string())
             .arg(mode)
             .arg(n)
+            .arg(if a.renew_ttl { "1" } else { "0" })
             .arg(a.payloads.len());
         for p in &a.payloads {
             call.arg(p);
@@ -395,7 +459,13 @@ pub async fn last_logged(
         .collect())
 }
 
-/// Parses a message of the events channel: `<job uuid> <n> <json>`.
+/// The events of a message of the events channel: one `<job uuid> <n> <json>` per line (a
+/// script call publishes all the events it appended in one message).
+pub fn channel_events(payload: &str) -> impl Iterator<Item = (Uuid, NumberedEvent)> + '_ {
+    payload.split('\n').filter_map(parse_channel_message)
+}
+
+/// Parses one line of a message of the events channel: `<job uuid> <n> <json>`.
 pub fn parse_channel_message(payload: &str) -> Option<(Uuid, NumberedEvent)> {
     let (job, rest) = payload.split_once(' ')?;
     let (n, data) = rest.split_once(' ')?;
@@ -472,6 +542,18 @@ pub async fn cancel_batch_children(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_ttl_is_renewed_first_then_once_a_quarter_of_it_has_passed() {
+        let renewal = TtlRenewal::default();
+        assert!(renewal.due(86_400), "the first append renews");
+        renewal.renewed();
+        assert!(!renewal.due(86_400), "not again at once");
+        assert!(
+            renewal.due(3),
+            "a quarter of a 3 s TTL rounds to 0: every time"
+        );
+    }
 
     #[test]
     fn channel_message_round_trip() {

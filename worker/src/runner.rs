@@ -61,6 +61,8 @@ pub struct JobCtx {
     pub usage: std::sync::Mutex<Option<Value>>,
     /// Saved to the row by the lease refresh and the terminal write, not per event.
     reported: std::sync::Mutex<Reported>,
+    /// When this attempt's appends last renewed the event log's TTL.
+    log_ttl: events::TtlRenewal,
 }
 
 impl JobCtx {
@@ -68,7 +70,13 @@ impl JobCtx {
     pub async fn emit(&self, event: &Value, progress: Option<(u8, &str)>) -> Result<(), JobError> {
         self.check_cancelled()?;
         let floor = self.reported().last_seq;
-        let appended = self.append_waiting_for_redis(floor, event).await?;
+        let renew_ttl = self.log_ttl.due(self.worker.events.ttl_secs);
+        let appended = self
+            .append_waiting_for_redis(floor, renew_ttl, event)
+            .await?;
+        if renew_ttl {
+            self.log_ttl.renewed();
+        }
         if let Ok(mut r) = self.reported.lock() {
             // concurrent emits (an LLM plan's weeks) may return out of order
             r.last_seq = r.last_seq.max(appended.seq);
@@ -90,6 +98,7 @@ impl JobCtx {
     async fn append_waiting_for_redis(
         &self,
         floor: u64,
+        renew_ttl: bool,
         event: &Value,
     ) -> Result<events::Appended, JobError> {
         let mut pause = Duration::from_millis(100);
@@ -97,9 +106,11 @@ impl JobCtx {
         loop {
             let events = &self.worker.events;
             let appended = if again {
-                events.append_again(self.job.id, floor, event).await
+                events
+                    .append_again(self.job.id, floor, renew_ttl, event)
+                    .await
             } else {
-                events.append(self.job.id, floor, event).await
+                events.append(self.job.id, floor, renew_ttl, event).await
             };
             match appended {
                 Err(pacer_common::Error::Redis(e))
@@ -270,7 +281,7 @@ async fn record(
                 }
                 let _ = worker
                     .events
-                    .append(job_id, reported.last_seq, &retrying)
+                    .append(job_id, reported.last_seq, true, &retrying)
                     .await;
             }
             Err(JobError::Retryable(e))
@@ -342,6 +353,7 @@ async fn attempt(
         cancel: cancel.clone(),
         usage: Default::default(),
         reported: std::sync::Mutex::new(reported),
+        log_ttl: Default::default(),
     });
     let heartbeat = tokio::spawn(keep_lease(ctx.clone(), lost.clone()));
     let body = {

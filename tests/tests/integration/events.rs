@@ -53,7 +53,7 @@ async fn concurrent_jobs_each_get_consecutive_numbers_and_final_events_land_once
             let mut floor = 0;
             for pct in [20u8, 60, 90] {
                 let a = sink
-                    .append(job, floor, &events::progress("thinking", "step", pct))
+                    .append(job, floor, true, &events::progress("thinking", "step", pct))
                     .await?;
                 anyhow::ensure!(!a.cancel_requested, "nobody asked to cancel {job}");
                 floor = a.seq;
@@ -89,19 +89,19 @@ async fn numbering_goes_above_both_the_floor_and_a_previous_owners_log() -> anyh
     // a previous owner numbered 1..7, then died before saving its last number
     for _ in 0..7 {
         s.sink
-            .append(job, 0, &events::progress("a", "b", 1))
+            .append(job, 0, true, &events::progress("a", "b", 1))
             .await?;
     }
     // the new owner's floor (the row's event_seq) is behind the log
     let a = s
         .sink
-        .append(job, 3, &events::progress("a", "b", 2))
+        .append(job, 3, true, &events::progress("a", "b", 2))
         .await?;
     assert_eq!(a.seq, 8);
     // a floor ahead of the log (the log was lost or trimmed) wins
     let b = s
         .sink
-        .append(job, 20, &events::progress("a", "b", 3))
+        .append(job, 20, true, &events::progress("a", "b", 3))
         .await?;
     assert_eq!(b.seq, 21);
     // trimmed to nothing: the stream remembers its top id, numbering still goes above it
@@ -114,7 +114,7 @@ async fn numbering_goes_above_both_the_floor_and_a_previous_owners_log() -> anyh
         .await?;
     let c = s
         .sink
-        .append(job, 0, &events::progress("a", "b", 4))
+        .append(job, 0, true, &events::progress("a", "b", 4))
         .await?;
     assert_eq!(c.seq, 22);
     assert_eq!(s.ids(job).await?, [22]);
@@ -130,14 +130,14 @@ async fn an_append_repeated_after_a_lost_reply_is_logged_once() -> anyhow::Resul
     let mut pubsub = redis::Client::open(redis_url())?.get_async_pubsub().await?;
     pubsub.subscribe(s.keys.events_channel()).await?;
     let first = events::progress("thinking", "step", 20);
-    let a = s.sink.append(job, 0, &first).await?;
+    let a = s.sink.append(job, 0, true, &first).await?;
     // its reply lost: the worker repeats it with the same floor
-    let again = s.sink.append_again(job, 0, &first).await?;
+    let again = s.sink.append_again(job, 0, true, &first).await?;
     assert_eq!((a.seq, again.seq), (1, 1));
     assert_eq!(s.ids(job).await?, [1]);
     // the next event, whose call never reached Redis, repeated: appended above it
     let second = events::progress("thinking", "step", 60);
-    let b = s.sink.append_again(job, again.seq, &second).await?;
+    let b = s.sink.append_again(job, again.seq, true, &second).await?;
     assert_eq!(b.seq, 2);
     let mut conn = s.conn.clone();
     let log = read_log(&mut conn, &s.keys, job, 0).await?;
@@ -178,10 +178,10 @@ async fn a_cancel_request_and_a_broken_log_concern_only_their_own_job() -> anyho
 
     let ev = events::progress("thinking", "x", 10);
     let mut calls = vec![
-        s.sink.append(cancelled, 0, &ev),
-        s.sink.append(broken, 0, &ev),
+        s.sink.append(cancelled, 0, true, &ev),
+        s.sink.append(broken, 0, true, &ev),
     ];
-    calls.extend(others.iter().map(|&job| s.sink.append(job, 0, &ev)));
+    calls.extend(others.iter().map(|&job| s.sink.append(job, 0, true, &ev)));
     let answers = join_all(calls).await;
 
     let first = answers[0].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -198,13 +198,14 @@ async fn a_cancel_request_and_a_broken_log_concern_only_their_own_job() -> anyho
     let mut sub = redis::Client::open(redis_url())?.get_async_pubsub().await?;
     sub.subscribe(s.keys.events_channel()).await?;
     let job = others[0];
-    let published = s.sink.append(job, 1, &ev).await?;
+    let published = s.sink.append(job, 1, true, &ev).await?;
     let mut messages = sub.on_message();
     let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
         .await?
         .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
     let payload: String = msg.get_payload()?;
-    let seen = events::parse_channel_message(&payload)
+    let seen = events::channel_events(&payload)
+        .next()
         .ok_or_else(|| anyhow::anyhow!("unexpected message {payload}"))?;
     assert_eq!(seen.0, job);
     assert_eq!(seen.1.id, published.seq);
@@ -222,7 +223,7 @@ async fn concurrent_emits_of_one_job_get_distinct_numbers_published_in_order() -
     // an LLM plan's weeks: several emits of one job at once, all from the same floor, so most
     // of them find the log already past floor + 1 and are numbered above its top
     let ev = events::progress("generating", "week", 50);
-    let answers = join_all((0..8).map(|_| s.sink.append(job, 0, &ev))).await;
+    let answers = join_all((0..8).map(|_| s.sink.append(job, 0, true, &ev))).await;
     let mut seqs = answers
         .into_iter()
         .map(|a| a.map(|a| a.seq))
@@ -242,12 +243,78 @@ async fn concurrent_emits_of_one_job_get_distinct_numbers_published_in_order() -
             .await?
             .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
         let payload: String = msg.get_payload()?;
-        let (id, ev) = events::parse_channel_message(&payload)
-            .ok_or_else(|| anyhow::anyhow!("unexpected message {payload}"))?;
-        if id == job {
-            published.push(ev.id);
+        for (id, ev) in events::channel_events(&payload) {
+            if id == job {
+                published.push(ev.id);
+            }
         }
     }
     assert_eq!(published, (1..=10).collect::<Vec<u64>>());
+    Ok(())
+}
+
+/// A running job's appends renew its log's TTL only when asked (its writer asks now and then,
+/// not at every event); the final events always do.
+#[tokio::test]
+async fn only_appends_asked_to_and_final_events_renew_the_logs_ttl() -> anyhow::Result<()> {
+    let s = sink().await?;
+    let job = Uuid::now_v7();
+    let mut conn = s.conn.clone();
+    let log = s.keys.event_log(job);
+    let ev = events::progress("a", "b", 1);
+
+    s.sink.append(job, 0, false, &ev).await?;
+    let ttl: i64 = redis::cmd("TTL").arg(&log).query_async(&mut conn).await?;
+    assert_eq!(ttl, -1, "not asked: no expiry set");
+
+    s.sink.append(job, 1, true, &ev).await?;
+    let ttl: i64 = redis::cmd("TTL").arg(&log).query_async(&mut conn).await?;
+    assert!(ttl > 0 && ttl <= 300, "asked: {ttl}");
+
+    let _: i64 = redis::cmd("PERSIST")
+        .arg(&log)
+        .query_async(&mut conn)
+        .await?;
+    s.sink
+        .append_final(job, 4, &events::result(&json!({"ok": true})))
+        .await?;
+    let ttl: i64 = redis::cmd("TTL").arg(&log).query_async(&mut conn).await?;
+    assert!(ttl > 0 && ttl <= 300, "final events: {ttl}");
+    assert_eq!(s.ids(job).await?, [1, 2, 3, 4]);
+    Ok(())
+}
+
+/// The events one script call appends go out in one message, one line each, in order.
+#[tokio::test]
+async fn a_calls_events_are_published_in_one_message_one_line_each() -> anyhow::Result<()> {
+    let s = sink().await?;
+    let mut sub = redis::Client::open(redis_url())?.get_async_pubsub().await?;
+    sub.subscribe(s.keys.events_channel()).await?;
+    let job = Uuid::now_v7();
+
+    s.sink
+        .append_final(job, 2, &events::result(&json!({"text": "two\nlines"})))
+        .await?;
+
+    let mut messages = sub.on_message();
+    let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
+    let payload: String = msg.get_payload()?;
+    let got: Vec<(Uuid, u64, String)> = events::channel_events(&payload)
+        .map(|(id, ev)| (id, ev.id, ev.data))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                job,
+                1,
+                events::result(&json!({"text": "two\nlines"})).to_string()
+            ),
+            (job, 2, events::done().to_string()),
+        ],
+        "{payload}"
+    );
     Ok(())
 }
