@@ -471,6 +471,13 @@ pub struct DraftMetadata {
     pub level: String,
     pub org_id: String,
     pub generated_at: chrono::DateTime<chrono::Utc>,
+    /// Present (`true`) when the model stopped at its token limit (`openai` provider): the
+    /// line it was writing was dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    /// With `truncated`: the weeks the draft has no section for, to add before generate-plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_weeks: Option<Vec<u32>>,
 }
 
 /// The draft (seed 000).

@@ -10,8 +10,8 @@
 //! - 429, 5xx and connection errors are retried with backoff, waiting at least a 429's
 //!   `Retry-After`; a 429 for an exhausted quota is not retried. Token usage is recorded on the
 //!   job and capped per job.
-//! - A draft the model stopped at its token limit (`finish_reason: length`) fails the job: it
-//!   would lack its last weeks.
+//! - A draft the model stopped at its token limit (`finish_reason: length`) is kept without the
+//!   line it was writing and marked in its metadata, with the weeks it lacks.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -56,6 +56,15 @@ const SUB_TYPES: [&str; 11] = [
     "race",
     "cross-training",
 ];
+
+/// A draft the model wrote.
+pub struct ModelDraft {
+    pub text: String,
+    /// The model stopped at its token limit; the line it was writing was dropped.
+    pub truncated: bool,
+    /// With `truncated`: the weeks the draft has no section for.
+    pub missing_weeks: Vec<u32>,
+}
 
 pub struct OpenAi {
     client: Client<OpenAIConfig>,
@@ -174,7 +183,7 @@ impl OpenAi {
         ctx: &JobCtx,
         input: &GenerateDraftInput,
         principle: &str,
-    ) -> Result<String, JobError> {
+    ) -> Result<ModelDraft, JobError> {
         let budget = self.budget(ctx);
         self.draft_inner(ctx, input, principle, &budget).await
     }
@@ -185,7 +194,7 @@ impl OpenAi {
         input: &GenerateDraftInput,
         principle: &str,
         budget: &Budget<'_>,
-    ) -> Result<String, JobError> {
+    ) -> Result<ModelDraft, JobError> {
         let system = "You are an experienced running coach. Write a periodized training plan draft that another coach \
             will read and edit. Format: a title line; then for every week a header line 'Week N (phase): focus' \
             where phase is base, build, peak or taper; under it one line per day of the week, Monday to Sunday, \
@@ -260,19 +269,35 @@ impl OpenAi {
                 (text.len() / 4) as u64,
             );
         }
+        let mut missing_weeks = Vec::new();
         if cut_off {
-            return Err(JobError::Permanent(anyhow!(
-                "the model's draft was cut off at its token limit ({max_tokens} tokens): ask for \
-                 fewer weeks or raise PACER_LLM_MAX_TOKENS_PER_JOB"
-            )));
+            // the line the limit cut is dropped; the weeks the draft has no section for are
+            // named, for the coach to add (a draft is text to edit, and what the model wrote
+            // is paid for)
+            let kept = text.trim_end().rfind('\n').unwrap_or(0);
+            text.truncate(kept);
+            let sections = pacer_planner::draft_sections(&text);
+            missing_weeks = (1..=input.weeks)
+                .filter(|w| !sections.contains_key(w))
+                .collect();
+            tracing::warn!(job.id = %ctx.job.id, max_tokens, ?missing_weeks, "the model's draft reached its token limit");
         }
         let text = text.trim().to_owned();
         if text.len() < 10 {
             return Err(JobError::Permanent(anyhow!(
-                "the model returned an empty draft"
+                "the model returned an empty draft{}",
+                if cut_off {
+                    format!(" before its token limit ({max_tokens} tokens)")
+                } else {
+                    String::new()
+                }
             )));
         }
-        Ok(text)
+        Ok(ModelDraft {
+            text,
+            truncated: cut_off,
+            missing_weeks,
+        })
     }
 
     /// Generates the plan week by week (several at once). `finish` turns each valid week

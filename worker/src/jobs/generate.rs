@@ -66,9 +66,17 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
         .await?;
     let principle =
         resolve_principle(ctx, input.training_principle.as_deref(), &input.org_id).await?;
+    let mut metadata = metadata(&input);
     let text = match &ctx.worker.openai {
         // boxed: the model call's future is large, the rules path's is not
-        Some(model) => Box::pin(model.draft(ctx, &input, &principle)).await?,
+        Some(model) => {
+            let draft = Box::pin(model.draft(ctx, &input, &principle)).await?;
+            if draft.truncated {
+                metadata["truncated"] = true.into();
+                metadata["missing_weeks"] = draft.missing_weeks.into();
+            }
+            draft.text
+        }
         None => {
             ctx.pause(delay).await?;
             ctx.progress("thinking", "Generating weekly structure...", 60)
@@ -80,7 +88,7 @@ pub async fn draft(ctx: &JobCtx) -> Result<Value, JobError> {
         }
     };
     let text = pacer_planner::with_workout_source(text, input.preference());
-    Ok(json!({"draft": text, "training_principle": principle, "metadata": metadata(&input)}))
+    Ok(json!({"draft": text, "training_principle": principle, "metadata": metadata}))
 }
 
 pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
