@@ -41,7 +41,7 @@ pub struct WorkerCtx {
 /// Jobs per batched statement, and batches in flight at once per process. One at a time: a
 /// lone request still goes at once, and under load the batches grow instead of splitting
 /// between two statements (alternated runs: 50,000-job drains +8 %, end to end with 2 workers
-/// +17 %, PostgreSQL commits per job −20 %, no latency difference at 500 jobs/s; BENCHMARKS.md
+/// +17 %, PostgreSQL commits per job −20 %, no latency difference at 500 jobs/s; docs/benchmark-history.md
 /// "What changed" 24).
 const BATCH_MAX: usize = 64;
 const BATCHES_IN_FLIGHT: usize = 1;
