@@ -102,6 +102,12 @@ pub struct ApiConfig {
     /// Seconds between SSE keep-alive comments on idle streams.
     #[arg(long, env = "PACER_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+
+    /// Seconds the API keeps serving after SIGTERM with `/readyz` answering 503 `draining`,
+    /// before it closes its listener: a load balancer that polls readiness stops sending
+    /// requests here first. 0: close at once. A second signal cuts the wait short.
+    #[arg(long, env = "PACER_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    pub shutdown_delay_secs: u64,
 }
 
 impl ApiConfig {

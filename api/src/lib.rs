@@ -25,8 +25,9 @@ use crate::config::ApiConfig;
 use crate::hub::Hub;
 use crate::state::AppState;
 
-/// Serves until SIGTERM/SIGINT, then drains in-flight requests for up to 10 s; SSE streams end
-/// at once (clients resume on another process with `Last-Event-ID`).
+/// Serves until SIGTERM/SIGINT (and `PACER_SHUTDOWN_DELAY_SECS` more, reporting `draining`),
+/// then drains in-flight requests for up to 10 s; SSE streams end at once (clients resume on
+/// another process with `Last-Event-ID`).
 pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     let verifier = Verifier::new(
         config.jwt_secret.as_deref(),
@@ -70,7 +71,9 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     );
 
     let bind = config.bind.clone();
+    let delay = Duration::from_secs(config.shutdown_delay_secs);
     let state = AppState::new(config, db, redis, keys, verifier, hub, metrics);
+    let draining = state.draining.clone();
     let acceptor =
         listen(&bind).with_context(|| format!("cannot listen on {bind} (PACER_BIND)"))?;
     tracing::info!(%bind, "pacer-api listening");
@@ -78,6 +81,17 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     let handle = server.handle();
     tokio::spawn(async move {
         pacer_common::lifecycle::shutdown_signal().await;
+        draining.cancel();
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_secs = delay.as_secs(),
+                "draining: /readyz answers 503 until the listener closes"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = pacer_common::lifecycle::shutdown_signal() => {}
+            }
+        }
         tracing::info!("shutting down");
         stop.cancel();
         handle.stop_graceful(Some(Duration::from_secs(10)));

@@ -137,7 +137,7 @@ pub struct Healthz {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Readyz {
-    /// `ok` or `unavailable`
+    /// `ok`, `unavailable` (a dependency does not answer) or `draining` (shutting down)
     pub status: String,
     pub postgres: bool,
     pub redis: bool,

@@ -11,6 +11,7 @@ use pacer_common::events::EventSink;
 use pacer_common::jobs::Queue;
 use pacer_common::keys::Keys;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::ApiConfig;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub rows: Arc<Batcher<Uuid, Option<JobRow>>>,
     /// Users already provisioned by this process (skips the upsert on later requests).
     pub seen_users: Arc<Mutex<HashSet<String>>>,
+    /// Cancelled at SIGTERM: `/readyz` answers `draining` while requests are still served.
+    pub draining: CancellationToken,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             recorder: Arc::new(recorder),
             rows: Arc::new(rows),
             seen_users: Arc::default(),
+            draining: CancellationToken::new(),
         }
     }
 

@@ -541,13 +541,23 @@ async fn rate_limited(response: reqwest::Response) -> Result<reqwest::Response, 
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| retry_after(v, chrono::Utc::now()));
     let body = response.text().await.unwrap_or_default();
     Err(OpenAIError::Boxed(Box::new(RateLimited {
         retry_after,
         body,
     })))
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (IMF-fixdate, which RFC 2822 parsing
+/// reads; a date already past means now). The obsolete RFC 850 and asctime forms are not read.
+fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some((at.to_utc() - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// How long the server asked us to wait before trying again, if it said.
@@ -1028,6 +1038,24 @@ mod tests {
             classify(OpenAIError::JSONDeserialize(e, raw)),
             JobError::Permanent(_)
         ));
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T07:28:00Z")
+            .map(|t| t.to_utc())
+            .unwrap();
+        assert_eq!(retry_after(" 12 ", now), Some(Duration::from_secs(12)));
+        assert_eq!(
+            retry_after("Wed, 25 Nov 2026 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Wed, 25 Nov 2026 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-3", now), None);
     }
 
     #[test]

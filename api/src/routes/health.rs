@@ -29,13 +29,13 @@ async fn healthz(res: &mut Response) {
     res.render(Json(json!({"status": "ok"})));
 }
 
-/// Readiness: PostgreSQL and Redis answer.
+/// Readiness: PostgreSQL and Redis answer, and the process is not shutting down.
 #[endpoint(
     tags("health"),
     summary = "Readiness: PostgreSQL and Redis answer",
     responses(
         (status_code = 200, description = "Ready", body = s::Readyz),
-        (status_code = 503, description = "A dependency does not answer", body = s::Readyz),
+        (status_code = 503, description = "A dependency does not answer, or the process is shutting down (`draining`)", body = s::Readyz),
     ),
     status_codes(200, 503, 500)
 )]
@@ -54,8 +54,16 @@ async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     .await;
     let pg_ok = matches!(pg, Ok(Ok(_)));
     let redis_ok = matches!(rd, Ok(Ok(_)));
-    let body = json!({"status": if pg_ok && redis_ok { "ok" } else { "unavailable" }, "postgres": pg_ok, "redis": redis_ok});
-    if !(pg_ok && redis_ok) {
+    let draining = state.draining.is_cancelled();
+    let status = if draining {
+        "draining"
+    } else if pg_ok && redis_ok {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    let body = json!({"status": status, "postgres": pg_ok, "redis": redis_ok});
+    if draining || !(pg_ok && redis_ok) {
         res.status_code(StatusCode::SERVICE_UNAVAILABLE);
     }
     res.render(Json(body));

@@ -219,6 +219,65 @@ async fn a_stream_cut_by_an_api_restart_resumes_on_the_next_process() -> anyhow:
     Ok(())
 }
 
+/// SIGTERM with `PACER_SHUTDOWN_DELAY_SECS`: `/readyz` answers 503 `draining` at once, so a
+/// load balancer takes the process out of rotation, while requests are still served (a
+/// submission is accepted and an open stream goes on to `done`); a second SIGTERM cuts the
+/// (here ten-minute) delay short and the process exits cleanly.
+#[tokio::test]
+async fn sigterm_reports_draining_while_the_api_still_serves() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.set("PACER_SHUTDOWN_DELAY_SECS", "600");
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let (s, body) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    assert_eq!((s, body["status"].as_str()), (200, Some("ok")));
+    let mut api = app
+        .api
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no API process"))?;
+
+    api.signal(15);
+    let body = eventually(
+        Duration::from_secs(30),
+        "readyz to say draining",
+        || async {
+            let (s, body) = app
+                .request(reqwest::Method::GET, None, "/readyz", None)
+                .await?;
+            Ok((s == 503).then_some(body))
+        },
+    )
+    .await?;
+    assert_eq!(
+        (
+            body["status"].as_str(),
+            body["postgres"].as_bool(),
+            body["redis"].as_bool()
+        ),
+        (Some("draining"), Some(true), Some(true))
+    );
+    // still serving: a submission is accepted and runs to `done` on a worker started now
+    let id = app.submit(&coach, "generate_draft", draft_input()).await?;
+    app.start_worker(&[])?;
+    let events = app.events(&coach, id, None, None).await?;
+    assert_eq!(
+        types(&events).last().map(String::as_str),
+        Some("done"),
+        "{events:?}"
+    );
+    assert!(
+        api.wait_exit(Duration::from_millis(1)).await.is_err(),
+        "exited before the delay"
+    );
+
+    api.signal(15);
+    assert_eq!(api.wait_exit(Duration::from_secs(30)).await?, Some(0));
+    Ok(())
+}
+
 #[tokio::test]
 async fn two_hundred_sse_clients_on_one_api_process_all_receive_every_event() -> anyhow::Result<()>
 {
