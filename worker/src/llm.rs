@@ -11,7 +11,8 @@
 //!   `Retry-After`; a 429 for an exhausted quota is not retried. Token usage is recorded on the
 //!   job and capped per job.
 //! - A draft the model stopped at its token limit (`finish_reason: length`) is kept without the
-//!   line it was writing and marked in its metadata, with the weeks it lacks.
+//!   line it was writing (or its last word, if it is one line) and marked in its metadata,
+//!   with the weeks it lacks. An empty draft fails the attempt, not the job.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -274,8 +275,7 @@ impl OpenAi {
             // the line the limit cut is dropped; the weeks the draft has no section for are
             // named, for the coach to add (a draft is text to edit, and what the model wrote
             // is paid for)
-            let kept = text.trim_end().rfind('\n').unwrap_or(0);
-            text.truncate(kept);
+            drop_unfinished_tail(&mut text);
             let sections = pacer_planner::draft_sections(&text);
             missing_weeks = (1..=input.weeks)
                 .filter(|w| !sections.contains_key(w))
@@ -284,7 +284,8 @@ impl OpenAi {
         }
         let text = text.trim().to_owned();
         if text.len() < 10 {
-            return Err(JobError::Permanent(anyhow!(
+            // a sampled answer: another attempt may well write one
+            return Err(JobError::Retryable(anyhow!(
                 "the model returned an empty draft{}",
                 if cut_off {
                     format!(" before its token limit ({max_tokens} tokens)")
@@ -518,6 +519,17 @@ impl OpenAi {
             }
         }
     }
+}
+
+/// Drops what a draft cut off at its token limit was writing when it stopped: its last line,
+/// or, when the whole draft is one line (a model that never breaks its lines), its last word.
+fn drop_unfinished_tail(text: &mut String) {
+    let written = text.trim_end();
+    let kept = written
+        .rfind('\n')
+        .or_else(|| written.rfind(char::is_whitespace))
+        .unwrap_or(0);
+    text.truncate(kept);
 }
 
 /// The longest a request waits before its retry, whatever a `Retry-After` asks: a longer
@@ -1038,6 +1050,19 @@ mod tests {
             classify(OpenAIError::JSONDeserialize(e, raw)),
             JobError::Permanent(_)
         ));
+    }
+
+    #[test]
+    fn a_cut_off_draft_loses_its_unfinished_line_or_its_last_word() {
+        let mut text = "Week 1 (base): Easy\n- Monday: Easy run 30 min\n- Wednesday: Ea".to_owned();
+        drop_unfinished_tail(&mut text);
+        assert_eq!(text, "Week 1 (base): Easy\n- Monday: Easy run 30 min");
+        let mut one_line = "Week 1 base, Monday easy run, Wednesday tempo ru".to_owned();
+        drop_unfinished_tail(&mut one_line);
+        assert_eq!(one_line, "Week 1 base, Monday easy run, Wednesday tempo");
+        let mut one_word = "Weeeeeeeeeeeeeeeek".to_owned();
+        drop_unfinished_tail(&mut one_word);
+        assert_eq!(one_word, "");
     }
 
     #[test]

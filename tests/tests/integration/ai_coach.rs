@@ -1373,6 +1373,40 @@ mod openai {
         Ok(())
     }
 
+    /// A small sampling model may answer with nothing, or run to its token limit on a single
+    /// line: an empty draft is another attempt's to write, and a one-line draft cut off at the
+    /// limit keeps all but its unfinished word.
+    #[tokio::test]
+    async fn an_empty_draft_is_tried_again_and_a_one_line_cut_off_draft_is_kept()
+    -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|_, n| match n {
+            0 => Reply::Chunks(vec!["  ".into(), "\n".into()]),
+            _ => Reply::CutOff(vec![
+                "Week 1 (base): easy running, Monday easy run 30 min, ".into(),
+                "Wednesday tempo ru".into(),
+            ]),
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+
+        let (s, draft) = app
+            .post(
+                &coach,
+                "/api/v1/ai-coach/generate-draft",
+                &json!({"weeks": 1, "level": "beginner", "org_id": "org_demo"}),
+            )
+            .await?;
+
+        assert_eq!(s, 200, "{draft}");
+        assert_eq!(
+            draft["data"]["draft"],
+            "Week 1 (base): easy running, Monday easy run 30 min, Wednesday tempo"
+        );
+        assert_eq!(draft["data"]["metadata"]["truncated"], true, "{draft}");
+        assert_eq!(fake.count(), 2, "the empty answer was tried again");
+        Ok(())
+    }
+
     /// A plan job whose week requests all fail and whose retry waits 5 s, submitted and
     /// followed until its first attempt has failed (the retry is waiting).
     async fn a_plan_waiting_for_its_retry() -> anyhow::Result<(FakeLlm, TestApp, String, uuid::Uuid)>
