@@ -1508,6 +1508,10 @@ pub struct PlanInstanceCreate {
     pub start_date: chrono::NaiveDate,
     #[salvo(schema(minimum = 1, maximum = 104))]
     pub total_weeks: i64,
+    /// The sessions the plan plans (`missed_sessions` and `no_data` compare them with the
+    /// athlete's runs). A generated plan's `content` is accepted as it is.
+    #[salvo(schema(max_items = 1456))]
+    pub sessions: Option<Vec<PlannedSession>>,
 }
 
 /// Changes to a plan instance (fields left out keep their value).
@@ -1519,6 +1523,22 @@ pub struct PlanInstanceUpdate {
     pub start_date: Option<chrono::NaiveDate>,
     #[salvo(schema(minimum = 1, maximum = 104))]
     pub total_weeks: Option<i64>,
+    /// Replaces the plan's sessions (`[]` removes them; left out or `null`: kept).
+    #[salvo(schema(max_items = 1456))]
+    pub sessions: Option<Vec<PlannedSession>>,
+}
+
+/// A planned session on the athlete's local calendar day: the fields of an AI Coach workout
+/// that adherence reads (others are ignored).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PlannedSession {
+    pub date: chrono::NaiveDate,
+    #[salvo(schema(minimum = 1, maximum = 86400))]
+    pub target_duration_in_seconds: i64,
+    #[salvo(schema(minimum = 0, maximum = 1000000))]
+    pub target_distance_in_meters: Option<f64>,
+    #[salvo(schema(max_length = 200))]
+    pub workout_name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -1530,6 +1550,8 @@ pub struct PlanInstance {
     /// 0 before the start, then 1..=`total_weeks`.
     pub current_week: i64,
     pub total_weeks: i64,
+    /// In the order they were sent (not in `athlete_profile` and the roster).
+    pub sessions: Vec<PlannedSession>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -275,6 +275,64 @@ pub fn long_run_flag(longest_km: f64, longest_secs: f64, week_km: f64) -> Option
     (!reasons.is_empty()).then(|| Flag::new("long_run_overreach", "info", reasons.join("; ")))
 }
 
+/// What the athlete planned and did over the 7 days before today (a session planned for today
+/// may still be run today, so today is not judged).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Adherence {
+    /// sessions planned on those days (plans not cancelled)
+    pub planned: usize,
+    /// of those, sessions on a day with no run
+    pub missed: usize,
+    /// Σ planned duration, seconds
+    pub planned_secs: f64,
+    /// Σ over the planned days of min(run moving time, planned duration), seconds
+    pub done_secs: f64,
+    /// activities of any sport on those days and today
+    pub activities: u32,
+}
+
+impl Adherence {
+    /// Weekly compliance (§5.3, TrainingPeaks): Σ min(completed, planned) / Σ planned.
+    pub fn compliance(&self) -> Option<f64> {
+        (self.planned_secs > 0.0).then(|| self.done_secs / self.planned_secs)
+    }
+}
+
+/// `no_data` (§5.3): no activity at all in 7 days (and today) while at least 3 sessions were
+/// planned; else `missed_sessions`: weekly compliance under 70 % or at least 2 sessions missed.
+/// `no_data` says more (nothing was recorded, a device may not be syncing), so it is raised
+/// instead of `missed_sessions`, not beside it.
+pub fn adherence_flag(a: &Adherence) -> Option<Flag> {
+    if a.planned == 0 {
+        return None;
+    }
+    if a.activities == 0 && a.planned >= 3 {
+        return Some(Flag::new(
+            "no_data",
+            "warning",
+            format!(
+                "no activity recorded in the 7 days before today, with {} sessions planned",
+                a.planned
+            ),
+        ));
+    }
+    let compliance = a.compliance().unwrap_or(1.0);
+    (compliance < 0.70 || a.missed >= 2).then(|| {
+        Flag::new(
+            "missed_sessions",
+            "warning",
+            format!(
+                "{} of {} planned sessions missed in the 7 days before today; weekly compliance {:.0} % (planned {}, run {})",
+                a.missed,
+                a.planned,
+                compliance * 100.0,
+                hms(a.planned_secs),
+                hms(a.done_secs)
+            ),
+        )
+    })
+}
+
 /// Recovery score (§5.4, a placeholder convention): `clamp(50 + 15·(0.7·z_hrv + 0.3·z_rhr))`
 /// against 60-day baselines (ln rMSSD for HRV). `None` without enough baseline values.
 pub fn recovery_score(
@@ -461,6 +519,58 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn adherence_compliance_under_70_percent_or_two_missed_sessions() {
+        let a = |planned, missed, planned_secs, done_secs, activities| Adherence {
+            planned,
+            missed,
+            planned_secs,
+            done_secs,
+            activities,
+        };
+        // L37: 45 of 60 planned minutes is 0.75, over the 0.70 bound, and nothing missed
+        assert_eq!(a(1, 0, 3600.0, 2700.0, 1).compliance(), Some(0.75));
+        assert!(adherence_flag(&a(1, 0, 3600.0, 2700.0, 1)).is_none());
+        let f = adherence_flag(&a(3, 1, 3.0 * 3600.0, 7000.0, 2)).unwrap();
+        assert_eq!((f.code, f.severity), ("missed_sessions", "warning"));
+        assert!(
+            f.message.contains("1 of 3") && f.message.contains("65 %"),
+            "{}",
+            f.message
+        );
+        // two missed sessions flag even when the runs done made up the time
+        assert!(adherence_flag(&a(4, 2, 4.0 * 1800.0, 4.0 * 1800.0, 2)).is_some());
+        // exactly 70 % is not under it
+        assert!(adherence_flag(&a(2, 1, 2.0 * 3600.0, 0.7 * 2.0 * 3600.0, 1)).is_none());
+        // nothing planned: nothing to miss
+        assert!(adherence_flag(&a(0, 0, 0.0, 0.0, 0)).is_none());
+    }
+
+    #[test]
+    fn no_data_needs_three_planned_sessions_and_no_activity_at_all() {
+        let none = Adherence {
+            planned: 3,
+            missed: 3,
+            planned_secs: 3.0 * 3600.0,
+            ..Adherence::default()
+        };
+        assert_eq!(adherence_flag(&none).unwrap().code, "no_data");
+        // two planned and nothing done: missed, not no_data
+        let two = Adherence {
+            planned: 2,
+            missed: 2,
+            planned_secs: 7200.0,
+            ..Adherence::default()
+        };
+        assert_eq!(adherence_flag(&two).unwrap().code, "missed_sessions");
+        // a bike ride is an activity: the sessions were missed, but there is data
+        let ride = Adherence {
+            activities: 1,
+            ..none
+        };
+        assert_eq!(adherence_flag(&ride).unwrap().code, "missed_sessions");
     }
 
     #[test]

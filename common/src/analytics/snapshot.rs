@@ -13,6 +13,8 @@ use super::{avg_pace, four_week_avg};
 #[derive(Debug, Clone, Default)]
 pub struct DayTotals {
     pub day: NaiveDate,
+    /// activities of any sport
+    pub activities: u32,
     pub run_distance: f64,
     pub run_moving_time: f64,
     /// longest single run of the day, metres
@@ -32,6 +34,13 @@ pub struct HealthDay {
     pub hrv_rmssd: Option<f64>,
     pub vo2_max: Option<f64>,
     pub recovery_score: Option<f64>,
+}
+
+/// One session of a plan not cancelled, on the athlete's local day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedSession {
+    pub day: NaiveDate,
+    pub duration_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -57,9 +66,14 @@ pub fn week_start(d: NaiveDate) -> NaiveDate {
     d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
 }
 
-/// Computes the snapshot for local date `today`. `days` and `health` may come in any order
-/// and may include days after `today` (ignored).
-pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Snapshot {
+/// Computes the snapshot for local date `today`. `days`, `health` and `planned` may come in
+/// any order and may include days after `today` (ignored).
+pub fn compute(
+    today: NaiveDate,
+    days: &[DayTotals],
+    health: &[HealthDay],
+    planned: &[PlannedSession],
+) -> Snapshot {
     let days: Vec<&DayTotals> = days.iter().filter(|d| d.day <= today).collect();
     let monday = week_start(today);
     let sum_in = |from: NaiveDate, to: NaiveDate, f: &dyn Fn(&DayTotals) -> f64| -> f64 {
@@ -222,6 +236,7 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
     if rhr_base.len() >= 14 && rhr_recent.len() >= 3 {
         flags.extend(signals::rhr_flag(&rhr_base, &rhr_recent));
     }
+    flags.extend(signals::adherence_flag(&adherence(today, &days, planned)));
 
     Snapshot {
         weekly_distance_km: week_dist / 1000.0,
@@ -241,6 +256,45 @@ pub fn compute(today: NaiveDate, days: &[DayTotals], health: &[HealthDay]) -> Sn
     }
 }
 
+/// Planned sessions against runs over the 7 days before today, day by day: a day's run moving
+/// time counts up to the day's planned duration, and the sessions of a day without a run are
+/// missed.
+fn adherence(
+    today: NaiveDate,
+    days: &[&DayTotals],
+    planned: &[PlannedSession],
+) -> signals::Adherence {
+    let first = today - Duration::days(7);
+    let mut by_day: std::collections::BTreeMap<NaiveDate, (usize, f64)> = Default::default();
+    for p in planned.iter().filter(|p| p.day >= first && p.day < today) {
+        let e = by_day.entry(p.day).or_default();
+        e.0 += 1;
+        e.1 += p.duration_s;
+    }
+    let mut a = signals::Adherence {
+        activities: days
+            .iter()
+            .filter(|d| d.day >= first)
+            .map(|d| d.activities)
+            .sum(),
+        ..Default::default()
+    };
+    for (day, (sessions, secs)) in by_day {
+        let ran = days
+            .iter()
+            .filter(|d| d.day == day)
+            .map(|d| d.run_moving_time)
+            .sum::<f64>();
+        a.planned += sessions;
+        a.planned_secs += secs;
+        a.done_secs += ran.min(secs);
+        if ran <= 0.0 {
+            a.missed += sessions;
+        }
+    }
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +306,7 @@ mod tests {
     fn run(day: &str, km: f64, secs: f64, load: f64) -> DayTotals {
         DayTotals {
             day: date(day),
+            activities: 1,
             run_distance: km * 1000.0,
             run_moving_time: secs,
             longest_run: km * 1000.0,
@@ -275,7 +330,7 @@ mod tests {
             run("2025-04-23", 8.0, 2640.0, 80.0),
             run("2025-04-24", 50.0, 9000.0, 999.0),
         ];
-        let s = compute(today, &days, &[]);
+        let s = compute(today, &days, &[], &[]);
         assert!((s.weekly_distance_km - 18.0).abs() < 1e-9);
         assert!((s.avg_pace_s_per_km.unwrap() - 5640.0 / 18.0).abs() < 1e-9);
         assert!(
@@ -303,7 +358,7 @@ mod tests {
                 recovery_score: (i == 0 || i == 7).then_some(if i == 0 { 80.0 } else { 70.0 }),
             });
         }
-        let s = compute(today, &[], &health);
+        let s = compute(today, &[], &health, &[]);
         assert_eq!(s.vo2_max, Some(52.0));
         assert_eq!(s.vo2_max_prev, Some(50.0));
         assert_eq!(s.hrv_avg, Some(60.0));
@@ -319,7 +374,7 @@ mod tests {
             run("2025-04-15", 32.0, 9600.0, 100.0),
             run("2025-04-22", 45.0, 13500.0, 100.0),
         ];
-        let s = compute(today, &days, &[]);
+        let s = compute(today, &days, &[], &[]);
         assert!(
             s.flags.iter().any(|f| f.code == "volume_spike"),
             "{:?}",
@@ -337,7 +392,7 @@ mod tests {
             run("2025-04-15", 30.0, 9000.0, 80.0),
             run("2025-04-22", 40.0, 12000.0, 100.0),
         ];
-        let s = compute(today, &days, &[]);
+        let s = compute(today, &days, &[], &[]);
         assert!(
             s.flags.iter().all(|f| f.code != "volume_spike"),
             "{:?}",
@@ -361,7 +416,7 @@ mod tests {
             run("2025-04-23", 8.0, 2400.0, 60.0),
         ];
         let codes = |s: &Snapshot| s.flags.iter().map(|f| f.code).collect::<Vec<_>>();
-        let s = compute(today, &days, &[]);
+        let s = compute(today, &days, &[], &[]);
         assert!(codes(&s).contains(&"monotony_high"), "{:?}", s.flags);
         assert!(!codes(&s).contains(&"long_run_overreach"), "{:?}", s.flags);
         // three runs in the week, the long one half of it
@@ -370,7 +425,7 @@ mod tests {
             run("2025-04-20", 16.0, 5400.0, 120.0),
             run("2025-04-22", 5.0, 1500.0, 40.0),
         ];
-        let s = compute(today, &days, &[]);
+        let s = compute(today, &days, &[], &[]);
         assert!(codes(&s).contains(&"long_run_overreach"), "{:?}", s.flags);
         assert!(!codes(&s).contains(&"monotony_high"), "{:?}", s.flags);
     }
@@ -394,26 +449,27 @@ mod tests {
                 .find(|f| f.code == "long_run_overreach")
                 .cloned()
         };
-        let s = compute(today, &week(9000.0), &[]);
+        let s = compute(today, &week(9000.0), &[], &[]);
         assert_eq!(flag(&s), None, "exactly 150 min is not over");
-        let s = compute(today, &week(9300.0), &[]);
+        let s = compute(today, &week(9300.0), &[], &[]);
         let f = flag(&s).unwrap_or_else(|| panic!("{:?}", s.flags));
         assert!(f.message.contains("2:35:00"), "{}", f.message);
         // the longest by time need not be the longest by distance: a slow 12 km trail run
         let mut days = week(5000.0);
         days.push(DayTotals {
             day: date("2025-04-19"),
+            activities: 1,
             run_distance: 12000.0,
             run_moving_time: 9300.0,
             longest_run: 12000.0,
             longest_run_time: 9300.0,
             ..DayTotals::default()
         });
-        assert!(flag(&compute(today, &days, &[])).is_some());
+        assert!(flag(&compute(today, &days, &[], &[])).is_some());
         // a long run 8 days back is out of the window
         let mut days = week(5000.0);
         days.push(run("2025-04-15", 16.0, 9300.0, 90.0));
-        assert_eq!(flag(&compute(today, &days, &[])), None);
+        assert_eq!(flag(&compute(today, &days, &[], &[])), None);
     }
 
     /// 60 baseline days (ln rMSSD alternating 4.0 / 4.2: mean 4.1, SD 0.10, bound 3.90) then
@@ -444,7 +500,7 @@ mod tests {
     fn hrv_acute_drop_counts_two_consecutive_low_days_of_the_last_7() {
         let today = date("2025-04-23");
         let codes = |health: &[HealthDay]| {
-            compute(today, &[], health)
+            compute(today, &[], health, &[])
                 .flags
                 .iter()
                 .map(|f| f.code)
@@ -456,7 +512,7 @@ mod tests {
             c.contains(&"hrv_acute_drop") && c.contains(&"hrv_low"),
             "{c:?}"
         );
-        let s = compute(today, &[], &hrv_days(today, &[2, 3], &[]));
+        let s = compute(today, &[], &hrv_days(today, &[2, 3], &[]), &[]);
         let f = s.flags.iter().find(|f| f.code == "hrv_acute_drop");
         assert!(
             f.is_some_and(|f| f.message.contains("2025-04-20 to 2025-04-21")),
@@ -471,5 +527,67 @@ mod tests {
         // the day before the window belongs to the baseline: it does not pair with day 6
         let c = codes(&hrv_days(today, &[6, 7], &[]));
         assert!(!c.contains(&"hrv_acute_drop"), "{c:?}");
+    }
+
+    #[test]
+    fn planned_sessions_of_the_7_days_before_today_give_missed_sessions_and_no_data() {
+        // today is Wednesday 2025-04-23; the window is 04-16 to 04-22
+        let today = date("2025-04-23");
+        let plan = |day: &str, mins: f64| PlannedSession {
+            day: date(day),
+            duration_s: mins * 60.0,
+        };
+        let planned = [
+            plan("2025-04-15", 60.0), // before the window
+            plan("2025-04-16", 40.0),
+            plan("2025-04-18", 40.0),
+            plan("2025-04-20", 90.0),
+            plan("2025-04-23", 40.0), // today: may still be run
+        ];
+        let codes = |days: &[DayTotals]| {
+            compute(today, days, &[], &planned)
+                .flags
+                .iter()
+                .map(|f| (f.code, f.message.clone()))
+                .collect::<Vec<_>>()
+        };
+        // all three run, one of them short: 40 + 40 + 60 of 170 min = 82 %
+        let done = [
+            run("2025-04-16", 8.0, 2400.0, 50.0),
+            run("2025-04-18", 8.0, 2700.0, 50.0),
+            run("2025-04-20", 12.0, 3600.0, 70.0),
+        ];
+        let c = codes(&done);
+        assert!(
+            c.iter()
+                .all(|(code, _)| *code != "missed_sessions" && *code != "no_data"),
+            "{c:?}"
+        );
+        // the long run skipped: 80 of 170 min = 47 %, one session missed
+        let c = codes(&done[..2]);
+        let missed = c.iter().find(|(code, _)| *code == "missed_sessions");
+        assert!(
+            missed.is_some_and(|(_, m)| m.starts_with("1 of 3") && m.contains("47 %")),
+            "{c:?}"
+        );
+        // nothing at all recorded, three sessions planned
+        let c = codes(&[]);
+        assert!(c.iter().any(|(code, _)| *code == "no_data"), "{c:?}");
+        assert!(
+            c.iter().all(|(code, _)| *code != "missed_sessions"),
+            "{c:?}"
+        );
+        // a ride (no run) on a planned day: data, but the sessions were missed
+        let ride = DayTotals {
+            day: date("2025-04-17"),
+            activities: 1,
+            ..DayTotals::default()
+        };
+        let c = codes(&[ride]);
+        let missed = c.iter().find(|(code, _)| *code == "missed_sessions");
+        assert!(
+            missed.is_some_and(|(_, m)| m.starts_with("3 of 3")),
+            "{c:?}"
+        );
     }
 }

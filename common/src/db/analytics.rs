@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::analytics::RUN_TYPES;
-use crate::analytics::snapshot::{DayTotals, HealthDay, Snapshot};
+use crate::analytics::snapshot::{DayTotals, HealthDay, PlannedSession, Snapshot};
 
 /// Owner of the jobs ingestion enqueues (the debounce index is on this owner).
 pub const SYSTEM_OWNER: &str = "system:analytics";
@@ -412,6 +412,8 @@ pub async fn rebuild_rollups(
 #[derive(sqlx::FromRow)]
 struct RollupRow {
     day: NaiveDate,
+    /// every activity of the day (the column predates its other sports)
+    runs: i32,
     run_distance: f64,
     run_moving_time: i32,
     longest_run: f64,
@@ -426,7 +428,7 @@ pub async fn rollup_totals(
     athlete_id: &str,
 ) -> sqlx::Result<Vec<DayTotals>> {
     let rows: Vec<RollupRow> = sqlx::query_as(
-        "select day, run_distance, run_moving_time, longest_run, longest_run_time, training_load,
+        "select day, runs, run_distance, run_moving_time, longest_run, longest_run_time, training_load,
                 pace_zone_seconds
            from daily_rollups where athlete_id = $1 order by day",
     )
@@ -442,6 +444,7 @@ pub async fn rollup_totals(
             }
             DayTotals {
                 day: r.day,
+                activities: u32::try_from(r.runs).unwrap_or(0),
                 run_distance: r.run_distance,
                 run_moving_time: f64::from(r.run_moving_time),
                 longest_run: r.longest_run,
@@ -651,6 +654,103 @@ pub struct PlanIn {
     pub status: Option<String>,
     pub start_date: Option<NaiveDate>,
     pub total_weeks: Option<i32>,
+    /// `Some`: the plan's sessions are replaced by these (an empty list removes them).
+    pub sessions: Option<Vec<SessionIn>>,
+}
+
+/// One planned session, on the athlete's local calendar day (the fields of an AI Coach
+/// workout, so that a generated plan's `content` can be sent as it is).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+pub struct SessionIn {
+    #[serde(rename = "date")]
+    pub day: NaiveDate,
+    #[serde(rename = "target_duration_in_seconds")]
+    pub duration_s: i32,
+    #[serde(rename = "target_distance_in_meters")]
+    pub distance_m: Option<f64>,
+    #[serde(rename = "workout_name")]
+    pub name: Option<String>,
+}
+
+/// Replaces the plan's sessions (in the caller's transaction, with the plan's write).
+pub async fn replace_sessions(
+    tx: &mut PgConnection,
+    plan_id: &str,
+    athlete_id: &str,
+    sessions: &[SessionIn],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from planned_sessions where plan_instance_id = $1")
+        .bind(plan_id)
+        .execute(&mut *tx)
+        .await?;
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "insert into planned_sessions (plan_instance_id, seq, athlete_id, day, duration_s, distance_m, name)
+         select $1, s.seq, $2, s.day, s.duration_s, s.distance_m, s.name
+           from unnest($3::date[], $4::int4[], $5::float8[], $6::text[])
+                with ordinality as s(day, duration_s, distance_m, name, seq)",
+    )
+    .bind(plan_id)
+    .bind(athlete_id)
+    .bind(sessions.iter().map(|s| s.day).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|s| s.duration_s).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|s| s.distance_m).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The sessions of these plans, by plan, in the order they were sent.
+pub async fn sessions_of(
+    db: impl PgExecutor<'_>,
+    plan_ids: &[String],
+) -> sqlx::Result<std::collections::HashMap<String, Vec<SessionIn>>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        plan_instance_id: String,
+        #[sqlx(flatten)]
+        session: SessionIn,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "select plan_instance_id, day, duration_s, distance_m, name from planned_sessions
+          where plan_instance_id = any($1) order by plan_instance_id, seq",
+    )
+    .bind(plan_ids)
+    .fetch_all(db)
+    .await?;
+    let mut out = std::collections::HashMap::<String, Vec<SessionIn>>::new();
+    for r in rows {
+        out.entry(r.plan_instance_id).or_default().push(r.session);
+    }
+    Ok(out)
+}
+
+/// The athlete's planned sessions from `since` on, of plans not cancelled, as snapshot input.
+pub async fn planned_since(
+    db: impl PgExecutor<'_>,
+    athlete_id: &str,
+    since: NaiveDate,
+) -> sqlx::Result<Vec<PlannedSession>> {
+    let rows: Vec<(NaiveDate, i32)> = sqlx::query_as(
+        "select s.day, s.duration_s from planned_sessions s
+           join plan_instances p on p.id = s.plan_instance_id
+          where s.athlete_id = $1 and s.day >= $2 and p.status <> 'cancelled'
+          order by s.day",
+    )
+    .bind(athlete_id)
+    .bind(since)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(day, secs)| PlannedSession {
+            day,
+            duration_s: f64::from(secs),
+        })
+        .collect())
 }
 
 pub async fn create_plan(

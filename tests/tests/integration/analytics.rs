@@ -2039,3 +2039,237 @@ async fn analytics_a_new_time_zone_recomputes_the_athletes_days() -> anyhow::Res
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_plan_sessions_raise_missed_sessions_and_no_data_until_the_plan_is_cancelled()
+-> anyhow::Result<()> {
+    // Arrange: two athletes in UTC; one ran one of its three planned sessions, the other
+    // recorded nothing at all
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    let coach = app.coach();
+    let today = Utc::now().date_naive();
+    let day = |n: i64| (today - chrono::Duration::days(n)).to_string();
+    let session = |n: i64, secs: i64| {
+        json!({"date": day(n), "target_duration_in_seconds": secs, "workout_name": "Easy run",
+               "week": 1, "workout_type": "run"})
+    };
+    athlete(&app, "usr_adh1", "org_demo", "UTC", json!({})).await?;
+    athlete(&app, "usr_adh2", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_adh1", "athlete", "org_demo");
+    let ran = format!("{}T12:00:00Z", day(5));
+    let (s, body) = app
+        .post(&token, "/api/v1/activities", &run("a1", &ran, 8000.0, 2400))
+        .await?;
+    anyhow::ensure!(s == 200, "upload: {s} {body}");
+    let flags = |user: &'static str| {
+        let app = &app;
+        async move {
+            settled(app, user).await?;
+            let (s, body) = app
+                .get(
+                    &app.coach(),
+                    &format!("/api/v1/analytics/athlete_profile?user_id={user}&refresh=true"),
+                )
+                .await?;
+            anyhow::ensure!(s == 200, "profile: {s} {body}");
+            Ok::<_, anyhow::Error>(
+                body["data"]["metrics"]["attention_signals"]["flags"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .map(|x| {
+                                let code = x["code"].as_str().unwrap_or_default();
+                                (
+                                    code.to_owned(),
+                                    x["message"].as_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let has = |f: &[(String, String)], code: &str| f.iter().any(|(c, _)| c == code);
+
+    // Act: plans with sessions (extra workout fields, as in a generated plan's content, are
+    // ignored); a session today is not judged yet
+    let (s1, plan1) = app
+        .post(&coach, "/api/v1/athletes/usr_adh1/plans",
+            &json!({"name": "10K block", "status": "active", "start_date": day(6), "total_weeks": 4,
+                    "sessions": [session(5, 2400), session(3, 2400), session(1, 3600), session(0, 3600)]}))
+        .await?;
+    let (s2, plan2) = app
+        .post(
+            &coach,
+            "/api/v1/athletes/usr_adh2/plans",
+            &json!({"name": "Base", "status": "active", "start_date": day(6), "total_weeks": 4,
+                    "sessions": [session(6, 1800), session(4, 1800), session(2, 1800)]}),
+        )
+        .await?;
+    let missed = flags("usr_adh1").await?;
+    let no_data = flags("usr_adh2").await?;
+    let (_, listed) = app.get(&coach, "/api/v1/athletes/usr_adh1/plans").await?;
+    // cancelling the plan takes its sessions out of the signals
+    let plan2_id = plan2["data"]["plan_instance_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (s3, _) = app
+        .request(
+            reqwest::Method::PATCH,
+            Some(&coach),
+            &format!("/api/v1/athletes/usr_adh2/plans/{plan2_id}"),
+            Some(&json!({"status": "cancelled"})),
+        )
+        .await?;
+    let cancelled = flags("usr_adh2").await?;
+    // sessions replaced by the ones actually run: nothing missed
+    let plan1_id = plan1["data"]["plan_instance_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (s4, replaced) = app
+        .request(
+            reqwest::Method::PUT,
+            Some(&coach),
+            &format!("/api/v1/athletes/usr_adh1/plans/{plan1_id}"),
+            Some(&json!({"sessions": [session(5, 2400)]})),
+        )
+        .await?;
+    let kept = flags("usr_adh1").await?;
+
+    // Assert
+    assert_eq!(
+        [s1, s2, s3, s4],
+        [201, 201, 200, 200],
+        "{plan1} {plan2} {replaced}"
+    );
+    let m = missed.iter().find(|(c, _)| c == "missed_sessions");
+    assert!(
+        m.is_some_and(|(_, msg)| msg.starts_with("2 of 3") && msg.contains("29 %")),
+        "40 of 140 planned minutes, two sessions without a run: {missed:?}"
+    );
+    assert!(!has(&missed, "no_data"), "{missed:?}");
+    assert!(
+        has(&no_data, "no_data") && !has(&no_data, "missed_sessions"),
+        "{no_data:?}"
+    );
+    assert!(
+        !has(&cancelled, "no_data"),
+        "a cancelled plan's sessions do not count: {cancelled:?}"
+    );
+    assert!(!has(&kept, "missed_sessions"), "{kept:?}");
+    let sessions = &listed["data"]["plans"][0]["sessions"];
+    assert_eq!(sessions.as_array().map(Vec::len), Some(4), "{listed}");
+    assert_eq!(
+        sessions[0],
+        json!({"date": day(5), "target_duration_in_seconds": 2400,
+               "target_distance_in_meters": null, "workout_name": "Easy run"})
+    );
+    assert_eq!(
+        replaced["data"]["sessions"].as_array().map(Vec::len),
+        Some(1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_invalid_plan_sessions_are_all_named_and_nothing_is_stored() -> anyhow::Result<()>
+{
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    let coach = app.coach();
+    athlete(&app, "usr_ps", "org_demo", "UTC", json!({})).await?;
+    let (s, plan) = app
+        .post(
+            &coach,
+            "/api/v1/athletes/usr_ps/plans",
+            &json!({"name": "Base", "start_date": "2025-01-06", "total_weeks": 4,
+                    "sessions": [{"date": "2025-01-07", "target_duration_in_seconds": 1800}]}),
+        )
+        .await?;
+    anyhow::ensure!(s == 201, "{s} {plan}");
+    let id = plan["data"]["plan_instance_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let stored = || async {
+        let (_, body) = app.get(&coach, "/api/v1/athletes/usr_ps/plans").await?;
+        Ok::<_, anyhow::Error>(body["data"]["plans"].clone())
+    };
+    let before = stored().await?;
+    let bad = json!([
+        {"target_duration_in_seconds": 1800},
+        {"date": "2025-01-08", "target_duration_in_seconds": 0},
+        "tuesday",
+        {"date": "08/01/2025", "target_duration_in_seconds": 1800, "target_distance_in_meters": -1},
+    ]);
+
+    // Act
+    let (create, created) = app
+        .post(
+            &coach,
+            "/api/v1/athletes/usr_ps/plans",
+            &json!({"name": "Next", "start_date": "2025-02-03", "total_weeks": 4, "sessions": bad}),
+        )
+        .await?;
+    let (update, updated) = app
+        .request(
+            reqwest::Method::PATCH,
+            Some(&coach),
+            &format!("/api/v1/athletes/usr_ps/plans/{id}"),
+            Some(&json!({"name": "Renamed", "sessions": bad})),
+        )
+        .await?;
+    let (not_list, _) = app
+        .request(
+            reqwest::Method::PATCH,
+            Some(&coach),
+            &format!("/api/v1/athletes/usr_ps/plans/{id}"),
+            Some(&json!({"sessions": {"date": "2025-01-08"}})),
+        )
+        .await?;
+    let too_many: Vec<Value> = (0..1457)
+        .map(|_| json!({"date": "2025-01-08", "target_duration_in_seconds": 60}))
+        .collect();
+    let (over, _) = app
+        .request(
+            reqwest::Method::PATCH,
+            Some(&coach),
+            &format!("/api/v1/athletes/usr_ps/plans/{id}"),
+            Some(&json!({"sessions": too_many})),
+        )
+        .await?;
+
+    // Assert
+    assert_eq!(
+        [create, update, not_list, over],
+        [400, 400, 400, 400],
+        "{created} {updated}"
+    );
+    let fields = |b: &Value| -> Vec<String> {
+        b["details"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for f in [
+        "sessions[0].date",
+        "sessions[1].target_duration_in_seconds",
+        "sessions[2]",
+        "sessions[3].date",
+        "sessions[3].target_distance_in_meters",
+    ] {
+        assert!(fields(&created).iter().any(|x| x == f), "{f}: {created}");
+        assert!(fields(&updated).iter().any(|x| x == f), "{f}: {updated}");
+    }
+    assert_eq!(stored().await?, before, "nothing changed");
+    Ok(())
+}

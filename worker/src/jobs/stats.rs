@@ -42,7 +42,8 @@ pub async fn recompute(ctx: &JobCtx) -> Result<Value, JobError> {
     let today = chrono::Utc::now().with_timezone(&tz).date_naive();
     let totals = db::rollup_totals(&mut *tx, &user.id).await?;
     let health = db::health_since(&mut *tx, &user.id, today - chrono::Duration::days(80)).await?;
-    let snap = snapshot::compute(today, &totals, &health);
+    let planned = db::planned_since(&mut *tx, &user.id, today - chrono::Duration::days(7)).await?;
+    let snap = snapshot::compute(today, &totals, &health, &planned);
     db::write_snapshot(&mut *tx, &user.id, today, &snap).await?;
     tx.commit().await?;
     ctx.progress("running", "Daily rollups rebuilt", 50).await?;

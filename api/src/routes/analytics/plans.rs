@@ -2,7 +2,7 @@
 //! list, create and update under `/api/v1/athletes/{user_id}/goals|plans`. The athlete itself,
 //! a coach of its organization, or an admin.
 
-use pacer_common::db::analytics::{self as db, GoalIn, GoalRow, PlanIn, PlanRow};
+use pacer_common::db::analytics::{self as db, GoalIn, GoalRow, PlanIn, PlanRow, SessionIn};
 use pacer_common::db::users::UserRow;
 use pacer_common::validate::FieldReader;
 use salvo::http::StatusCode;
@@ -117,7 +117,98 @@ fn read_plan(r: &mut FieldReader<'_>, create: bool) -> PlanIn {
         status,
         start_date,
         total_weeks: total_weeks.and_then(|n| i32::try_from(n).ok()),
+        sessions: read_sessions(r),
     }
+}
+
+/// Up to 2 sessions a day for the longest plan (104 weeks).
+const MAX_SESSIONS: usize = 1_456;
+
+/// `sessions`: a list of `{date, target_duration_in_seconds, target_distance_in_meters?,
+/// workout_name?}`; other fields are ignored, so a generated plan's `content` is accepted as it
+/// is. `null` or absent: the plan's sessions stay as they are.
+fn read_sessions(r: &mut FieldReader<'_>) -> Option<Vec<SessionIn>> {
+    let raw = r.raw("sessions")?;
+    let Some(items) = raw.as_array() else {
+        r.error("sessions", "must be a list of sessions");
+        return None;
+    };
+    if items.len() > MAX_SESSIONS {
+        r.error("sessions", format!("at most {MAX_SESSIONS} sessions"));
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut s = match FieldReader::nested(item, &format!("sessions[{i}].")) {
+            Ok(s) => s,
+            Err(e) => {
+                r.extend(e);
+                continue;
+            }
+        };
+        if s.raw("date").is_none() {
+            s.error("date", "is required (YYYY-MM-DD)");
+        }
+        let day = s.opt_date("date");
+        let duration = s.required_int("target_duration_in_seconds", 1, 86_400);
+        let distance = s.opt_number("target_distance_in_meters", 0.0, 1_000_000.0);
+        let name = s.opt_str("workout_name", 200);
+        match (
+            s.finish(),
+            day,
+            duration.and_then(|d| i32::try_from(d).ok()),
+        ) {
+            (Ok(()), Some(day), Some(duration_s)) => out.push(SessionIn {
+                day,
+                duration_s,
+                distance_m: distance,
+                name,
+            }),
+            (Err(e), _, _) => r.extend(e),
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// A plan as its own routes show it: with its sessions.
+fn plan_with_sessions(p: &PlanRow, today: chrono::NaiveDate, sessions: &[SessionIn]) -> Value {
+    let mut v = plan_view(p, today);
+    v["sessions"] = json!(sessions);
+    v
+}
+
+/// Writes the plan (`write`), its sessions when sent, and the athlete's debounced recompute
+/// (its adherence flags read the plans) in one transaction.
+async fn save_plan(
+    state: &AppState,
+    user: &UserRow,
+    p: &PlanIn,
+    id: Option<&str>,
+) -> Result<(PlanRow, Vec<SessionIn>), ApiError> {
+    let mut tx = state.db.begin().await?;
+    let row = match id {
+        None => db::create_plan(&mut *tx, &user.id, p).await?,
+        Some(id) => db::update_plan(&mut *tx, &user.id, id, p)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("plan instance {id} not found")))?,
+    };
+    if let Some(sessions) = &p.sessions {
+        db::replace_sessions(&mut tx, &row.id, &user.id, sessions).await?;
+    }
+    db::enqueue_recompute(
+        &mut *tx,
+        &user.id,
+        user.org_id.as_deref(),
+        state.config.common.max_attempts,
+    )
+    .await?;
+    let sessions = db::sessions_of(&mut *tx, std::slice::from_ref(&row.id))
+        .await?
+        .remove(&row.id)
+        .unwrap_or_default();
+    tx.commit().await?;
+    Ok((row, sessions))
 }
 
 #[endpoint(
@@ -258,11 +349,14 @@ pub async fn list_plans(
 ) -> Result<(), ApiError> {
     let (state, user) = athlete(req, depot).await?;
     let plans = db::list_plans(&state.db, std::slice::from_ref(&user.id)).await?;
+    let ids: Vec<String> = plans.iter().map(|p| p.id.clone()).collect();
+    let sessions = db::sessions_of(&state.db, &ids).await?;
     let t = today(&user);
-    ok(
-        res,
-        json!({"plans": plans.iter().map(|p| plan_view(p, t)).collect::<Vec<_>>()}),
-    );
+    let plans: Vec<Value> = plans
+        .iter()
+        .map(|p| plan_with_sessions(p, t, sessions.get(&p.id).map_or(&[], Vec::as_slice)))
+        .collect();
+    ok(res, json!({ "plans": plans }));
     Ok(())
 }
 
@@ -289,10 +383,10 @@ pub async fn create_plan(
     let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
     let p = read_plan(&mut r, true);
     r.finish().map_err(ApiError::validation)?;
-    let row = db::create_plan(&state.db, &user.id, &p).await?;
+    let (row, sessions) = save_plan(&state, &user, &p, None).await?;
     invalidate_athlete(&state, &user).await;
     res.status_code(StatusCode::CREATED);
-    ok(res, plan_view(&row, today(&user)));
+    ok(res, plan_with_sessions(&row, today(&user), &sessions));
     Ok(())
 }
 
@@ -351,10 +445,8 @@ async fn change_plan(
     let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
     let p = read_plan(&mut r, false);
     r.finish().map_err(ApiError::validation)?;
-    let row = db::update_plan(&state.db, &user.id, &id, &p)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("plan instance {id} not found")))?;
+    let (row, sessions) = save_plan(&state, &user, &p, Some(&id)).await?;
     invalidate_athlete(&state, &user).await;
-    ok(res, plan_view(&row, today(&user)));
+    ok(res, plan_with_sessions(&row, today(&user), &sessions));
     Ok(())
 }
