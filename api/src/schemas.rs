@@ -1512,6 +1512,10 @@ pub struct PlanInstanceCreate {
     /// athlete's runs). A generated plan's `content` is accepted as it is.
     #[salvo(schema(max_items = 1456))]
     pub sessions: Option<Vec<PlannedSession>>,
+    /// Instead of `sessions`: a succeeded `generate_plan` job of the caller's whose workouts
+    /// become the sessions (a workout without `date` falls on its `day` of its `week`, counted
+    /// from `start_date`). Another user's job: 404; not succeeded: 409 `job_not_succeeded`.
+    pub from_job: Option<uuid::Uuid>,
 }
 
 /// Changes to a plan instance (fields left out keep their value).
@@ -1526,6 +1530,8 @@ pub struct PlanInstanceUpdate {
     /// Replaces the plan's sessions (`[]` removes them; left out or `null`: kept).
     #[salvo(schema(max_items = 1456))]
     pub sessions: Option<Vec<PlannedSession>>,
+    /// Replaces the plan's sessions with a generated plan's workouts (see `PlanInstanceCreate`).
+    pub from_job: Option<uuid::Uuid>,
 }
 
 /// A planned session on the athlete's local calendar day: the fields of an AI Coach workout

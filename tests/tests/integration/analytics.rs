@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{Datelike, Utc};
 use pacer_tests::{TestApp, eventually, types};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -2271,5 +2272,109 @@ async fn analytics_invalid_plan_sessions_are_all_named_and_nothing_is_stored() -
         assert!(fields(&updated).iter().any(|x| x == f), "{f}: {updated}");
     }
     assert_eq!(stored().await?, before, "nothing changed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_a_generated_plan_becomes_the_plan_instances_sessions() -> anyhow::Result<()> {
+    // Arrange: a coach's generate_plan jobs, one with start_date (dated workouts) and one
+    // without; the worker starts only after a first look at an unfinished job
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    athlete(&app, "usr_gen", "org_demo", "UTC", json!({})).await?;
+    let coach = app.coach();
+    let draft = "Week 1 (base, 15 km): Aerobic foundation\n- Tuesday: Easy run 30 min\n- Thursday: Easy run 30 min\n- Sunday: Long run 6 km\n\
+                 Week 2 (base, 16 km): Aerobic foundation\n- Tuesday: Easy run 35 min\n- Thursday: Tempo run 20 min\n- Sunday: Long run 7 km\n";
+    let input =
+        json!({"weeks": 2, "level": "beginner", "org_id": "org_demo", "refined_draft": draft});
+    let mut dated = input.clone();
+    dated["start_date"] = json!("2025-05-06");
+    let dated = app.submit(&coach, "generate_plan", dated).await?;
+    let undated = app.submit(&coach, "generate_plan", input).await?;
+    let draft_job = app
+        .submit(
+            &coach,
+            "generate_draft",
+            json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"}),
+        )
+        .await?;
+    let plan = |from_job: Uuid, start: &str| {
+        json!({"name": "From the coach", "status": "active", "start_date": start, "total_weeks": 2,
+               "from_job": from_job})
+    };
+    let path = "/api/v1/athletes/usr_gen/plans";
+    let (unfinished, unfinished_body) = app.post(&coach, path, &plan(dated, "2025-05-06")).await?;
+    app.start_worker(&[])?;
+    let job = app.wait_state(&coach, dated, "succeeded", WAIT).await?;
+    app.wait_state(&coach, undated, "succeeded", WAIT).await?;
+
+    // Act
+    let (s1, from_dated) = app.post(&coach, path, &plan(dated, "2025-05-06")).await?;
+    // four weeks later, on the same weekday: the undated plan's days fall as the planner's would
+    let (s2, from_undated) = app.post(&coach, path, &plan(undated, "2025-06-03")).await?;
+    let athlete_token = app.token("usr_gen", "athlete", "org_demo");
+    let (not_theirs, _) = app
+        .post(&athlete_token, path, &plan(dated, "2025-05-06"))
+        .await?;
+    let (wrong_kind, wrong_kind_body) = app
+        .post(&coach, path, &plan(draft_job, "2025-05-06"))
+        .await?;
+    let mut both = plan(dated, "2025-05-06");
+    both["sessions"] = json!([]);
+    let (both_given, _) = app.post(&coach, path, &both).await?;
+    let (_, listed) = app.get(&coach, path).await?;
+
+    // Assert
+    assert_eq!(
+        (unfinished, unfinished_body["code"].as_str()),
+        (409, Some("job_not_succeeded")),
+        "{unfinished_body}"
+    );
+    assert_eq!([s1, s2], [201, 201], "{from_dated} {from_undated}");
+    let content = job["result"]["content"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let sessions = from_dated["data"]["sessions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(content.len(), 6, "{job}");
+    assert_eq!(sessions.len(), 6, "{from_dated}");
+    for (w, s) in content.iter().zip(&sessions) {
+        assert_eq!(s["date"], w["date"], "{s} {w}");
+        assert_eq!(
+            s["target_duration_in_seconds"],
+            w["target_duration_in_seconds"]
+        );
+        assert_eq!(s["workout_name"], w["workout_name"]);
+    }
+    let shifted: Vec<String> = sessions
+        .iter()
+        .filter_map(|s| s["date"].as_str())
+        .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .map(|d| (d + chrono::Duration::days(28)).to_string())
+        .collect();
+    let derived: Vec<String> = from_undated["data"]["sessions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["date"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(derived, shifted, "{from_undated}");
+    assert_eq!(
+        not_theirs, 404,
+        "another user's job does not exist for the athlete"
+    );
+    assert_eq!(wrong_kind, 400, "{wrong_kind_body}");
+    assert_eq!(both_given, 400);
+    assert_eq!(
+        listed["data"]["plans"].as_array().map(Vec::len),
+        Some(2),
+        "only the two accepted plans were stored: {listed}"
+    );
     Ok(())
 }

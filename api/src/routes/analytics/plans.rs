@@ -2,16 +2,21 @@
 //! list, create and update under `/api/v1/athletes/{user_id}/goals|plans`. The athlete itself,
 //! a coach of its organization, or an admin.
 
+use chrono::{Datelike, NaiveDate, Weekday};
+use pacer_common::auth::Claims;
 use pacer_common::db::analytics::{self as db, GoalIn, GoalRow, PlanIn, PlanRow, SessionIn};
 use pacer_common::db::users::UserRow;
+use pacer_common::jobs::{JobKind, JobState};
 use pacer_common::validate::FieldReader;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::common::{invalidate_athlete, ok, target_user, user_tz};
 use crate::auth::{app_state, claims};
 use crate::error::ApiError;
+use crate::routes::jobs::visible_job;
 use crate::routes::read_json;
 use crate::schemas as s;
 use crate::state::AppState;
@@ -178,12 +183,88 @@ fn plan_with_sessions(p: &PlanRow, today: chrono::NaiveDate, sessions: &[Session
     v
 }
 
-/// Writes the plan (`write`), its sessions when sent, and the athlete's debounced recompute
-/// (its adherence flags read the plans) in one transaction.
+/// `from_job`: a job id whose generated plan gives the sessions (instead of `sessions`).
+fn read_from_job(r: &mut FieldReader<'_>) -> Option<Uuid> {
+    let raw = r.raw("from_job")?;
+    let id = raw.as_str().and_then(|s| Uuid::parse_str(s).ok());
+    if id.is_none() {
+        r.error("from_job", "must be a job id");
+    }
+    if r.raw("sessions").is_some() {
+        r.error("from_job", "give either sessions or from_job, not both");
+    }
+    id
+}
+
+/// The workouts of a `generate_plan` job the caller may see (404 otherwise) that succeeded.
+async fn generated_workouts(
+    state: &AppState,
+    claims: &Claims,
+    id: Uuid,
+) -> Result<Vec<Value>, ApiError> {
+    let job = visible_job(state, claims, id).await?;
+    if job.kind != JobKind::GeneratePlan.as_str() {
+        return Err(ApiError::field("from_job", "must be a generate_plan job"));
+    }
+    if job.state != JobState::Succeeded.as_str() {
+        return Err(ApiError::Conflict(
+            "job_not_succeeded",
+            format!(
+                "job {id} is {}: only a finished plan has sessions",
+                job.state
+            ),
+        ));
+    }
+    Ok(job
+        .result
+        .and_then(|r| r.0.get("content").and_then(Value::as_array).cloned())
+        .unwrap_or_default())
+}
+
+/// A generated plan's workouts as sessions. A workout without a `date` (the plan was generated
+/// without `start_date`) falls on its `day` of its `week`, weeks counted from the plan
+/// instance's start (as the planner counts them from its `start_date`).
+fn sessions_from_workouts(workouts: &[Value], start: NaiveDate) -> Vec<SessionIn> {
+    workouts
+        .iter()
+        .filter_map(|w| {
+            let day = w["date"]
+                .as_str()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .or_else(|| {
+                    let week = w["week"].as_u64().filter(|n| *n >= 1)?;
+                    let weekday: Weekday = w["day"].as_str()?.parse().ok()?;
+                    let offset = (week - 1) * 7
+                        + u64::from(
+                            (7 + weekday.num_days_from_monday()
+                                - start.weekday().num_days_from_monday())
+                                % 7,
+                        );
+                    start.checked_add_days(chrono::Days::new(offset))
+                })?;
+            let duration_s = w["target_duration_in_seconds"]
+                .as_i64()
+                .filter(|d| (1..=86_400).contains(d))
+                .and_then(|d| i32::try_from(d).ok())?;
+            Some(SessionIn {
+                day,
+                duration_s,
+                distance_m: w["target_distance_in_meters"].as_f64(),
+                name: w["workout_name"]
+                    .as_str()
+                    .map(|n| n.chars().take(200).collect()),
+            })
+        })
+        .collect()
+}
+
+/// Writes the plan (`write`), its sessions when sent (or generated: `workouts`), and the
+/// athlete's debounced recompute (its adherence flags read the plans) in one transaction.
 async fn save_plan(
     state: &AppState,
     user: &UserRow,
     p: &PlanIn,
+    workouts: Option<&[Value]>,
     id: Option<&str>,
 ) -> Result<(PlanRow, Vec<SessionIn>), ApiError> {
     let mut tx = state.db.begin().await?;
@@ -193,7 +274,8 @@ async fn save_plan(
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("plan instance {id} not found")))?,
     };
-    if let Some(sessions) = &p.sessions {
+    let generated = workouts.map(|w| sessions_from_workouts(w, row.start_date));
+    if let Some(sessions) = p.sessions.as_ref().or(generated.as_ref()) {
         db::replace_sessions(&mut tx, &row.id, &user.id, sessions).await?;
     }
     db::enqueue_recompute(
@@ -371,7 +453,7 @@ pub async fn list_plans(
     responses(
         (status_code = 201, description = "Created", body = s::PlanInstanceEnvelope),
     ),
-    status_codes(201, 400, 401, 403, 404, 413, 500, 503)
+    status_codes(201, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn create_plan(
     req: &mut Request,
@@ -382,8 +464,13 @@ pub async fn create_plan(
     let body = read_json(req, &state).await?;
     let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
     let p = read_plan(&mut r, true);
+    let from_job = read_from_job(&mut r);
     r.finish().map_err(ApiError::validation)?;
-    let (row, sessions) = save_plan(&state, &user, &p, None).await?;
+    let workouts = match from_job {
+        Some(id) => Some(generated_workouts(&state, claims(depot)?, id).await?),
+        None => None,
+    };
+    let (row, sessions) = save_plan(&state, &user, &p, workouts.as_deref(), None).await?;
     invalidate_athlete(&state, &user).await;
     res.status_code(StatusCode::CREATED);
     ok(res, plan_with_sessions(&row, today(&user), &sessions));
@@ -402,7 +489,7 @@ pub async fn create_plan(
     responses(
         (status_code = 200, description = "Updated", body = s::PlanInstanceEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn update_plan(
     req: &mut Request,
@@ -424,7 +511,7 @@ pub async fn update_plan(
     responses(
         (status_code = 200, description = "Updated", body = s::PlanInstanceEnvelope),
     ),
-    status_codes(200, 400, 401, 403, 404, 413, 500, 503)
+    status_codes(200, 400, 401, 403, 404, 409, 413, 500, 503)
 )]
 pub async fn replace_plan(
     req: &mut Request,
@@ -444,8 +531,13 @@ async fn change_plan(
     let body = read_json(req, &state).await?;
     let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
     let p = read_plan(&mut r, false);
+    let from_job = read_from_job(&mut r);
     r.finish().map_err(ApiError::validation)?;
-    let (row, sessions) = save_plan(&state, &user, &p, Some(&id)).await?;
+    let workouts = match from_job {
+        Some(job) => Some(generated_workouts(&state, claims(depot)?, job).await?),
+        None => None,
+    };
+    let (row, sessions) = save_plan(&state, &user, &p, workouts.as_deref(), Some(&id)).await?;
     invalidate_athlete(&state, &user).await;
     ok(res, plan_with_sessions(&row, today(&user), &sessions));
     Ok(())
