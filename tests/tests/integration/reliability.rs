@@ -916,3 +916,74 @@ async fn event_numbers_keep_growing_after_a_running_jobs_log_is_lost_and_polls_s
     assert_eq!(ids.last().copied(), u64::try_from(seq).ok());
     Ok(())
 }
+
+/// A worker killed in the middle of a week of a rules plan (after some of its workouts were
+/// streamed, before its `weekly_info`): the next attempt writes the same workouts and sends
+/// only those not yet streamed, so a client following the stream gets each workout once, and
+/// the streamed workouts are the result's.
+#[tokio::test]
+async fn a_week_cut_short_by_a_killed_worker_is_not_streamed_twice() -> anyhow::Result<()> {
+    // Arrange: 1.5 s between workouts, so the kill lands between two workouts of week 1
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "1500")])?;
+    let coach = app.coach();
+    let id = app.submit(&coach, "generate_plan", plan_input()).await?;
+    let keys = pacer_common::keys::Keys::new(app.prefix.clone());
+    let mut conn = redis::Client::open(app.redis_url.as_str())?
+        .get_connection_manager()
+        .await?;
+    let logged_types = |log: &[pacer_common::events::NumberedEvent]| -> Vec<String> {
+        log.iter()
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.data).ok())
+            .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    pacer_tests::eventually(
+        Duration::from_secs(30),
+        "a first workout streamed",
+        || async {
+            let mut c = conn.clone();
+            let log = pacer_common::events::read_log(&mut c, &keys, id, 0).await?;
+            Ok(logged_types(&log)
+                .iter()
+                .any(|t| t == "workout")
+                .then_some(()))
+        },
+    )
+    .await?;
+
+    // Act: kill it; what it streamed is then final until another worker takes the job over
+    app.workers[0].signal(9);
+    let before = pacer_common::events::read_log(&mut conn, &keys, id, 0).await?;
+    app.start_worker(&[("PACER_RULES_STEP_DELAY_MS", "10")])?;
+    let job = app
+        .wait_state(&coach, id, "succeeded", Duration::from_secs(90))
+        .await?;
+    let events = app.events(&coach, id, None, None).await?;
+
+    // Assert
+    let t = logged_types(&before);
+    assert!(
+        t.iter().any(|t| t == "workout") && !t.iter().any(|t| t == "weekly_info"),
+        "killed within week 1: {t:?}"
+    );
+    let workouts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "workout")
+        .map(|(_, e)| &e["data"])
+        .collect();
+    let content = job["result"]["content"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(content.len(), 8, "{job}");
+    assert_eq!(
+        workouts,
+        content.iter().collect::<Vec<_>>(),
+        "each workout streamed once, in the result's order"
+    );
+    assert!(job["attempts"].as_i64() >= Some(2), "{job}");
+    Ok(())
+}

@@ -111,7 +111,10 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         "ai_generate" => Vec::new(),
         _ => workouts::list(&ctx.worker.db, &input.draft.org_id).await?,
     };
-    let streamed = streamed_weeks(ctx).await;
+    let Streamed {
+        weeks: streamed,
+        partial,
+    } = streamed_weeks(ctx).await;
     let (content, weekly_info, mut warnings) = match &ctx.worker.openai {
         Some(model) => {
             let mut expected = BTreeMap::new();
@@ -152,7 +155,7 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
             let weekly_info = with_distances(info, &content);
             let (content, weekly_info) = keep_streamed(content, weekly_info, &streamed);
             reading_the_draft(ctx, content.len()).await?;
-            stream_workouts(ctx, &content, &weekly_info, &streamed).await?;
+            stream_workouts(ctx, &content, &weekly_info, &streamed, partial).await?;
             (content, weekly_info, warnings)
         }
     };
@@ -187,14 +190,24 @@ async fn reading_the_draft(ctx: &JobCtx, total: usize) -> Result<(), JobError> {
 /// `weekly_info`.
 pub type StreamedWeeks = BTreeMap<u32, (Vec<Value>, Value)>;
 
+/// What earlier attempts of a job streamed.
+#[derive(Default)]
+struct Streamed {
+    /// weeks streamed whole
+    weeks: StreamedWeeks,
+    /// workouts of a week cut short (streamed without the week's `weekly_info`)
+    partial: Vec<Value>,
+}
+
 /// The weeks earlier attempts of this job streamed whole (a week's `weekly_info` follows its
-/// workouts, if any), read back from the job's event log. A new attempt keeps them rather than
-/// streaming them again (a client following the stream would get them twice) and, with a
-/// model, asking for them again. Unreadable: none (regenerating is only costlier).
-async fn streamed_weeks(ctx: &JobCtx) -> StreamedWeeks {
+/// workouts, if any), read back from the job's event log, and the workouts of a week one of
+/// them was cut short in. A new attempt keeps the whole weeks rather than streaming them again
+/// (a client following the stream would get them twice) and, with a model, asking for them
+/// again. Unreadable: none (regenerating is only costlier).
+async fn streamed_weeks(ctx: &JobCtx) -> Streamed {
     let mut weeks = StreamedWeeks::new();
     if ctx.job.attempts <= 1 {
-        return weeks;
+        return Streamed::default();
     }
     let sink = &ctx.worker.events;
     let mut conn = sink.redis.clone();
@@ -202,7 +215,7 @@ async fn streamed_weeks(ctx: &JobCtx) -> StreamedWeeks {
         Ok(log) => log,
         Err(e) => {
             tracing::warn!(job.id = %ctx.job.id, error = %e, "cannot read the event log; the plan starts over");
-            return weeks;
+            return Streamed::default();
         }
     };
     let mut pending: Vec<Value> = Vec::new();
@@ -229,7 +242,10 @@ async fn streamed_weeks(ctx: &JobCtx) -> StreamedWeeks {
             _ => {}
         }
     }
-    weeks
+    Streamed {
+        weeks,
+        partial: pending,
+    }
 }
 
 /// The plan with the weeks already streamed as they were streamed.
@@ -256,12 +272,14 @@ fn keep_streamed(
 /// week's `weekly_info` after that week's workouts, in week order. A week the preference left
 /// empty (strict_existing) still gets its info, between the weeks around it, so the stream's
 /// `weekly_info` events are the result's `weekly_info`, as with a model. Weeks an earlier
-/// attempt streamed are counted, not sent again.
+/// attempt streamed are counted, not sent again; so are the workouts of a week it was cut short
+/// in (`partial`: the rules planner writes the same workouts again, so an equal one was sent).
 async fn stream_workouts(
     ctx: &JobCtx,
     content: &[Value],
     weekly_info: &Value,
     streamed: &StreamedWeeks,
+    mut partial: Vec<Value>,
 ) -> Result<(), JobError> {
     let delay = ctx.worker.config.rules_step_delay();
     let total = content.len();
@@ -280,6 +298,10 @@ async fn stream_workouts(
             emit_weekly_info(ctx, n, info, streamed).await?;
         }
         if u32::try_from(week).is_ok_and(|w| streamed.contains_key(&w)) {
+            continue;
+        }
+        if let Some(sent) = partial.iter().position(|w| w == workout) {
+            partial.swap_remove(sent);
             continue;
         }
         ctx.pause(delay).await?;
