@@ -118,12 +118,12 @@ struct Append {
 }
 
 impl Append {
-    fn one(job_id: Uuid, numbering: Numbering, renew_ttl: bool, event: &Value) -> Self {
+    fn new(job_id: Uuid, numbering: Numbering, renew_ttl: bool, events: &[Value]) -> Self {
         Self {
             job_id,
             numbering,
             renew_ttl,
-            payloads: vec![event.to_string()],
+            payloads: events.iter().map(Value::to_string).collect(),
         }
     }
 }
@@ -262,13 +262,8 @@ impl EventSink {
         renew_ttl: bool,
         event: &Value,
     ) -> Result<Appended> {
-        self.call(Append::one(
-            job_id,
-            Numbering::Next(floor),
-            renew_ttl,
-            event,
-        ))
-        .await
+        self.append_all(job_id, floor, renew_ttl, std::slice::from_ref(event))
+            .await
     }
 
     /// [`append`](Self::append) again after a call that failed without an answer: if that
@@ -280,11 +275,43 @@ impl EventSink {
         renew_ttl: bool,
         event: &Value,
     ) -> Result<Appended> {
-        self.call(Append::one(
+        self.append_all_again(job_id, floor, renew_ttl, std::slice::from_ref(event))
+            .await
+    }
+
+    /// [`append`](Self::append) of several events in one script call: they are logged (and
+    /// published, in one message) all together or not at all, so a reader never sees part of
+    /// them. `seq` is the last one's number.
+    pub async fn append_all(
+        &self,
+        job_id: Uuid,
+        floor: u64,
+        renew_ttl: bool,
+        events: &[Value],
+    ) -> Result<Appended> {
+        self.call(Append::new(
+            job_id,
+            Numbering::Next(floor),
+            renew_ttl,
+            events,
+        ))
+        .await
+    }
+
+    /// [`append_again`](Self::append_again) of several events (each one found in the log above
+    /// the floor is not appended again).
+    pub async fn append_all_again(
+        &self,
+        job_id: Uuid,
+        floor: u64,
+        renew_ttl: bool,
+        events: &[Value],
+    ) -> Result<Appended> {
+        self.call(Append::new(
             job_id,
             Numbering::Again(floor),
             renew_ttl,
-            event,
+            events,
         ))
         .await
     }

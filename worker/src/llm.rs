@@ -389,21 +389,28 @@ impl OpenAi {
             let total = expected_total
                 .saturating_sub(left_out)
                 .max(count + workouts.len());
+            // the week's events in one append: a retry after a kill finds the week streamed
+            // whole (and keeps it) or not at all (and asks for it again), never in part
+            let mut week_events = Vec::with_capacity(workouts.len() * 2 + 1);
+            let mut last_progress = None;
             for workout in &workouts {
                 count += 1;
                 let pct = u8::try_from(count * 100 / total.max(1))
                     .unwrap_or(99)
                     .min(99);
                 let message = format!("Generating workout {count} of {total}");
-                let progress = json!({"type": events::PROGRESS, "status": "generating", "message": message,
-                                      "count": count, "total": total, "progress": pct});
-                ctx.emit(&progress, Some((pct, &message))).await?;
-                ctx.emit(&json!({"type": events::WORKOUT, "data": workout}), None)
-                    .await?;
+                week_events.push(
+                    json!({"type": events::PROGRESS, "status": "generating", "message": message,
+                                        "count": count, "total": total, "progress": pct}),
+                );
+                week_events.push(json!({"type": events::WORKOUT, "data": workout}));
+                last_progress = Some((pct, message));
             }
-            ctx.emit(
-                &json!({"type": events::WEEKLY_INFO, "data": {w.to_string(): week_info}}),
-                None,
+            week_events
+                .push(json!({"type": events::WEEKLY_INFO, "data": {w.to_string(): week_info}}));
+            ctx.emit_all(
+                &week_events,
+                last_progress.as_ref().map(|(p, m)| (*p, m.as_str())),
             )
             .await?;
             info.insert(w.to_string(), week_info);

@@ -68,11 +68,22 @@ pub struct JobCtx {
 impl JobCtx {
     /// Appends an event; stops the job here when a cancellation was requested.
     pub async fn emit(&self, event: &Value, progress: Option<(u8, &str)>) -> Result<(), JobError> {
+        self.emit_all(std::slice::from_ref(event), progress).await
+    }
+
+    /// Appends several events at once: the log holds all of them or none (a model plan's week,
+    /// so that a retry after a kill never finds half a week streamed). `progress`: the last
+    /// one's, saved for polls.
+    pub async fn emit_all(
+        &self,
+        events: &[Value],
+        progress: Option<(u8, &str)>,
+    ) -> Result<(), JobError> {
         self.check_cancelled()?;
         let floor = self.reported().last_seq;
         let renew_ttl = self.log_ttl.due(self.worker.events.ttl_secs);
         let appended = self
-            .append_waiting_for_redis(floor, renew_ttl, event)
+            .append_waiting_for_redis(floor, renew_ttl, events)
             .await?;
         if renew_ttl {
             self.log_ttl.renewed();
@@ -91,26 +102,25 @@ impl JobCtx {
         Ok(())
     }
 
-    /// Appends `event`, waiting while Redis is out of reach (the job pauses, keeping its lease
+    /// Appends `events`, waiting while Redis is out of reach (the job pauses, keeping its lease
     /// in PostgreSQL) instead of failing the attempt: an outage longer than the connection's
     /// own retries (~10 s) would otherwise use up a job's attempts and fail it for good. The
-    /// tries after a failure do not log the event twice if the failed call ran after all.
+    /// tries after a failure do not log an event twice if the failed call ran after all.
     async fn append_waiting_for_redis(
         &self,
         floor: u64,
         renew_ttl: bool,
-        event: &Value,
+        events: &[Value],
     ) -> Result<events::Appended, JobError> {
         let mut pause = Duration::from_millis(100);
         let mut again = false;
         loop {
-            let events = &self.worker.events;
+            let sink = &self.worker.events;
             let appended = if again {
-                events
-                    .append_again(self.job.id, floor, renew_ttl, event)
+                sink.append_all_again(self.job.id, floor, renew_ttl, events)
                     .await
             } else {
-                events.append(self.job.id, floor, renew_ttl, event).await
+                sink.append_all(self.job.id, floor, renew_ttl, events).await
             };
             match appended {
                 Err(pacer_common::Error::Redis(e))

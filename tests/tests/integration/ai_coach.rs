@@ -1082,6 +1082,67 @@ mod openai {
         Ok(())
     }
 
+    /// A model plan's week is appended in one go: the progress and workout events of a week and
+    /// its `weekly_info` reach the log (and the API, in one channel message) together, so a
+    /// retry after a kill finds a week streamed whole or not at all, never in part.
+    #[tokio::test]
+    async fn a_model_plans_week_is_logged_all_at_once() -> anyhow::Result<()> {
+        use futures::StreamExt;
+        let fake =
+            FakeLlm::start(|body, _| Reply::Content(week(requested_week(body).unwrap_or(1))))
+                .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+        let channel = pacer_common::keys::Keys::new(app.prefix.clone()).events_channel();
+        let mut pubsub = redis::Client::open(app.redis_url.as_str())?
+            .get_async_pubsub()
+            .await?;
+        pubsub.subscribe(&channel).await?;
+        let mut messages = pubsub.into_on_message();
+
+        let id = app.submit(&coach, "generate_plan", plan_body()).await?;
+        let job = app
+            .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+            .await?;
+        // every message the job's events went out in, as lists of event types
+        let mut batches: Vec<Vec<String>> = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !batches.iter().flatten().any(|t| t == "done") {
+            let msg = tokio::time::timeout_at(deadline, messages.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("subscription ended"))?;
+            let payload: String = msg.get_payload()?;
+            let types: Vec<String> = payload
+                .lines()
+                .filter(|l| l.starts_with(&id.to_string()))
+                .filter_map(|l| l.splitn(3, ' ').nth(2))
+                .filter_map(|p| serde_json::from_str::<Value>(p).ok())
+                .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            if !types.is_empty() {
+                batches.push(types);
+            }
+        }
+
+        let per_week = |w: u64| {
+            job["result"]["content"]
+                .as_array()
+                .map(|c| c.iter().filter(|x| x["week"] == w).count())
+                .unwrap_or(0)
+        };
+        let week_batches: Vec<&Vec<String>> = batches
+            .iter()
+            .filter(|b| b.iter().any(|t| t == "workout"))
+            .collect();
+        assert_eq!(week_batches.len(), 2, "one message per week: {batches:?}");
+        for (b, w) in week_batches.iter().zip([1u64, 2]) {
+            let workouts = b.iter().filter(|t| *t == "workout").count();
+            assert_eq!(workouts, per_week(w), "week {w}: {b:?}");
+            assert_eq!(b.last().map(String::as_str), Some("weekly_info"), "{b:?}");
+            assert_eq!(b.iter().filter(|t| *t == "progress").count(), workouts);
+        }
+        Ok(())
+    }
+
     /// With a workout preference, what stream-content streams is what the plan is: the `workout`
     /// events are the result's `content` items (library workouts swapped in, unmatched days left
     /// out for strict_existing) and each `weekly_info` event is the result's entry for its week.
