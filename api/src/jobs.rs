@@ -60,18 +60,28 @@ pub async fn submit(
         match state.recorder.call(job.clone()).await? {
             Inserted::New(row) => break (row, true),
             Inserted::Existing(row) => break (row, false),
-            Inserted::Refused => {
+            Inserted::Refused => match &job.requires {
                 // explain the refusal (404/403); if the organization qualifies by now, its
                 // feature was turned on during the request: record the job again, once
-                let org_id = job.requires.as_ref().map_or("", |r| r.org_id.as_str());
-                require_coach_org(state, claims, org_id).await?;
-                if tries >= 2 {
-                    return Err(ApiError::Conflict(
-                        "organization_changed",
-                        "the organization changed during the request; retry".into(),
-                    ));
+                Some(r) => {
+                    require_coach_org(state, claims, &r.org_id).await?;
+                    if tries >= 2 {
+                        return Err(ApiError::Conflict(
+                            "organization_changed",
+                            "the organization changed during the request; retry".into(),
+                        ));
+                    }
                 }
-            }
+                // nothing to refuse on: the job holding this key was pruned (retention) between
+                // the insert's conflict and the lookup, which frees the key: record it again
+                None if tries < 3 => {}
+                None => {
+                    return Err(ApiError::Internal(anyhow::anyhow!(
+                        "the job of Idempotency-Key {:?} vanished three times in a row",
+                        job.idempotency_key
+                    )));
+                }
+            },
         }
     };
     if !created {

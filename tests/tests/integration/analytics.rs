@@ -2378,3 +2378,56 @@ async fn analytics_a_generated_plan_becomes_the_plan_instances_sessions() -> any
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_a_recompute_key_whose_job_is_pruned_mid_request_records_a_new_job()
+-> anyhow::Result<()> {
+    // Arrange: a finished keyed batch, and a trigger that plays the retention pruner at the
+    // worst moment: right after each insert statement on jobs, so between the insert's
+    // conflict on the key and the lookup of the job holding it
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    app.org("org_demo", &[]).await?;
+    let coach = app.coach();
+    let post = || {
+        app.http
+            .post(format!("{}/api/v1/admin/analytics/recompute", app.base()))
+            .bearer_auth(&coach)
+            .header("Idempotency-Key", "nightly-1")
+            .json(&json!({"org_id": "org_demo"}))
+            .send()
+    };
+    let first: Value = post().await?.json().await?;
+    let first_id = first["data"]["job_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    sqlx::query("update jobs set state = 'succeeded', finished_at = now() where id = $1::uuid")
+        .bind(&first_id)
+        .execute(&app.db)
+        .await?;
+    sqlx::raw_sql(
+        "create function prune_finished() returns trigger language plpgsql as $$
+         begin delete from jobs where finished_at is not null and idempotency_key is not null; return null; end $$;
+         create trigger prune_after_insert after insert on jobs
+            for each statement execute function prune_finished();",
+    )
+    .execute(&app.db)
+    .await?;
+
+    // Act
+    let res = post().await?;
+    let status = res.status().as_u16();
+    let second: Value = res.json().await?;
+
+    // Assert: the key is free again once its job is gone: a new job, not a 404
+    assert_eq!(status, 202, "{second}");
+    let second_id = second["data"]["job_id"].as_str().unwrap_or_default();
+    assert_ne!(second_id, first_id);
+    let keyed: Vec<(String,)> =
+        sqlx::query_as("select id::text from jobs where idempotency_key = 'nightly-1'")
+            .fetch_all(&app.db)
+            .await?;
+    assert_eq!(keyed, [(second_id.to_owned(),)]);
+    Ok(())
+}
