@@ -40,6 +40,18 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// A port for a child process to listen on, kept bound (not listening) by this process until
+/// dropped. An automatic port (`bind` to port 0) is never one a socket is bound to, so no
+/// other test is given it meanwhile, as a port only looked up by [`free_port`] may be before
+/// the child binds it; the child, binding with `SO_REUSEADDR` like this socket, still can.
+pub fn reserve_port() -> Result<(u16, tokio::net::TcpSocket)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let port = socket.local_addr()?.port();
+    Ok((port, socket))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -195,6 +207,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub env: HashMap<String, String>,
     pub db: sqlx::PgPool,
+    /// Keeps `port` for this deployment's API (see [`reserve_port`]).
+    _port_reservation: tokio::net::TcpSocket,
 }
 
 impl TestApp {
@@ -208,7 +222,7 @@ impl TestApp {
         let db_name = format!("pacer_test_{id}");
         let database_url = format!("{}/{}", database_server(), db_name);
         let prefix = format!("t{id}");
-        let port = free_port();
+        let (port, port_reservation) = reserve_port()?;
         let mut env = HashMap::new();
         for (k, v) in [
             ("DATABASE_URL", database_url.as_str()),
@@ -251,6 +265,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             env,
             db,
+            _port_reservation: port_reservation,
         })
     }
 
