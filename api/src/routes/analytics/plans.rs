@@ -234,12 +234,12 @@ fn sessions_from_workouts(workouts: &[Value], start: NaiveDate) -> Vec<SessionIn
                 .or_else(|| {
                     let week = w["week"].as_u64().filter(|n| *n >= 1)?;
                     let weekday: Weekday = w["day"].as_str()?.parse().ok()?;
-                    let offset = (week - 1) * 7
-                        + u64::from(
-                            (7 + weekday.num_days_from_monday()
-                                - start.weekday().num_days_from_monday())
-                                % 7,
-                        );
+                    let into_week = (7 + weekday.num_days_from_monday()
+                        - start.weekday().num_days_from_monday())
+                        % 7;
+                    let offset = (week - 1)
+                        .checked_mul(7)?
+                        .checked_add(u64::from(into_week))?;
                     start.checked_add_days(chrono::Days::new(offset))
                 })?;
             let duration_s = w["target_duration_in_seconds"]
