@@ -1488,6 +1488,36 @@ pub struct RaceGoalListEnvelope {
     pub data: RaceGoalList,
 }
 
+/// Push notification platforms.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PushPlatform {
+    Ios,
+    Android,
+    Web,
+}
+
+/// `PUT /api/v1/me/push_token`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PushTokenRequest {
+    /// The device token from APNs, FCM or Web Push (never returned).
+    #[salvo(schema(min_length = 1, max_length = 4096))]
+    pub token: String,
+    pub platform: Option<PushPlatform>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PushTokenState {
+    pub has_push_token: bool,
+    pub platform: Option<PushPlatform>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PushTokenEnvelope {
+    pub status: OkStatus,
+    pub data: PushTokenState,
+}
+
 /// Plan instance states.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -19,6 +19,30 @@ pub struct UserRow {
     pub training_principle: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The app's push token: a credential of the user's device, never shown.
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub push_token: Option<String>,
+}
+
+/// Registers the user's push token (`Some`, with its platform) or forgets it (`None`).
+/// `false` when the user has no row.
+pub async fn set_push_token(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    token: Option<(&str, Option<&str>)>,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "update users set push_token = $2, push_platform = $3,
+                push_token_at = case when $2::text is null then null else now() end, updated_at = now()
+          where id = $1",
+    )
+    .bind(id)
+    .bind(token.map(|(t, _)| t))
+    .bind(token.and_then(|(_, p)| p))
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Just-in-time provisioning: the first request of a user creates its row from the claims.

@@ -2431,3 +2431,70 @@ async fn analytics_a_recompute_key_whose_job_is_pruned_mid_request_records_a_new
     assert_eq!(keyed, [(second_id.to_owned(),)]);
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_a_registered_push_token_shows_in_the_roster_and_is_never_returned()
+-> anyhow::Result<()> {
+    // Arrange: the coach's roster read once, so it is cached before the token arrives
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_push", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_push", "athlete", "org_demo");
+    let coach = app.coach();
+    let roster = || async {
+        let (_, b) = app
+            .get(
+                &coach,
+                "/api/v1/analytics/coach_athletes_metrics?search=usr_push",
+            )
+            .await?;
+        Ok::<_, anyhow::Error>(b["data"]["athletes"][0]["has_push_token"].clone())
+    };
+    let before = roster().await?;
+    let path = "/api/v1/me/push_token";
+
+    // Act
+    let (s1, registered) = app
+        .put(
+            &token,
+            path,
+            &json!({"token": "fcm:abc123", "platform": "android"}),
+        )
+        .await?;
+    let after = roster().await?;
+    let (s2, refused) = app
+        .put(&token, path, &json!({"token": "  ", "platform": "pager"}))
+        .await?;
+    let kept = roster().await?;
+    let (_, shown) = app
+        .get(&app.admin(), "/api/v1/admin/users/usr_push")
+        .await?;
+    let (s3, forgotten) = app.delete(&token, path).await?;
+    let gone = roster().await?;
+
+    // Assert
+    assert_eq!(before, json!(false));
+    assert_eq!(
+        [s1, s2, s3],
+        [200, 400, 200],
+        "{registered} {refused} {forgotten}"
+    );
+    assert_eq!(
+        registered["data"],
+        json!({"has_push_token": true, "platform": "android"})
+    );
+    assert_eq!(after, json!(true), "the cached roster was invalidated");
+    let fields: Vec<&str> = refused["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["token", "platform"], "{refused}");
+    assert_eq!(kept, json!(true), "a refused request changes nothing");
+    assert!(
+        shown["data"]["id"] == "usr_push" && !shown.to_string().contains("abc123"),
+        "the token is never returned: {shown}"
+    );
+    assert_eq!(forgotten["data"]["has_push_token"], false);
+    assert_eq!(gone, json!(false));
+    Ok(())
+}

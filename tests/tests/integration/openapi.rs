@@ -115,6 +115,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/analytics/health_metrics"),
     ("get", "/api/v1/analytics/coach_athletes_metrics"),
     ("post", "/api/v1/admin/analytics/recompute"),
+    ("put", "/api/v1/me/push_token"),
+    ("delete", "/api/v1/me/push_token"),
 ];
 
 /// The SSE routes (`text/event-stream`).

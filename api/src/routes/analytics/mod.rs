@@ -1,5 +1,6 @@
 //! Analytics (seed 004): ingestion (activities, health metrics, goals, plan instances), the
-//! six read endpoints, and the admin recompute that starts a `recompute_batch`.
+//! six read endpoints, the admin recompute that starts a `recompute_batch`, and the push
+//! token behind the roster's `has_push_token`.
 
 use pacer_common::auth::Role;
 use pacer_common::jobs::JobKind;
@@ -16,6 +17,7 @@ use crate::schemas as s;
 pub(crate) mod common;
 mod ingest;
 mod plans;
+mod push_token;
 mod reads;
 
 pub fn router() -> Router {
@@ -54,6 +56,11 @@ pub fn router() -> Router {
                 ),
         )
         .push(Router::with_path("admin/analytics/recompute").post(recompute))
+        .push(
+            Router::with_path("me/push_token")
+                .put(push_token::put_push_token)
+                .delete(push_token::delete_push_token),
+        )
 }
 
 /// `POST /api/v1/admin/analytics/recompute` `{"org_id"}` (admin: omit for every org; a coach:

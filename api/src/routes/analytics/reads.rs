@@ -714,8 +714,7 @@ pub async fn coach_athletes_metrics(
                 "labels": u.labels,
                 "current_plans": plans.get(&u.id).cloned().unwrap_or_default(),
                 "current_goals": {"races": races},
-                // Pacer stores no push tokens (no notification service yet)
-                "has_push_token": false,
+                "has_push_token": u.push_token.is_some(),
                 "metrics": {
                     "running_analytics": {"weekly_distance_km": m.map(|m| round1(m.weekly_distance_km))},
                     "fitness": {"current": {
