@@ -218,7 +218,11 @@ async fn put_user(
             state.config.common.max_attempts,
         )
         .await?;
-        crate::routes::analytics::common::invalidate_athlete(&state, &user).await;
+    }
+    // the profile and the rosters show the user's name, image, groups and organization
+    crate::routes::analytics::common::invalidate_athlete(&state, &user).await;
+    if let Some(old) = existing.filter(|old| old.org_id != user.org_id) {
+        crate::routes::analytics::common::invalidate_athlete(&state, &old).await;
     }
     res.render(Json(json!({"status": "success", "data": user})));
     Ok(())

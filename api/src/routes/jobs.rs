@@ -73,10 +73,18 @@ pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
     let Some(raw) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
+    let printable = |k: &str| k.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
     let key = raw
         .to_str()
-        .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?
-        .trim();
+        .ok()
+        .map(str::trim)
+        .filter(|k| printable(k))
+        .ok_or_else(|| {
+            ApiError::field(
+                "Idempotency-Key",
+                "must be printable ASCII (letters, digits, punctuation, spaces)",
+            )
+        })?;
     if key.is_empty() || key.len() > 200 {
         return Err(ApiError::field(
             "Idempotency-Key",

@@ -161,18 +161,8 @@ pub fn compute(
         )
     };
     let week_ago = today - Duration::days(7);
-    let recovery = |until: NaiveDate| -> Option<f64> {
-        // the device's own score wins; else the §5.4 score of the latest day with HRV and RHR
-        let day = health
-            .iter()
-            .filter(|x| x.day <= until && x.day > until - Duration::days(7))
-            .filter(|x| {
-                x.recovery_score.is_some() || (x.hrv_rmssd.is_some() && x.resting_hr.is_some())
-            })
-            .max_by_key(|x| x.day)?;
-        if let Some(s) = day.recovery_score {
-            return Some(s);
-        }
+    // the §5.4 score of a day with HRV and RHR, against the days 8–67 before it
+    let computed = |day: &HealthDay| -> Option<f64> {
         let base = h(day.day - Duration::days(67), day.day - Duration::days(8));
         let ln: Vec<f64> = base
             .iter()
@@ -180,6 +170,17 @@ pub fn compute(
             .collect();
         let rhr: Vec<f64> = base.iter().filter_map(|x| x.resting_hr).collect();
         signals::recovery_score(day.hrv_rmssd?.max(1e-9).ln(), day.resting_hr?, &ln, &rhr)
+    };
+    let recovery = |until: NaiveDate| -> Option<f64> {
+        // the latest day of the 7 with a score: the device's own, else the §5.4 one (a newer day
+        // whose baseline is too short for a score does not hide an older day's)
+        let mut week: Vec<&HealthDay> = health
+            .iter()
+            .filter(|x| x.day <= until && x.day > until - Duration::days(7))
+            .collect();
+        week.sort_by_key(|x| std::cmp::Reverse(x.day));
+        week.into_iter()
+            .find_map(|day| day.recovery_score.or_else(|| computed(day)))
     };
 
     // the last 7 days (rest days and days before the first activity count as 0)
@@ -365,6 +366,41 @@ mod tests {
         assert_eq!(s.hrv_avg_prev, Some(50.0));
         assert_eq!(s.recovery_score, Some(80.0));
         assert_eq!(s.recovery_score_prev, Some(70.0));
+    }
+
+    #[test]
+    fn a_newer_day_without_a_score_keeps_an_older_days_score() {
+        let today = date("2025-04-23");
+        let day = |d: &str, hrv: Option<f64>, rhr: Option<f64>, score: Option<f64>| HealthDay {
+            day: date(d),
+            resting_hr: rhr,
+            hrv_rmssd: hrv,
+            vo2_max: None,
+            recovery_score: score,
+        };
+        // today has HRV and RHR but no baseline for a §5.4 score; two days ago the device scored
+        let health = [
+            day("2025-04-21", None, None, Some(78.0)),
+            day("2025-04-23", Some(60.0), Some(50.0), None),
+        ];
+        let s = compute(today, &[], &health, &[]);
+        assert_eq!(s.recovery_score, Some(78.0));
+        // with 30 baseline days today's own §5.4 score is the latest
+        let mut health = health.to_vec();
+        for i in 8..=40 {
+            let d = today - Duration::days(i);
+            health.push(HealthDay {
+                day: d,
+                resting_hr: Some(50.0 + (i % 3) as f64),
+                hrv_rmssd: Some(60.0 + (i % 5) as f64),
+                vo2_max: None,
+                recovery_score: None,
+            });
+        }
+        let s = compute(today, &[], &health, &[]);
+        let own = s.recovery_score.unwrap();
+        assert_ne!(own, 78.0);
+        assert!((0.0..=100.0).contains(&own));
     }
 
     #[test]

@@ -975,7 +975,8 @@ pub async fn roster(
         .fetch_one(db)
         .await?;
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select * {filter} order by coalesce(display_name, username, id), id limit $6 offset $7"
+        "select * {filter} order by lower(coalesce(display_name, username, id)), coalesce(display_name, username, id), id
+          limit $6 offset $7"
     )))
     .bind(&f.org_id)
     .bind(&f.assigned_coach_id)

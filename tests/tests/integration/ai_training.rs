@@ -1568,6 +1568,18 @@ async fn ai_training_a_custom_token_opens_a_session_for_the_play_page() -> Resul
         (400, Some("customToken")),
         "{b}"
     );
+    // as a play page calls it: no bearer header, and the parameter missing or empty
+    for path in [
+        "/api/auth/custom-token-session",
+        "/api/auth/custom-token-session?customToken=",
+    ] {
+        let (s, b) = app.request(Method::POST, None, path, None).await?;
+        assert_eq!(
+            (s, b["details"][0]["field"].as_str()),
+            (400, Some("customToken")),
+            "{path}: {b}"
+        );
+    }
     let (s, b) = app
         .request(
             Method::GET,

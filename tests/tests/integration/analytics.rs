@@ -598,6 +598,26 @@ async fn analytics_ingestion_is_idempotent_and_reports_invalid_items_by_index() 
             &json!({"date": "2025-04-01", "hrv_rmssd": 70}),
         )
         .await?;
+    let mut fractional = run("x", "2025-04-01T06:00:00Z", 1000.0, 300);
+    fractional["external_id"] = json!(1.5);
+    let (s12, fractional_id) = app.post(&token, "/api/v1/activities", &fractional).await?;
+    let (s13, future_day) = app
+        .post(
+            &token,
+            "/api/v1/health_metrics",
+            &json!({"date": "2099-01-01", "resting_hr": 50}),
+        )
+        .await?;
+    for (status, body, field) in [
+        (s12, &fractional_id, "activities[0].external_id"),
+        (s13, &future_day, "health_metrics[0].date"),
+    ] {
+        assert_eq!(
+            (status, body["details"][0]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
     let merged: (Option<f64>, Option<f64>) = sqlx::query_as(
         "select resting_hr, hrv_rmssd from health_metrics where athlete_id = 'usr_ing'",
     )
@@ -1202,6 +1222,31 @@ async fn analytics_limits_and_permissions_give_their_documented_status_codes() -
         )
         .await?;
     assert_eq!(missing, 404);
+    // uploads answer as the reads do: an unknown athlete 404, another's 403; nothing stored
+    let upload = |athlete: &str| json!({"athlete_id": athlete, "activities": [run("perm", "2025-04-02T07:00:00Z", 5000.0, 1500)]});
+    for (token, athlete, want) in [
+        (&coach, "usr_ghost", 404),
+        (&coach, "usr_px", 403),
+        (&me, "usr_ghost", 404),
+        (&me, "usr_p2", 403),
+    ] {
+        for path in ["/api/v1/activities", "/api/v1/health_metrics"] {
+            let body = if path.ends_with("activities") {
+                upload(athlete)
+            } else {
+                json!({"athlete_id": athlete, "date": "2025-04-02", "resting_hr": 50})
+            };
+            let (status, res) = app.post(token, path, &body).await?;
+            assert_eq!(status, want, "{path} for {athlete}: {res}");
+            assert_eq!(res["status"], "error", "{res}");
+        }
+    }
+    let (stored,): (i64,) = sqlx::query_as(
+        "select (select count(*) from activities) + (select count(*) from health_metrics)",
+    )
+    .fetch_one(&app.db)
+    .await?;
+    assert_eq!(stored, 0);
     Ok(())
 }
 
@@ -1445,14 +1490,17 @@ async fn analytics_a_bad_query_lists_every_invalid_field_at_once() -> anyhow::Re
 }
 
 #[tokio::test]
-async fn analytics_a_ride_without_heart_rate_gets_no_running_pace_load() -> anyhow::Result<()> {
-    // Arrange
+async fn analytics_a_ride_without_heart_rate_gets_no_running_pace_load_nor_pace_zones()
+-> anyhow::Result<()> {
+    // Arrange: the device sends pace zone times for the ride too
     let mut app = TestApp::new().await?;
     app.start_api().await?;
     athlete(&app, "usr_ride", "org_demo", "UTC", json!({})).await?;
     let token = app.token("usr_ride", "athlete", "org_demo");
     let mut ride = run("ride1", "2025-04-02T07:00:00Z", 40000.0, 3600);
     ride["sport_type"] = json!("Ride");
+    ride["pace_zone_seconds"] = json!([0, 0, 0, 0, 3600]);
+    ride["hr_zone_seconds"] = json!([0, 3600, 0, 0, 0]);
 
     // Act
     let (status, body) = app
@@ -1474,6 +1522,14 @@ async fn analytics_a_ride_without_heart_rate_gets_no_running_pace_load() -> anyh
         })
         .unwrap_or_default();
     assert_eq!(loads, [100.0, 0.0], "{body}");
+    // a ride's time counts in no pace zone (intensity_drift reads them); its heart rate zones stay
+    let (pace, hr): (Vec<i32>, Vec<i32>) = sqlx::query_as(
+        "select pace_zone_seconds, hr_zone_seconds from activities where external_id = 'ride1'",
+    )
+    .fetch_one(&app.db)
+    .await?;
+    assert_eq!(pace, [0, 0, 0, 0, 0]);
+    assert_eq!(hr, [0, 3600, 0, 0, 0]);
     Ok(())
 }
 
@@ -1706,24 +1762,26 @@ async fn analytics_a_batch_recompute_refuses_an_invalid_idempotency_key() -> any
     app.start_api().await?;
     let long = "k".repeat(201);
 
-    // Act
-    let res = app
-        .http
-        .post(format!("{}/api/v1/admin/analytics/recompute", app.base()))
-        .bearer_auth(app.admin())
-        .header("Idempotency-Key", &long)
-        .json(&json!({"org_id": "org_demo"}))
-        .send()
-        .await?;
-    let status = res.status().as_u16();
-    let body: Value = res.json().await?;
+    for key in [long.as_str(), "a\tb", "   "] {
+        // Act
+        let res = app
+            .http
+            .post(format!("{}/api/v1/admin/analytics/recompute", app.base()))
+            .bearer_auth(app.admin())
+            .header("Idempotency-Key", key)
+            .json(&json!({"org_id": "org_demo"}))
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await?;
 
-    // Assert: the documented error body, and no batch started without the key
-    assert_eq!(
-        (status, body["details"][0]["field"].as_str()),
-        (400, Some("Idempotency-Key")),
-        "{body}"
-    );
+        // Assert: the documented error body, and no batch started without the key
+        assert_eq!(
+            (status, body["details"][0]["field"].as_str()),
+            (400, Some("Idempotency-Key")),
+            "{key:?}: {body}"
+        );
+    }
     let jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
         .fetch_one(&app.db)
         .await?;
@@ -2496,5 +2554,71 @@ async fn analytics_a_registered_push_token_shows_in_the_roster_and_is_never_retu
     );
     assert_eq!(forgotten["data"]["has_push_token"], false);
     assert_eq!(gone, json!(false));
+    Ok(())
+}
+
+#[tokio::test]
+async fn analytics_a_users_new_name_and_image_show_in_the_cached_profile_and_roster()
+-> anyhow::Result<()> {
+    // Arrange: both views read once, so both are cached
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    athlete(&app, "usr_renamed", "org_demo", "UTC", json!({})).await?;
+    let coach = app.coach();
+    let profile = "/api/v1/analytics/athlete_profile?user_id=usr_renamed";
+    let roster = "/api/v1/analytics/coach_athletes_metrics";
+    let (s1, before) = app.get(&coach, profile).await?;
+    let (s2, roster_before) = app.get(&coach, roster).await?;
+    assert_eq!((s1, s2), (200, 200), "{before} {roster_before}");
+    assert_eq!(before["data"]["display_name"], "usr_renamed");
+
+    // Act: the coach renames the athlete and gives an image (no time zone change)
+    let (status, res) = app
+        .put(
+            &coach,
+            "/api/v1/admin/users/usr_renamed",
+            &json!({"org_id": "org_demo", "role": "athlete", "timezone": "UTC",
+                    "display_name": "Rebecca", "profile_image_url": "https://cdn.example.com/r.jpg"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{res}");
+
+    // Assert: neither cached view keeps the old name
+    let (_, after) = app.get(&coach, profile).await?;
+    assert_eq!(after["data"]["display_name"], "Rebecca", "{after}");
+    assert_eq!(
+        after["data"]["profile_image_url"], "https://cdn.example.com/r.jpg",
+        "{after}"
+    );
+    let (_, roster_after) = app.get(&coach, roster).await?;
+    let names: Vec<&str> = roster_after["data"]["athletes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["display_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(names.contains(&"Rebecca"), "{roster_after}");
+    assert!(!names.contains(&"usr_renamed"), "{roster_after}");
+    // names sort as a reader expects, whatever their case
+    athlete(
+        &app,
+        "usr_lower",
+        "org_demo",
+        "UTC",
+        json!({"display_name": "alex"}),
+    )
+    .await?;
+    let (_, sorted) = app.get(&coach, roster).await?;
+    let names: Vec<&str> = sorted["data"]["athletes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["display_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, ["alex", "Rebecca"], "{sorted}");
     Ok(())
 }

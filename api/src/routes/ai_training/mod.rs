@@ -90,6 +90,7 @@ pub fn router() -> Router {
         )
         .push(
             Router::with_path("auth/custom-token-session")
+                .hoop(user::require_custom_token_param)
                 .hoop(require_auth_or_custom_token)
                 .post(user::custom_token_session),
         )

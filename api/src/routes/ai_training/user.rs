@@ -52,20 +52,7 @@ pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(),
     ),
     status_codes(200, 400, 401, 500, 503)
 )]
-pub async fn custom_token_session(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
-    if req
-        .query::<String>("customToken")
-        .is_none_or(|t| t.is_empty())
-    {
-        return Err(ApiError::field(
-            "customToken",
-            "is required: a session is opened with a custom token",
-        ));
-    }
+pub async fn custom_token_session(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (state, claims) = caller(depot)?;
     let token = new_session_token();
     let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
@@ -75,6 +62,29 @@ pub async fn custom_token_session(
         json!({"sessionToken": token, "expiresIn": expires_in}),
     ));
     Ok(())
+}
+
+/// Ahead of authentication on `custom-token-session`: without a custom token the request is
+/// malformed (400), whatever else it carries, rather than unauthenticated.
+#[handler]
+pub async fn require_custom_token_param(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    if req
+        .query::<String>("customToken")
+        .is_none_or(|t| t.is_empty())
+    {
+        ApiError::field(
+            "customToken",
+            "is required: a session is opened with a custom token",
+        )
+        .write(req, depot, res)
+        .await;
+        ctrl.skip_rest();
+    }
 }
 
 /// When a token issued now for `claims` expires, and in how many seconds: after `ttl_secs`, but

@@ -85,14 +85,8 @@ async fn authorize_athletes(
                     "you may not upload data for athlete {id}"
                 )));
             }
-            None if claims.role == Role::Admin => {
-                return Err(ApiError::NotFound(format!("athlete {id} not found")));
-            }
-            None => {
-                return Err(ApiError::Forbidden(format!(
-                    "you may not upload data for athlete {id}"
-                )));
-            }
+            // as the reads answer (`target_user`)
+            None => return Err(ApiError::NotFound(format!("athlete {id} not found"))),
         };
         if claims.role == Role::Coach && user.id != claims.sub && user.role != "athlete" {
             return Err(ApiError::Forbidden(format!("{id} is not an athlete")));
@@ -270,15 +264,15 @@ impl ParsedActivity {
             vec![(moving, self.average_heartrate)]
         };
         let to_i32 = |z: [f64; 5]| z.map(|s| s.round().clamp(0.0, f64::from(i32::MAX)) as i32);
-        let pace_zone_seconds = self.pace_zones.unwrap_or_else(|| {
-            if run {
-                to_i32(time_in_zone(&pace_samples, |p| {
-                    pace_zone(p, DEFAULT_THRESHOLD_PACE)
-                }))
-            } else {
-                [0; 5]
-            }
-        });
+        // pace zones are a run's only: a ride's "pace" is no running intensity, even when the
+        // device sends zone times for it
+        let pace_zone_seconds = match self.pace_zones {
+            _ if !run => [0; 5],
+            Some(given) => given,
+            None => to_i32(time_in_zone(&pace_samples, |p| {
+                pace_zone(p, DEFAULT_THRESHOLD_PACE)
+            })),
+        };
         let lthr = default_lthr(DEFAULT_HR_REST, DEFAULT_HR_MAX);
         let hr_zone_seconds = self
             .hr_zones
@@ -340,7 +334,7 @@ fn parse_activity(r: &mut FieldReader<'_>) -> Option<ParsedActivity> {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => {
             Some(s.trim().to_owned())
         }
-        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         Some(_) => {
             r.error(
                 "external_id",
@@ -493,6 +487,15 @@ pub async fn health_metrics(
         if r.raw("date").is_none() {
             r.error("date", "is required (YYYY-MM-DD)");
         }
+        // as an activity's start: a day of any zone, at most 2 days ahead of UTC
+        let latest = (Utc::now() + chrono::Duration::days(2)).date_naive();
+        let day = match day {
+            Some(d) if d > latest => {
+                r.error("date", "must not be more than 2 days in the future");
+                None
+            }
+            d => d,
+        };
         let resting_hr = r.opt_number("resting_hr", 20.0, 200.0);
         let hrv_rmssd = r.opt_number("hrv_rmssd", 1.0, 500.0);
         let vo2_max = r.opt_number("vo2_max", 10.0, 100.0);
