@@ -276,6 +276,10 @@ async fn authorize_resources<'a>(
             let parsed =
                 RecomputeBatchInput::parse(input, "input.").map_err(ApiError::validation)?;
             match (claims.role, parsed.org_id.as_deref()) {
+                // a mistyped organization would otherwise run an empty batch
+                (Role::Admin, Some(org)) if !orgs::org_known(&state.db, org).await? => {
+                    Err(ApiError::NotFound(format!("organization {org} not found")))
+                }
                 (Role::Admin, _) => Ok(None),
                 (Role::Coach, Some(org)) if org == claims.org_id => Ok(None),
                 (Role::Coach, _) => Err(ApiError::Forbidden(

@@ -24,6 +24,17 @@ pub async fn get_org(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<O
         .await
 }
 
+/// Whether anything knows the organization: its row, or a user of it (users may name an org
+/// before an admin creates it).
+pub async fn org_known(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists(select 1 from orgs where id = $1) or exists(select 1 from users where org_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
 pub async fn upsert_org(
     db: impl PgExecutor<'_>,
     id: &str,

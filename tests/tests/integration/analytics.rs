@@ -811,6 +811,9 @@ async fn analytics_recompute_takes_an_absent_or_null_body_and_refuses_other_non_
         .await?;
     let (s_list, list) = app.post(&coach, path, &json!([])).await?;
     let (s_text, _) = app.post(&coach, path, &json!("org_demo")).await?;
+    let (s_typo, typo) = app
+        .post(&app.admin(), path, &json!({"org_id": "org_dmeo"}))
+        .await?;
     let inputs: Vec<Option<String>> = sqlx::query_scalar(
         "select input->>'org_id' from jobs where kind = 'recompute_batch' order by created_at",
     )
@@ -822,6 +825,11 @@ async fn analytics_recompute_takes_an_absent_or_null_body_and_refuses_other_non_
     assert_eq!(s_list, 400, "{list}");
     assert_eq!(list["status"], "error", "{list}");
     assert_eq!(s_text, 400);
+    assert_eq!(
+        (s_typo, &typo["code"]),
+        (404, &json!("not_found")),
+        "{typo}"
+    );
     // both accepted batches default to the coach's organization; the refusals recorded nothing
     assert_eq!(
         inputs,
