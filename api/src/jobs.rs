@@ -305,7 +305,7 @@ pub async fn require_coach_org(
         .ok_or_else(|| ApiError::NotFound(format!("organization {org_id} not found")))?;
     if claims.role != Role::Admin && org.id != claims.org_id {
         return Err(ApiError::Forbidden(
-            "you may only generate plans for your own organization".into(),
+            "you may only use the AI Coach of your own organization".into(),
         ));
     }
     if !org.has_feature(COACH_AGENT) {

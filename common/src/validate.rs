@@ -172,11 +172,9 @@ impl<'a> FieldReader<'a> {
     /// gets the date-format message.
     pub fn opt_date(&mut self, field: &str) -> Option<chrono::NaiveDate> {
         let s = self.opt_str(field, usize::MAX)?;
-        let date = (s.len() <= 10)
-            .then(|| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
-            .flatten();
+        let date = iso_date(&s);
         if date.is_none() {
-            self.error(field, "must be an ISO 8601 date (YYYY-MM-DD)");
+            self.error(field, ISO_DATE);
         }
         date
     }
@@ -192,6 +190,28 @@ impl<'a> FieldReader<'a> {
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }
+}
+
+/// What [`iso_date`] accepts, as a field error says it.
+pub const ISO_DATE: &str = "must be an ISO 8601 date (YYYY-MM-DD) between 1900 and 2999";
+
+/// A calendar day written `YYYY-MM-DD`, in the years 1900–2999: no sign, no five-digit year
+/// (chrono reads `+10000-01-01`), and room for a year-long plan after it.
+pub fn iso_date(s: &str) -> Option<chrono::NaiveDate> {
+    let b = s.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    use chrono::Datelike;
+    shaped
+        .then(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .flatten()
+        .filter(|d| (1900..=2999).contains(&d.year()))
 }
 
 fn quoted(items: &[&str]) -> String {
@@ -278,11 +298,31 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("ts", "must be an ISO 8601 date (YYYY-MM-DD)"),
-                ("long", "must be an ISO 8601 date (YYYY-MM-DD)"),
+                ("ts", ISO_DATE),
+                ("long", ISO_DATE),
                 ("num", "must be a string"),
             ]
         );
+    }
+
+    #[test]
+    fn a_date_has_four_digits_of_year_between_1900_and_2999() {
+        for ok in ["1900-01-01", "2025-05-05", "2999-12-31"] {
+            assert!(iso_date(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "+10000-01-01",
+            "-001-01-01",
+            "+2025-05-05",
+            "1899-12-31",
+            "3000-01-01",
+            "2025-5-05",
+            "2025-02-30",
+            "2025/05/05",
+            " 2025-05-05",
+        ] {
+            assert!(iso_date(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -205,6 +205,33 @@ fn read_pace(s: &str) -> Option<((u32, u32), usize)> {
 struct Parsed {
     planned: Option<Planned>,
     defaulted: Option<String>,
+    /// Amounts and repetition counts no session could have ("0 km", "999 x 400m"), left out.
+    implausible: Vec<String>,
+}
+
+/// Bounds of one session's amounts: beyond them a number is a typo, not a workout.
+const MAX_SESSION_METERS: u32 = 300_000;
+const MAX_SESSION_SECONDS: u32 = 48 * 3600;
+const MAX_REPS: f64 = 50.0;
+
+/// Tokens as the draft wrote them, near enough: "0 km", "999 x 800 m".
+fn written(toks: &[Tok]) -> String {
+    let mut out = String::new();
+    for t in toks {
+        match t {
+            Tok::Num(n) => out.push_str(&format!(" {n}")),
+            Tok::Word(w) => out.push_str(&format!(" {w}")),
+            Tok::Sym(c) => out.push(*c),
+        }
+    }
+    out.trim().to_owned()
+}
+
+fn plausible(a: Amount) -> bool {
+    match a {
+        Amount::Meters(m) => (1..=MAX_SESSION_METERS).contains(&m),
+        Amount::Seconds(s) => (1..=MAX_SESSION_SECONDS).contains(&s),
+    }
 }
 
 /// Reads the text after "Day:"; `None` means unreadable.
@@ -241,24 +268,34 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
         return Some(Parsed {
             planned: None,
             defaulted: None,
+            implausible: Vec::new(),
         });
     }
     // Reps ("6 x 800m") and plain amounts.
     let mut reps: Option<(u32, Amount)> = None;
     let mut plain: Vec<Amount> = Vec::new();
+    let mut implausible = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         if let (Some(Tok::Num(n)), Some("x")) = (toks.get(i), word(toks.get(i + 1)))
             && let Some((a, next)) = amount_at(&toks, i + 2)
         {
-            if reps.is_none() && *n >= 1.0 && *n <= 50.0 {
-                reps = Some((*n as u32, a));
+            if reps.is_none() {
+                if !(1.0..=MAX_REPS).contains(n) || n.fract() != 0.0 || !plausible(a) {
+                    implausible.push(written(&toks[i..next]));
+                } else {
+                    reps = Some((*n as u32, a));
+                }
             }
             i = next;
             continue;
         }
         if let Some((a, next)) = amount_at(&toks, i) {
-            plain.push(a);
+            if plausible(a) {
+                plain.push(a);
+            } else {
+                implausible.push(written(&toks[i..next]));
+            }
             i = next;
             continue;
         }
@@ -382,6 +419,7 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
     Some(Parsed {
         planned: Some(Planned { session, pace }),
         defaulted,
+        implausible,
     })
 }
 
@@ -527,7 +565,17 @@ pub fn build_plan(input: &PlanInput, refined_draft: &str) -> Plan {
                 warnings.push(format!("line {n}: could not read \"{}\"", raw.trim()));
                 continue;
             };
-            if let Some(d) = parsed.defaulted {
+            if !parsed.implausible.is_empty() {
+                let then = parsed
+                    .defaulted
+                    .as_ref()
+                    .map_or("left out".to_owned(), |d| format!("assumed {d}"));
+                warnings.push(format!(
+                    "line {n}: {} in \"{}\" is not a session's amount (1 s to 48 h, up to 300 km, 1 to 50 repetitions); {then}",
+                    parsed.implausible.join(", "),
+                    raw.trim()
+                ));
+            } else if let Some(d) = parsed.defaulted {
                 warnings.push(format!(
                     "line {n}: no distance or duration in \"{}\"; assumed {d}",
                     raw.trim()

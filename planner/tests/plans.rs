@@ -541,6 +541,41 @@ Week 2:
 }
 
 #[test]
+fn amounts_no_session_has_are_warned_about_and_not_planned() {
+    let i = input(1, Level::Beginner, "");
+    let draft = "\
+Week 1 (base):
+- Monday: Easy run 99999999 km
+- Tuesday: Intervals 999999 x 800m
+- Wednesday: Long run 0 km
+- Thursday: Tempo run 0 min
+- Friday: Easy run 8 km then 0 min of strides
+";
+    let p = build_plan(&i, draft);
+    assert_eq!(
+        p.warnings,
+        [
+            "line 2: 99999999 km in \"- Monday: Easy run 99999999 km\" is not a session's amount (1 s to 48 h, up to 300 km, 1 to 50 repetitions); assumed 40 min",
+            "line 3: 999999 x 800 m in \"- Tuesday: Intervals 999999 x 800m\" is not a session's amount (1 s to 48 h, up to 300 km, 1 to 50 repetitions); assumed 5 x 800m",
+            "line 4: 0 km in \"- Wednesday: Long run 0 km\" is not a session's amount (1 s to 48 h, up to 300 km, 1 to 50 repetitions); assumed 1h",
+            "line 5: 0 min in \"- Thursday: Tempo run 0 min\" is not a session's amount (1 s to 48 h, up to 300 km, 1 to 50 repetitions); assumed 20 min",
+            "line 6: 0 min in \"- Friday: Easy run 8 km then 0 min of strides\" is not a session's amount (1 s to 48 h, up to 300 km, 1 to 50 repetitions); left out",
+        ]
+    );
+    assert_eq!(p.workouts.len(), 5);
+    for w in &p.workouts {
+        assert!(
+            w.target_distance_in_meters > 0
+                && w.target_distance_in_meters <= 100_000
+                && w.target_duration_in_seconds > 0
+                && w.target_duration_in_seconds <= 6 * 3600,
+            "{w:?}"
+        );
+    }
+    assert!(p.weekly_info[&1].total_distance_km < 100.0);
+}
+
+#[test]
 fn principle_words_change_the_mix() {
     let mut i = input(12, Level::Advanced, "10K");
     i.training_principle = "Pyramidal, threshold-focused training".into();

@@ -395,9 +395,7 @@ impl OpenAi {
             let mut last_progress = None;
             for workout in &workouts {
                 count += 1;
-                let pct = u8::try_from(count * 100 / total.max(1))
-                    .unwrap_or(99)
-                    .min(99);
+                let pct = crate::jobs::generate::plan_progress(count, total);
                 let message = format!("Generating workout {count} of {total}");
                 week_events.push(
                     json!({"type": events::PROGRESS, "status": "generating", "message": message,

@@ -191,7 +191,7 @@ async fn destroy(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
             let now = visible_job(&state, claims(depot)?, row.id).await?;
             return Err(ApiError::Conflict(
                 "job_finished",
-                format!("the job has already {}", now.state),
+                format!("the job has already ended ({})", now.state),
             ));
         }
     }

@@ -318,6 +318,12 @@ async fn plan_streams_batch_and_incremental_in_the_seed_shapes() -> anyhow::Resu
         .collect();
     assert_eq!(counts, (0..=content.len() as u64).collect::<Vec<_>>());
     assert!(progress[1..].iter().all(|p| p["status"] == "generating"));
+    // a progress bar never goes back
+    let pcts: Vec<u64> = progress
+        .iter()
+        .filter_map(|p| p["progress"].as_u64())
+        .collect();
+    assert!(pcts.windows(2).all(|w| w[0] <= w[1]), "{pcts:?}");
     // the batch stream's progress events are the job's too
     assert!(
         batch
@@ -1869,5 +1875,41 @@ async fn a_plan_content_stream_resumes_in_its_own_shape() -> anyhow::Result<()> 
         (400, Some("mode")),
         "{body}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_long_plans_progress_never_goes_back() -> anyhow::Result<()> {
+    // Arrange: 8 weeks of 4 days, more workouts than the first event's 5 % of progress
+    let (app, coach) = app().await?;
+    let mut body = draft_body();
+    body["weeks"] = json!(8);
+    let (status, drafted) = app
+        .post(&coach, "/api/v1/ai-coach/generate-draft", &body)
+        .await?;
+    assert_eq!(status, 200, "{drafted}");
+    body["refined_draft"] = drafted["data"]["draft"].clone();
+
+    // Act
+    let res = app
+        .http
+        .post(format!(
+            "{}/api/v1/ai-coach/generate-plan/stream-content",
+            app.base()
+        ))
+        .bearer_auth(&coach)
+        .json(&body)
+        .send()
+        .await?;
+    let events = read_sse(res, None, Duration::from_secs(60)).await?;
+
+    // Assert
+    let pcts: Vec<u64> = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "progress")
+        .filter_map(|(_, e)| e["progress"].as_u64())
+        .collect();
+    assert!(pcts.len() > 21, "{pcts:?}");
+    assert!(pcts.windows(2).all(|w| w[0] <= w[1]), "{pcts:?}");
     Ok(())
 }

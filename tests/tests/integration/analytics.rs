@@ -1477,6 +1477,11 @@ async fn analytics_a_bad_query_lists_every_invalid_field_at_once() -> anyhow::Re
             vec!["from", "granularity"],
         ),
         (
+            &me,
+            "/api/v1/analytics/health_metrics?from=-001-01-01&to=%2B10000-01-01".to_owned(),
+            vec!["from", "to"],
+        ),
+        (
             &coach,
             "/api/v1/analytics/coach_athletes_metrics?filter_by_coach=yes&group_id=g&unassigned_only=1&page=0&per_page=500&no_cache=x".to_owned(),
             vec!["filter_by_coach", "group_id", "unassigned_only", "page", "per_page", "no_cache"],

@@ -180,10 +180,26 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
 /// carries `count` (workouts generated so far) and `total` (the same total as the events that
 /// follow), so it is sent once the total is known.
 async fn reading_the_draft(ctx: &JobCtx, total: usize) -> Result<(), JobError> {
+    // a later attempt keeps the progress an earlier one reached: it never goes back
+    let pct = u8::try_from(ctx.job.progress.clamp(0, 99))
+        .unwrap_or(0)
+        .max(READING_THE_DRAFT);
     let message = "Reading the draft...";
     let progress = json!({"type": events::PROGRESS, "status": "thinking", "message": message,
-                          "count": 0, "total": total, "progress": 5});
-    ctx.emit(&progress, Some((5, message))).await
+                          "count": 0, "total": total, "progress": pct});
+    ctx.emit(&progress, Some((pct, message))).await
+}
+
+/// The progress of a plan's first event.
+const READING_THE_DRAFT: u8 = 5;
+
+/// A plan's progress once `count` of its `total` workouts are streamed: from above the first
+/// event's to 99 (100 is the result), so it never goes back.
+pub fn plan_progress(count: usize, total: usize) -> u8 {
+    let step = count.min(total) * 94 / total.max(1);
+    u8::try_from(usize::from(READING_THE_DRAFT) + 1 + step)
+        .unwrap_or(99)
+        .min(99)
 }
 
 /// A plan's weeks that earlier attempts of its job streamed whole: the week's workouts and its
@@ -306,9 +322,7 @@ async fn stream_workouts(
         }
         ctx.pause(delay).await?;
         let count = i + 1;
-        let pct = u8::try_from(count * 100 / total.max(1))
-            .unwrap_or(100)
-            .min(99);
+        let pct = plan_progress(count, total);
         let message = format!("Generating workout {count} of {total}");
         let progress = json!({"type": events::PROGRESS, "status": "generating", "message": message,
                               "count": count, "total": total, "progress": pct});
@@ -421,4 +435,25 @@ fn distance_km<'a>(workouts: impl Iterator<Item = &'a Value>) -> f64 {
         .filter_map(|w| w["target_distance_in_meters"].as_i64())
         .sum();
     (meters as f64 / 100.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plans_progress_starts_above_its_first_event_and_never_goes_back() {
+        for total in [1, 2, 7, 28, 94, 95, 364, 1456] {
+            let mut last = READING_THE_DRAFT;
+            for count in 1..=total {
+                let pct = plan_progress(count, total);
+                assert!(
+                    pct > READING_THE_DRAFT && pct >= last && pct <= 99,
+                    "{count}/{total}"
+                );
+                last = pct;
+            }
+            assert_eq!(last, 99, "{total}");
+        }
+    }
 }

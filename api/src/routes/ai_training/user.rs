@@ -659,12 +659,12 @@ fn window(req: &Request, tz: Tz) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let mut errors = Vec::new();
     let date = |name: &str, errors: &mut Vec<pacer_common::FieldError>| {
         let raw = req.query::<String>(name).filter(|s| !s.is_empty())?;
-        match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
-            Ok(d) => Some(d),
-            Err(_) => {
+        match pacer_common::validate::iso_date(&raw) {
+            Some(d) => Some(d),
+            None => {
                 errors.push(pacer_common::FieldError::new(
                     name,
-                    "must be an ISO 8601 date (YYYY-MM-DD)",
+                    pacer_common::validate::ISO_DATE,
                 ));
                 None
             }

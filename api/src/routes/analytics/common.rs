@@ -117,9 +117,9 @@ pub fn date_param(req: &Request, name: &str) -> Result<Option<NaiveDate>, ApiErr
     let Some(raw) = str_param(req, name)? else {
         return Ok(None);
     };
-    NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+    pacer_common::validate::iso_date(&raw)
         .map(Some)
-        .map_err(|_| ApiError::field(name, "must be a date in YYYY-MM-DD format"))
+        .ok_or_else(|| ApiError::field(name, pacer_common::validate::ISO_DATE))
 }
 
 pub fn parse_tz(field: &str, raw: &str) -> Result<chrono_tz::Tz, ApiError> {

@@ -230,7 +230,7 @@ fn sessions_from_workouts(workouts: &[Value], start: NaiveDate) -> Vec<SessionIn
         .filter_map(|w| {
             let day = w["date"]
                 .as_str()
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .and_then(pacer_common::validate::iso_date)
                 .or_else(|| {
                     let week = w["week"].as_u64().filter(|n| *n >= 1)?;
                     let weekday: Weekday = w["day"].as_str()?.parse().ok()?;
