@@ -97,17 +97,21 @@ pub async fn submit(
     Ok((row, true))
 }
 
-/// What a `generate_plan` input must meet beyond its fields: `weeks` matches the draft's week
-/// headers (a draft without any is left to the planner, which reports the weeks it misses).
-/// Shared by the Jobs API (`prefix` `input.`) and the AI Coach routes (no prefix), so both
-/// refuse the same input with the same 400.
+/// What a `generate_plan` input must meet beyond its fields: the draft has week headers (a
+/// plan is read week by week: without any, every provider would answer an empty plan) and
+/// `weeks` matches them. Shared by the Jobs API (`prefix` `input.`) and the AI Coach routes
+/// (no prefix), so both refuse the same input with the same 400.
 pub fn check_plan_weeks(plan: &GeneratePlanInput, prefix: &str) -> Result<(), ApiError> {
     match pacer_planner::draft_weeks(&plan.refined_draft) {
+        None => Err(ApiError::field(
+            &format!("{prefix}refined_draft"),
+            "has no week headers (\"Week 1\", \"Week 2\", …): a plan is read week by week",
+        )),
         Some(n) if n != plan.draft.weeks => Err(ApiError::field(
             &format!("{prefix}weeks"),
             &format!("must match the draft, which has {n} weeks"),
         )),
-        _ => Ok(()),
+        Some(_) => Ok(()),
     }
 }
 

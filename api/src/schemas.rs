@@ -460,7 +460,7 @@ pub struct GeneratePlanRequest {
     pub start_date: Option<chrono::NaiveDate>,
     pub workout_preference: Option<WorkoutPreference>,
     pub recent_race: Option<RecentRace>,
-    /// The (edited) draft text; its week headers must match `weeks`.
+    /// The (edited) draft text, with week headers ("Week 1" …) that match `weeks` (else 400).
     #[salvo(schema(min_length = 10, max_length = 200000))]
     pub refined_draft: String,
 }

@@ -809,6 +809,22 @@ async fn documented_errors_have_their_status_codes() -> anyhow::Result<()> {
         (400, Some("weeks")),
         "{res}"
     );
+    // a draft without week headers would be an empty plan, whatever `weeks` says
+    let mut headerless = draft_body();
+    headerless["refined_draft"] =
+        json!("Easy runs most days, a long run on Sunday.\n- Monday: Easy 5 km");
+    let (s, res) = app
+        .post(&coach, "/api/v1/ai-coach/generate-plan", &headerless)
+        .await?;
+    assert_eq!(
+        (s, res["details"][0]["field"].as_str()),
+        (400, Some("refined_draft")),
+        "{res}"
+    );
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs where kind = 'generate_plan'")
+        .fetch_one(&app.db)
+        .await?;
+    assert_eq!(jobs, 0, "nothing recorded for refused plans");
 
     assert_eq!(
         app.request(
