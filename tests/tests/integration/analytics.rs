@@ -598,6 +598,22 @@ async fn analytics_ingestion_is_idempotent_and_reports_invalid_items_by_index() 
             &json!({"date": "2025-04-01", "hrv_rmssd": 70}),
         )
         .await?;
+    let (s14, timeless) = app
+        .post(
+            &token,
+            "/api/v1/activities",
+            &json!([run("t", "2025-04-01T06:00:00Z", 10000.0, 0)]),
+        )
+        .await?;
+    let timeless_fields: Vec<&str> = timeless["details"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        (s14, timeless_fields),
+        (400, vec!["activities[0].moving_time"]),
+        "{timeless}"
+    );
     let mut fractional = run("x", "2025-04-01T06:00:00Z", 1000.0, 300);
     fractional["external_id"] = json!(1.5);
     let (s12, fractional_id) = app.post(&token, "/api/v1/activities", &fractional).await?;

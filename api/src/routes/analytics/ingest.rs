@@ -391,6 +391,13 @@ fn parse_activity(r: &mut FieldReader<'_>) -> Option<ParsedActivity> {
     }
     let moving_time = r.required_int("moving_time", 0, WEEK);
     let elapsed_time = r.opt_int("elapsed_time", 0, WEEK);
+    // a distance covered in no time would be an infinitely fast pace in every average
+    if moving_time == Some(0) && distance.is_some_and(|d| d > 0.0) {
+        r.error(
+            "moving_time",
+            "must be above 0 for an activity with a distance",
+        );
+    }
     let average_heartrate = r.opt_number("average_heartrate", 20.0, 260.0);
     let max_heartrate = r.opt_number("max_heartrate", 20.0, 260.0);
     let calories = r.opt_number("calories", 0.0, 50_000.0);
