@@ -1414,6 +1414,17 @@ async fn ai_training_custom_token_is_single_use_and_expires() -> Result<()> {
         .request(Method::POST, None, "/api/auth/exchange-token", None)
         .await?;
     assert_error(s, &b, 401, "unauthorized");
+    // a client without the module gets no token it could not use
+    let outsider = app.token("usr_out", "athlete", "client_without_module");
+    let (s, b) = app
+        .request(
+            Method::POST,
+            Some(&outsider),
+            "/api/auth/exchange-token",
+            None,
+        )
+        .await?;
+    assert_error(s, &b, 403, "forbidden");
     let (s, b) = app
         .request(Method::POST, Some(&user), "/api/auth/exchange-token", None)
         .await?;

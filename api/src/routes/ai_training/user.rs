@@ -27,10 +27,11 @@ use crate::routes::{query_param, read_json};
     responses(
         (status_code = 200, description = "A single-use token for `?customToken=`", body = s::CustomToken),
     ),
-    status_codes(200, 400, 401, 500, 503)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
-    let (state, claims) = caller(depot)?;
+    // a custom token serves only the module's routes: refused here rather than at its use
+    let (state, claims, _) = end_user(depot).await?;
     let token = new_custom_token();
     let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
     let (expires_at, expires_in) = token_expiry(&claims, CUSTOM_TOKEN_TTL_SECS);
