@@ -1,7 +1,7 @@
 //! `pacer-api generate`: realistic synthetic athletes with a history of activities and daily
 //! health metrics, written straight to PostgreSQL in multi-row `unnest` batches. The same seed
-//! gives the same data; re-running adds nothing (ids are derived from the seed, inserts skip
-//! existing rows).
+//! gives the same data; re-running adds nothing (rows are keyed by ids derived from the org and
+//! the seed: users by name, activities by athlete and `external_id`; inserts skip existing rows).
 
 use std::time::Instant;
 
@@ -165,7 +165,9 @@ pub async fn run(args: &GenerateArgs, database_url: &str) -> anyhow::Result<()> 
                         pace_zone_seconds: pz,
                         hr_zone_seconds: hz,
                     };
-                    activities.push((Uuid::from_u128(rng.random()), act));
+                    // a fresh id: the row's key is (athlete, external_id), so the same seed in another
+                    // organization (or a re-run) never collides on it
+                    activities.push((Uuid::now_v7(), act));
                 }
             }
             if rng.random_bool(0.9) {
