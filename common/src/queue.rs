@@ -104,6 +104,71 @@ static TRIM: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// Deletes the metadata hash of each of `names` that is not in the workers set (`KEYS[1]`);
+/// `KEYS[2..]` are the hashes. apalis-redis registers a worker (set entry and hash) in one
+/// script, so a hash whose name is missing belongs to a worker that is gone.
+static FORGET_WORKERS: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        local n = 0
+        for i = 2, #KEYS do
+            if not redis.call('ZSCORE', KEYS[1], ARGV[i - 1]) then
+                n = n + redis.call('UNLINK', KEYS[i])
+            end
+        end
+        return n
+        "#,
+    )
+});
+
+/// Deletes the metadata apalis-redis keeps for workers no longer registered: one hash per
+/// worker name and queue, never expired, so every worker start and every restart of a worker
+/// loop (a new name each time) would leave one behind for good.
+pub async fn forget_gone_workers(
+    conn: &mut ConnectionManager,
+    config: &ApalisConfig,
+) -> Result<usize> {
+    let set = config.workers_set();
+    let prefix = format!("{set}:metadata:");
+    let pattern = format!("{}*", glob_escape(&prefix));
+    let mut cursor = 0u64;
+    let mut forgotten = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(conn)
+            .await?;
+        if !keys.is_empty() {
+            let mut call = FORGET_WORKERS.key(&set);
+            for key in &keys {
+                call.key(key).arg(key.strip_prefix(&prefix).unwrap_or(key));
+            }
+            let n: usize = call.invoke_async(conn).await?;
+            forgotten += n;
+        }
+        if next == 0 {
+            return Ok(forgotten);
+        }
+        cursor = next;
+    }
+}
+
+/// `s` as a `SCAN MATCH` pattern that matches only itself.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Deletes up to `limit` finished tasks (data + meta) from Redis; PostgreSQL keeps the record.
 /// apalis-redis never trims them itself.
 pub async fn trim_finished(

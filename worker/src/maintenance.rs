@@ -3,7 +3,8 @@
 //!   below the high-water mark (so apalis never sees a backlog it cannot promote);
 //! - the reconciler hands back jobs whose Redis copy is gone (FLUSHALL, a lost push, a
 //!   restart without persistence) so the dispatcher pushes them again;
-//! - the trimmer deletes finished tasks from Redis (apalis-redis never does);
+//! - the trimmer deletes finished tasks from Redis (apalis-redis never does), and the
+//!   metadata of workers no longer registered;
 //! - the pruner deletes finished jobs from PostgreSQL after `PACER_JOB_RETENTION_SECS`;
 //! - the rollover queues the recompute of metrics snapshots left behind by the calendar;
 //! - the token sweep deletes expired AI Training custom tokens and login sessions.
@@ -149,6 +150,14 @@ async fn trim(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
     let n = queue::trim_finished(&mut conn, ctx.apalis(q), 5000).await?;
     if n > 0 {
         tracing::debug!(queue = q.as_str(), count = n, "trimmed finished tasks");
+    }
+    let gone = queue::forget_gone_workers(&mut conn, ctx.apalis(q)).await?;
+    if gone > 0 {
+        tracing::debug!(
+            queue = q.as_str(),
+            count = gone,
+            "forgot the metadata of gone workers"
+        );
     }
     Ok(())
 }

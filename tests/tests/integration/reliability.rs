@@ -987,3 +987,56 @@ async fn a_week_cut_short_by_a_killed_worker_is_not_streamed_twice() -> anyhow::
     assert!(job["attempts"].as_i64() >= Some(2), "{job}");
     Ok(())
 }
+
+/// apalis-redis keeps a metadata hash per worker name and never deletes it: every worker start
+/// and loop restart would leave one behind. Workers delete those of names no longer registered.
+#[tokio::test]
+async fn the_metadata_of_gone_workers_is_deleted_and_a_live_ones_kept() -> anyhow::Result<()> {
+    // Arrange: one live worker, and the hash a worker that is gone left behind
+    let mut app = TestApp::new().await?;
+    app.start_worker(&[])?;
+    let mut conn = app.redis().await?;
+    let set = format!("{}:generation:workers", app.prefix);
+    let ghost = format!("{set}:metadata:gone-worker-1");
+    eventually(Duration::from_secs(30), "the worker to register", || {
+        let mut conn = conn.clone();
+        let set = set.clone();
+        async move {
+            Ok((redis::AsyncCommands::zcard::<_, usize>(&mut conn, &set).await? > 0).then_some(()))
+        }
+    })
+    .await?;
+    redis::cmd("HSET")
+        .arg(&ghost)
+        .arg("backend_name")
+        .arg("gone")
+        .query_async::<()>(&mut conn)
+        .await?;
+
+    // Act: the trimmer's pass (every 15 s)
+    eventually(
+        Duration::from_secs(60),
+        "the gone worker's metadata to be deleted",
+        || {
+            let mut conn = conn.clone();
+            let ghost = ghost.clone();
+            async move {
+                Ok(
+                    (!redis::AsyncCommands::exists::<_, bool>(&mut conn, &ghost).await?)
+                        .then_some(()),
+                )
+            }
+        },
+    )
+    .await?;
+
+    // Assert: every registered worker still has its hash
+    let live: Vec<String> = redis::AsyncCommands::zrange(&mut conn, &set, 0, -1).await?;
+    assert!(!live.is_empty());
+    for name in live {
+        let kept: bool =
+            redis::AsyncCommands::exists(&mut conn, format!("{set}:metadata:{name}")).await?;
+        assert!(kept, "{name}");
+    }
+    Ok(())
+}
