@@ -96,7 +96,7 @@ pub struct ApiConfig {
     pub sync_timeout_secs: u64,
 
     /// Largest accepted request body, in bytes (larger: 413).
-    #[arg(long, env = "PACER_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    #[arg(long, env = "PACER_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = parse_body_limit)]
     pub max_body_bytes: usize,
 
     /// Seconds between SSE keep-alive comments on idle streams.
@@ -118,4 +118,13 @@ impl ApiConfig {
     pub fn sse_keepalive(&self) -> Duration {
         Duration::from_secs(self.sse_keepalive_secs.max(1))
     }
+}
+
+/// A body limit below 1 KiB would refuse every request with a body.
+fn parse_body_limit(raw: &str) -> Result<usize, String> {
+    let n: usize = raw.trim().parse().map_err(|e| format!("{e}"))?;
+    if n < 1024 {
+        return Err("must be at least 1024 bytes".into());
+    }
+    Ok(n)
 }

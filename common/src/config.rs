@@ -20,7 +20,7 @@ pub struct CommonConfig {
     pub database_url: String,
 
     /// Maximum PostgreSQL connections of this process.
-    #[arg(long, env = "PACER_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    #[arg(long, env = "PACER_DB_MAX_CONNECTIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
 
     /// Redis URL (queues, job event logs, pub/sub, caches).

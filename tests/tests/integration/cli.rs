@@ -47,6 +47,26 @@ fn a_missing_or_malformed_setting_stops_with_one_line_naming_it() {
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown queue 'nope'"));
+    // values that would make the process useless
+    for (name, var, flag) in [
+        ("pacer-api", "PACER_MAX_BODY_BYTES", "--max-body-bytes"),
+        (
+            "pacer-worker",
+            "PACER_DB_MAX_CONNECTIONS",
+            "--db-max-connections",
+        ),
+    ] {
+        let out = Command::new(bin(name))
+            .env("PACER_JWT_SECRET", pacer_tests::SECRET)
+            .env(var, "0")
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{var}=0");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{var}=0"
+        );
+    }
 }
 
 #[tokio::test]
