@@ -28,16 +28,16 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GenerateArgs {
     /// Organization the athletes and coaches belong to (created if missing).
-    #[arg(long, default_value = "org_demo")]
+    #[arg(long, default_value = "org_demo", value_parser = parse_org_id)]
     pub org: String,
     /// Number of athletes.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub athletes: u32,
     /// Number of coaches (athletes are assigned at random).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub coaches: u32,
     /// Days of history, ending at --until.
-    #[arg(long, default_value_t = 365)]
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub days: u32,
     /// Last day of the history (YYYY-MM-DD, UTC); default today. Fix it for byte-identical runs.
     #[arg(long)]
@@ -62,7 +62,7 @@ pub struct TokenArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Lifetime in seconds.
-    #[arg(long, default_value_t = 86_400)]
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub ttl_secs: u64,
 }
 
@@ -100,7 +100,7 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
 
     /// Seconds between SSE keep-alive comments on idle streams.
-    #[arg(long, env = "PACER_SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    #[arg(long, env = "PACER_SSE_KEEPALIVE_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub sse_keepalive_secs: u64,
 
     /// Seconds the API keeps serving after SIGTERM with `/readyz` answering 503 `draining`,
@@ -116,11 +116,19 @@ impl ApiConfig {
     }
 
     pub fn sse_keepalive(&self) -> Duration {
-        Duration::from_secs(self.sse_keepalive_secs.max(1))
+        Duration::from_secs(self.sse_keepalive_secs)
     }
 }
 
 /// A body limit below 1 KiB would refuse every request with a body.
+/// An organization id as the admin API takes it: 1 to 200 characters.
+fn parse_org_id(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > 200 {
+        return Err("must be 1 to 200 characters".into());
+    }
+    Ok(raw.to_owned())
+}
+
 fn parse_body_limit(raw: &str) -> Result<usize, String> {
     let n: usize = raw.trim().parse().map_err(|e| format!("{e}"))?;
     if n < 1024 {

@@ -50,7 +50,7 @@ pub async fn run(args: &GenerateArgs, database_url: &str) -> anyhow::Result<()> 
         .execute(&db)
         .await?;
 
-    let coaches: Vec<String> = (1..=args.coaches.max(1))
+    let coaches: Vec<String> = (1..=args.coaches)
         .map(|i| format!("{org}_coach_{i:03}"))
         .collect();
     let mut users: Vec<GenUser> = Vec::new();
@@ -68,7 +68,7 @@ pub async fn run(args: &GenerateArgs, database_url: &str) -> anyhow::Result<()> 
         });
     }
     let today = args.until.unwrap_or_else(|| Utc::now().date_naive());
-    let first_day = today - Duration::days(i64::from(args.days.max(1)) - 1);
+    let first_day = today - Duration::days(i64::from(args.days) - 1);
     let mut activities: Vec<(Uuid, ActivityIn)> = Vec::with_capacity(BATCH);
     let mut health: Vec<HealthIn> = Vec::with_capacity(BATCH);
     let (mut n_act, mut n_health) = (0u64, 0usize);
@@ -171,7 +171,7 @@ pub async fn run(args: &GenerateArgs, database_url: &str) -> anyhow::Result<()> 
                 }
             }
             if rng.random_bool(0.9) {
-                let trend = f64::from(n) / f64::from(args.days.max(1));
+                let trend = f64::from(n) / f64::from(args.days);
                 health.push(HealthIn {
                     athlete_id: id.clone(),
                     day,

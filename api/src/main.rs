@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use pacer_api::config::{Cli, Command, TokenArgs};
 use pacer_common::auth::{Claims, Role, mint_hs256};
 
@@ -14,7 +13,7 @@ mod generate;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = pacer_common::config::parse_or_exit();
     match cli.command {
         Some(Command::Token(args)) => token(cli.api.jwt_secret.as_deref(), &args),
         Some(Command::Generate(args)) => {

@@ -26,7 +26,7 @@ pub fn apalis_config(keys: &Keys, queue: Queue, common: &CommonConfig) -> Apalis
     ApalisConfig::default()
         .queue(keys.queue(queue))
         .heartbeat_interval(common.heartbeat())
-        .missed_heartbeats(common.missed_heartbeats.max(1))
+        .missed_heartbeats(common.missed_heartbeats as usize)
         .batch_size(16)
         .lock_tasks(false)
         .emit_events(false)

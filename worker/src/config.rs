@@ -21,11 +21,11 @@ pub struct WorkerConfig {
     pub concurrency: u32,
 
     /// First retry delay in milliseconds (then doubling, with jitter).
-    #[arg(long, env = "PACER_RETRY_BASE_MS", default_value_t = 500)]
+    #[arg(long, env = "PACER_RETRY_BASE_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub retry_base_ms: u64,
 
     /// Longest retry delay in seconds.
-    #[arg(long, env = "PACER_RETRY_MAX_SECS", default_value_t = 30)]
+    #[arg(long, env = "PACER_RETRY_MAX_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub retry_max_secs: u64,
 
     /// Per-kind timeouts in seconds, e.g. "generate_plan=900,recompute_batch=3600"
@@ -38,7 +38,7 @@ pub struct WorkerConfig {
     pub shutdown_grace_secs: u64,
 
     /// Seconds between reconciler passes (re-dispatching jobs Redis lost).
-    #[arg(long, env = "PACER_RECONCILE_INTERVAL_SECS", default_value_t = 10)]
+    #[arg(long, env = "PACER_RECONCILE_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub reconcile_interval_secs: u64,
 
     /// Finished jobs (succeeded, failed, cancelled) older than this many seconds are deleted
@@ -48,7 +48,7 @@ pub struct WorkerConfig {
     pub job_retention_secs: u64,
 
     /// A dispatched job with no sign of life for this long is checked against Redis.
-    #[arg(long, env = "PACER_RECONCILE_STALE_SECS", default_value_t = 20)]
+    #[arg(long, env = "PACER_RECONCILE_STALE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub reconcile_stale_secs: u64,
 
     /// Seconds between passes that queue a recompute for every athlete whose metrics snapshot
@@ -60,7 +60,7 @@ pub struct WorkerConfig {
     /// Fallback poll interval of an idle worker, in milliseconds (a wake-up published after
     /// each push makes pickup immediate; this covers retries and missed wake-ups, which the
     /// benchmark sees now and then under load: at 500 ms they cost up to ~0.5 s per job).
-    #[arg(long, env = "PACER_POLL_INTERVAL_MS", default_value_t = 100)]
+    #[arg(long, env = "PACER_POLL_INTERVAL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub poll_interval_ms: u64,
 
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9091); off when empty.
@@ -97,11 +97,11 @@ pub struct WorkerConfig {
     pub llm_concurrency: u32,
 
     /// Token budget of one job (prompt + completion, all requests); over it the job fails.
-    #[arg(long, env = "PACER_LLM_MAX_TOKENS_PER_JOB", default_value_t = 60_000)]
+    #[arg(long, env = "PACER_LLM_MAX_TOKENS_PER_JOB", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub llm_max_tokens_per_job: u64,
 
     /// Timeout of one model request, in seconds.
-    #[arg(long, env = "PACER_LLM_TIMEOUT_SECS", default_value_t = 120)]
+    #[arg(long, env = "PACER_LLM_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub llm_timeout_secs: u64,
 
     /// Retries of one model request on 429, 5xx or a connection error (then the job attempt fails
@@ -159,11 +159,13 @@ fn parse_timeouts(s: &str) -> Result<Timeouts, String> {
             .ok_or_else(|| format!("'{part}' is not kind=seconds"))?;
         let kind =
             JobKind::parse(kind.trim()).ok_or_else(|| format!("unknown job kind '{kind}'"))?;
-        let secs: u64 = secs
+        let secs = secs
             .trim()
-            .parse()
-            .map_err(|_| format!("'{secs}' is not a number of seconds"))?;
-        t.secs[Timeouts::index(kind)] = secs.max(1);
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("'{secs}' is not a number of seconds (1 or more)"))?;
+        t.secs[Timeouts::index(kind)] = secs;
     }
     Ok(t)
 }

@@ -215,8 +215,8 @@ async fn handle(
     let Slots(slots) = (*slots).clone();
     let slot = Arc::new(slots.acquire_owned().await?);
     let mut backoff = ExponentialBackoffMaker::new(
-        Duration::from_millis(ctx.config.retry_base_ms.max(1)),
-        Duration::from_secs(ctx.config.retry_max_secs.max(1)),
+        Duration::from_millis(ctx.config.retry_base_ms),
+        Duration::from_secs(ctx.config.retry_max_secs),
         0.5,
         HasherRng::default(),
     )

@@ -137,7 +137,7 @@ impl Budget<'_> {
 impl OpenAi {
     pub fn new(config: &WorkerConfig) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.llm_timeout_secs.max(1)))
+            .timeout(Duration::from_secs(config.llm_timeout_secs))
             .build()?;
         let openai = OpenAIConfig::new()
             .with_api_base(config.openai_base_url.trim_end_matches('/'))

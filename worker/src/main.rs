@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use pacer_worker::config::WorkerConfig;
 
 /// mimalloc instead of glibc's malloc: the services allocate per request, event and query on
@@ -11,7 +10,7 @@ use pacer_worker::config::WorkerConfig;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = WorkerConfig::parse();
+    let config: WorkerConfig = pacer_common::config::parse_or_exit();
     pacer_common::telemetry::init(config.common.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

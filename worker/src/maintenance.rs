@@ -28,7 +28,7 @@ pub fn spawn_all(ctx: &Arc<WorkerCtx>, stop: &CancellationToken) {
             q,
             dispatch,
         ));
-        let reconcile = Duration::from_secs(ctx.config.reconcile_interval_secs.max(1));
+        let reconcile = Duration::from_secs(ctx.config.reconcile_interval_secs);
         tokio::spawn(every(
             reconcile,
             stop.clone(),
@@ -86,7 +86,7 @@ pub async fn dispatch(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
         }
         let apalis = ctx.apalis(q);
         let mut conn = ctx.redis.clone();
-        let high = ctx.config.common.queue_high_water.max(1);
+        let high = ctx.config.common.queue_high_water;
         let depth = queue::depth(&mut conn, apalis).await?;
         // refill only when half drained, in batches, to keep Lua calls few and large
         if depth >= high / 2 {
@@ -112,7 +112,7 @@ pub async fn dispatch(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
 /// Hands back live jobs whose Redis task no longer exists (or that have been silent for far
 /// too long), so the dispatcher pushes them again.
 pub async fn reconcile_once(ctx: Arc<WorkerCtx>, q: Queue) -> anyhow::Result<()> {
-    let stale = ctx.config.reconcile_stale_secs.max(1) as f64;
+    let stale = ctx.config.reconcile_stale_secs as f64;
     let candidates = jobs::stale_dispatched(&ctx.db, q, stale, false, 2000).await?;
     let exists = if candidates.is_empty() {
         Vec::new()

@@ -41,31 +41,63 @@ fn a_missing_or_malformed_setting_stops_with_one_line_naming_it() {
         .output()
         .expect("runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--concurrency"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PACER_CONCURRENCY (--concurrency)") && err.contains("'lots'"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     let out = Command::new(bin("pacer-worker"))
         .env("PACER_QUEUES", "generation,nope")
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown queue 'nope'"));
-    // values that would make the process useless
-    for (name, var, flag) in [
-        ("pacer-api", "PACER_MAX_BODY_BYTES", "--max-body-bytes"),
-        (
-            "pacer-worker",
-            "PACER_DB_MAX_CONNECTIONS",
-            "--db-max-connections",
-        ),
+    // values that would make the process useless, or that used to be raised silently
+    for (name, var, value) in [
+        ("pacer-api", "PACER_MAX_BODY_BYTES", "0"),
+        ("pacer-api", "PACER_SSE_KEEPALIVE_SECS", "0"),
+        ("pacer-api", "PACER_EVENT_LOG_TTL_SECS", "59"),
+        ("pacer-worker", "PACER_DB_MAX_CONNECTIONS", "0"),
+        ("pacer-worker", "PACER_HEARTBEAT_SECS", "0"),
+        ("pacer-worker", "PACER_MISSED_HEARTBEATS", "1"),
+        ("pacer-worker", "PACER_QUEUE_HIGH_WATER", "8000"),
+        ("pacer-worker", "PACER_POLL_INTERVAL_MS", "0"),
+        ("pacer-worker", "PACER_RECONCILE_INTERVAL_SECS", "0"),
+        ("pacer-worker", "PACER_RETRY_BASE_MS", "0"),
+        ("pacer-worker", "PACER_JOB_TIMEOUTS", "generate_draft=0"),
     ] {
         let out = Command::new(bin(name))
             .env("PACER_JWT_SECRET", pacer_tests::SECRET)
-            .env(var, "0")
+            .env(var, value)
             .output()
             .expect("runs");
-        assert!(!out.status.success(), "{var}=0");
+        assert!(!out.status.success(), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains(flag),
-            "{var}=0"
+            err.starts_with(&format!("{name}: invalid value '{value}' for {var} (--")),
+            "{var}={value}: {err}"
         );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // the subcommands' options have no variable: the flag alone
+    for args in [
+        &["token", "--ttl-secs", "0"][..],
+        &["generate", "--org", ""],
+        &["generate", "--coaches", "0"],
+        &["generate", "--days", "0"],
+    ] {
+        let out = Command::new(bin("pacer-api"))
+            .env("PACER_JWT_SECRET", pacer_tests::SECRET)
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("for {}: ", args[1])),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
 
