@@ -379,10 +379,11 @@ fn system_recompute_of(row: &JobRow, claims: &Claims) -> bool {
                 && row.org_id.as_deref() == Some(claims.org_id.as_str())))
 }
 
-/// Waits until the job is finished, or `timeout` passes (`None`). Follows the job's events
-/// through the hub and re-reads the row on `done` (and every second, in case a notice is lost).
-/// When the API is stopping (the hub closes its channels) it answers at once: `None` unless
-/// the job has just finished, so the caller gets its 202 before the connection is cut.
+/// Waits until the job is finished or `timeout` passes, and answers the row as last read
+/// (finished or not; `None` if it is gone). Follows the job's events through the hub and
+/// re-reads the row on `done` (and every second, in case a notice is lost). When the API is
+/// stopping (the hub closes its channels) it answers at once, so the caller gets its 202
+/// before the connection is cut.
 pub async fn wait_for_job(
     state: &AppState,
     id: Uuid,
@@ -391,10 +392,9 @@ pub async fn wait_for_job(
     let mut sub = state.hub.subscribe(id);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(row) = pacer_common::db::jobs::get_job(&state.db, id).await?
-            && row.is_terminal()
-        {
-            return Ok(Some(row));
+        let row = pacer_common::db::jobs::get_job(&state.db, id).await?;
+        if row.as_ref().is_none_or(JobRow::is_terminal) {
+            return Ok(row);
         }
         let tick = (tokio::time::Instant::now() + std::time::Duration::from_secs(1)).min(deadline);
         let mut stopping = false;
@@ -412,8 +412,7 @@ pub async fn wait_for_job(
             }
         }
         if stopping || tokio::time::Instant::now() >= deadline {
-            let row = pacer_common::db::jobs::get_job(&state.db, id).await?;
-            return Ok(row.filter(JobRow::is_terminal));
+            return Ok(pacer_common::db::jobs::get_job(&state.db, id).await?);
         }
     }
 }

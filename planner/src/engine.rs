@@ -220,11 +220,20 @@ pub(crate) fn context(input: &PlanInput) -> Ctx {
             "Only {days_per_week} days are available, so the plan runs {days_per_week} days a week."
         ));
     }
+    // a race too slow for the formula (its oxygen cost goes negative at a walk) is VDOT 20,
+    // the bottom of the clamp, like any other slow race
     let (from_race, vdot) = match input.recent_race {
-        Some(r) if crate::vdot::vdot(r.distance_m, r.time_s) > 0.0 => (
-            true,
-            crate::vdot::vdot(r.distance_m, r.time_s).clamp(20.0, 90.0),
-        ),
+        Some(r)
+            if r.distance_m.is_finite()
+                && r.time_s.is_finite()
+                && r.distance_m > 0.0
+                && r.time_s > 0.0 =>
+        {
+            (
+                true,
+                crate::vdot::vdot(r.distance_m, r.time_s).clamp(20.0, 90.0),
+            )
+        }
         _ => (false, default_vdot(level)),
     };
     let (style, easy_share) = principle_style(&input.training_principle);

@@ -261,6 +261,27 @@ fn requested_days_exclusions_and_long_run_day() {
     }
 }
 
+/// A race slower than the formula reaches (a 5 km walked in a day) is VDOT 20, as a slow race
+/// is, not "no recent race".
+#[test]
+fn a_very_slow_recent_race_is_clamped_to_vdot_20_not_ignored() {
+    let mut slow = input(4, Level::Beginner, "5k");
+    slow.recent_race = Some(RaceResult {
+        distance_m: 5_000.0,
+        time_s: 3_000.0,
+    });
+    let mut walked = slow.clone();
+    walked.recent_race = Some(RaceResult {
+        distance_m: 5_000.0,
+        time_s: 86_400.0,
+    });
+    let slow = write_draft(&slow).text;
+    let walked = write_draft(&walked).text;
+    assert!(slow.contains("VDOT 20.0"), "{slow}");
+    assert!(walked.contains("VDOT 20.0"), "{walked}");
+    assert!(!walked.contains("no recent race"), "{walked}");
+}
+
 #[test]
 fn with_recent_race_paces_are_concrete() {
     let mut i = input(12, Level::Intermediate, "half marathon, 4 days per week");

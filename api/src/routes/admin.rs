@@ -64,10 +64,12 @@ async fn show_org(
     Ok(())
 }
 
-/// `PUT /api/v1/admin/orgs/{org_id}` `{"name", "features": [..], "training_principle"}`.
+/// `PUT /api/v1/admin/orgs/{org_id}` `{"name", "features": [..], "training_principle"}`; fields
+/// left out keep their value.
 #[endpoint(
     tags("admin"),
     summary = "Create or update an organization (admin, idempotent)",
+    description = "Fields left out keep their value (a new organization: empty name, no features, no principle); `training_principle: null` clears the principle.",
     security(("bearer" = [])),
     parameters(
         ("org_id" = String, Path, min_length = 1, max_length = 200, description = "Organization id"),
@@ -84,8 +86,10 @@ async fn put_org(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     let id = path_id(req, "org_id")?;
     let body = read_json(req, &state).await?;
     let mut r = FieldReader::new(&body).map_err(ApiError::validation)?;
-    let name = r.opt_str("name", 200).unwrap_or_default();
+    // fields left out keep their value; `"training_principle": null` (or blank) clears it
+    let name = r.opt_str("name", 200);
     let features = string_list(&mut r, "features", Some(&FEATURES));
+    let principle_given = body.get("training_principle").is_some();
     let principle = r
         .opt_str("training_principle", 4000)
         .filter(|s| !s.trim().is_empty());
@@ -93,9 +97,9 @@ async fn put_org(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     let org = upsert_org(
         &state.db,
         &id,
-        &name,
-        &features.unwrap_or_default(),
-        principle.as_deref(),
+        name.as_deref(),
+        features.as_deref(),
+        principle_given.then_some(principle.as_deref()),
     )
     .await?;
     res.render(Json(json!({"status": "success", "data": org})));

@@ -90,7 +90,7 @@ async fn start(
 /// the sync timeout, its links (202).
 async fn answer(state: &AppState, row: &JobRow, res: &mut Response) -> Result<(), ApiError> {
     match wait_for_job(state, row.id, state.config.sync_timeout()).await? {
-        Some(done) => match done.job_state() {
+        Some(done) if done.is_terminal() => match done.job_state() {
             Some(JobState::Succeeded) => {
                 let result = done.result.map(|r| r.0).unwrap_or(Value::Null);
                 res.render(Json(json!({"status": "success", "data": result})));
@@ -105,11 +105,18 @@ async fn answer(state: &AppState, row: &JobRow, res: &mut Response) -> Result<()
                 done.error.as_deref().unwrap_or("unknown error")
             ))),
         },
-        None => {
+        // still queued or running (or deleted by retention meanwhile: as submitted)
+        not_done => {
+            let now = not_done.as_ref().unwrap_or(row);
+            let message = if now.state == JobState::Queued.as_str() {
+                "waiting for a worker; poll status_url or follow events_url"
+            } else {
+                "still generating; poll status_url or follow events_url"
+            };
             res.status_code(StatusCode::ACCEPTED);
             res.render(Json(json!({"status": "accepted", "data": {
-                "job_id": row.id, "kind": row.kind, "state": "running",
-                "message": "still generating; poll status_url or follow events_url",
+                "job_id": row.id, "kind": row.kind, "state": now.state,
+                "message": message,
                 "status_url": format!("/api/v1/jobs/{}", row.id),
                 "events_url": format!("/api/v1/jobs/{}/events", row.id),
             }})));

@@ -35,23 +35,31 @@ pub async fn org_known(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> 
     .await
 }
 
+/// Creates or updates an organization. A field given as `None` keeps its value (a new
+/// organization gets an empty name, no features, no principle): an update naming only its
+/// features must not wipe the principle coaches set through the AI Coach route.
+/// `training_principle` is `Some(None)` to clear it.
 pub async fn upsert_org(
     db: impl PgExecutor<'_>,
     id: &str,
-    name: &str,
-    features: &[String],
-    training_principle: Option<&str>,
+    name: Option<&str>,
+    features: Option<&[String]>,
+    training_principle: Option<Option<&str>>,
 ) -> sqlx::Result<OrgRow> {
     sqlx::query_as(
-        "insert into orgs (id, name, features, training_principle) values ($1, $2, $3, $4)
-         on conflict (id) do update set name = excluded.name, features = excluded.features,
-             training_principle = excluded.training_principle, updated_at = now()
+        "insert into orgs (id, name, features, training_principle)
+         values ($1, coalesce($2, ''), coalesce($3, '{}'::text[]), $4)
+         on conflict (id) do update set name = coalesce($2, orgs.name),
+             features = coalesce($3, orgs.features),
+             training_principle = case when $5 then $4 else orgs.training_principle end,
+             updated_at = now()
          returning *",
     )
     .bind(id)
     .bind(name)
     .bind(features)
-    .bind(training_principle)
+    .bind(training_principle.flatten())
+    .bind(training_principle.is_some())
     .fetch_one(db)
     .await
 }

@@ -75,6 +75,30 @@ fn assert_workout_shape(w: &Value) {
     );
 }
 
+/// Past `PACER_SYNC_TIMEOUT_SECS` a synchronous route answers 202 with the job's links and its
+/// state as it is (here still queued: no worker runs), the state a poll shows.
+#[tokio::test]
+async fn a_synchronous_route_past_its_timeout_answers_202_with_the_jobs_real_state()
+-> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.set("PACER_SYNC_TIMEOUT_SECS", "1");
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let (status, body) = app
+        .post(&coach, "/api/v1/ai-coach/generate-draft", &draft_body())
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["state"], "queued", "{body}");
+    let status_url = data["status_url"].as_str().unwrap_or_default();
+    let (status, job) = app.get(&coach, status_url).await?;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["data"]["state"], data["state"], "{job}");
+    assert_eq!(job["data"]["job_id"], data["job_id"], "{job}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn generate_draft_answers_the_seed_shape_and_echoes_the_principle() -> anyhow::Result<()> {
     let (app, coach) = app().await?;
@@ -419,6 +443,64 @@ async fn training_principle_resolves_personal_over_org_over_default() -> anyhow:
         .await?;
     assert_eq!(s, 400);
     assert_eq!(body["details"].as_array().map(Vec::len), Some(2));
+    Ok(())
+}
+
+/// An admin's organization update naming some fields (the README's setup command, a feature
+/// switch) keeps the others: the principle a coach set survives it; `null` clears it.
+#[tokio::test]
+async fn an_org_update_keeps_the_fields_it_leaves_out() -> anyhow::Result<()> {
+    let (app, coach) = app().await?;
+    let admin = app.admin();
+    let principle = "/api/v1/ai-coach/training-principle/org_demo";
+    let org = "/api/v1/admin/orgs/org_demo";
+    let (s, _) = app
+        .put(
+            &coach,
+            principle,
+            &json!({"training_principle": "Org: pyramidal.", "scope": "org"}),
+        )
+        .await?;
+    assert_eq!(s, 200);
+
+    let (s, body) = app
+        .put(
+            &admin,
+            org,
+            &json!({"features": ["coach_agent", "ai_training"]}),
+        )
+        .await?;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["name"], "org_demo", "{body}");
+    assert_eq!(
+        body["data"]["training_principle"], "Org: pyramidal.",
+        "{body}"
+    );
+    let (_, got) = app.get(&coach, principle).await?;
+    assert_eq!(
+        (
+            got["data"]["training_principle"].as_str(),
+            got["data"]["source"].as_str()
+        ),
+        (Some("Org: pyramidal."), Some("org")),
+        "{got}"
+    );
+    let (s, body) = app.put(&admin, org, &json!({"name": "Demo Club"})).await?;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["data"]["features"],
+        json!(["ai_training", "coach_agent"]),
+        "{body}"
+    );
+
+    let (s, body) = app
+        .put(&admin, org, &json!({"training_principle": null}))
+        .await?;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["name"], "Demo Club", "{body}");
+    assert!(body["data"]["training_principle"].is_null(), "{body}");
+    let (_, got) = app.get(&coach, principle).await?;
+    assert_eq!(got["data"]["source"], "default", "{got}");
     Ok(())
 }
 

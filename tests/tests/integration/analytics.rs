@@ -830,6 +830,7 @@ async fn analytics_recompute_takes_an_absent_or_null_body_and_refuses_other_non_
     let (s_typo, typo) = app
         .post(&app.admin(), path, &json!({"org_id": "org_dmeo"}))
         .await?;
+    let (s_num, num) = app.post(&app.admin(), path, &json!({"org_id": 5})).await?;
     let inputs: Vec<Option<String>> = sqlx::query_scalar(
         "select input->>'org_id' from jobs where kind = 'recompute_batch' order by created_at",
     )
@@ -845,6 +846,12 @@ async fn analytics_recompute_takes_an_absent_or_null_body_and_refuses_other_non_
         (s_typo, &typo["code"]),
         (404, &json!("not_found")),
         "{typo}"
+    );
+    // the body's fields are named as sent, not as the Jobs API's `input.…`
+    assert_eq!(
+        (s_num, &num["details"][0]["field"]),
+        (400, &json!("org_id")),
+        "{num}"
     );
     // both accepted batches default to the coach's organization; the refusals recorded nothing
     assert_eq!(
@@ -1481,6 +1488,17 @@ async fn analytics_a_bad_query_lists_every_invalid_field_at_once() -> anyhow::Re
             &me,
             format!("/api/v1/analytics/running_stats?from_timestamp={now}&to_timestamp={now}&range_type=x&timezone=Mars/Olympus"),
             vec!["range_type", "timezone"],
+        ),
+        // a malformed stamp is named once, and the other one is not blamed for it
+        (
+            &me,
+            format!("/api/v1/analytics/running_stats?from_timestamp=abc&to_timestamp={now}&range_type=daily"),
+            vec!["from_timestamp"],
+        ),
+        (
+            &me,
+            format!("/api/v1/analytics/running_stats?from_timestamp={}&to_timestamp=yesterday&range_type=daily", now - 86_400),
+            vec!["to_timestamp"],
         ),
         (
             &me,

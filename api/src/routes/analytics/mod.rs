@@ -3,7 +3,7 @@
 //! token behind the roster's `has_push_token`.
 
 use pacer_common::auth::Role;
-use pacer_common::jobs::JobKind;
+use pacer_common::jobs::{JobKind, RecomputeBatchInput};
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde_json::{Value, json};
@@ -104,6 +104,8 @@ async fn recompute(
     if !body.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));
     }
+    // the body is the job's input: its fields are named as sent (the Jobs API says `input.…`)
+    RecomputeBatchInput::parse(&body, "").map_err(ApiError::validation)?;
     if claims.role == Role::Coach && body.get("org_id").is_none_or(Value::is_null) {
         body["org_id"] = json!(claims.org_id);
     }

@@ -287,12 +287,15 @@ pub async fn running_stats(
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
     let mut invalid = Invalid::default();
+    // a malformed stamp is reported once, as itself, and left out of the range checks
     let stamp = |invalid: &mut Invalid, name: &str| -> Result<Option<i64>, ApiError> {
-        let v = invalid.or(int_param(req, name, 0, 32_503_680_000), Some(0))?;
-        if v.is_none() {
-            invalid.push(name, "is required (Unix seconds)");
+        match int_param(req, name, 0, 32_503_680_000) {
+            Ok(None) => {
+                invalid.push(name, "is required (Unix seconds)");
+                Ok(None)
+            }
+            parsed => invalid.or(parsed, None),
         }
-        Ok(v)
     };
     let from = stamp(&mut invalid, "from_timestamp")?;
     let to = stamp(&mut invalid, "to_timestamp")?;
