@@ -39,6 +39,9 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok();
+    if metrics.is_some() {
+        pacer_common::telemetry::zero_counters(pacer_common::telemetry::Process::Api);
+    }
     let Some(db) = pacer_common::db::connect_when_reachable(
         &config.common.database_url,
         config.common.db_max_connections,

@@ -35,6 +35,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             .with_http_listener(addr)
             .install()
             .context("cannot serve metrics on PACER_WORKER_METRICS_BIND")?;
+        pacer_common::telemetry::zero_counters(pacer_common::telemetry::Process::Worker);
     }
     let Some(db) = pacer_common::db::connect_when_reachable(
         &config.common.database_url,

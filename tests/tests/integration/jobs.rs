@@ -556,6 +556,50 @@ async fn recompute_stats_aggregates_activities_by_local_day() -> anyhow::Result<
     Ok(())
 }
 
+/// Every counter is exported from the start, at 0: an alert on "jobs failed" or a `rate()`
+/// needs the series before the first increment.
+#[tokio::test]
+async fn every_counter_is_exported_at_zero_before_its_first_increment() -> anyhow::Result<()> {
+    let mut app = TestApp::new().await?;
+    app.start_api().await?;
+    let metrics = format!("127.0.0.1:{}", pacer_tests::free_port());
+    app.start_worker(&[("PACER_WORKER_METRICS_BIND", &metrics)])?;
+    let scrape = |url: String| {
+        let http = app.http.clone();
+        async move { Ok::<_, anyhow::Error>(http.get(url).send().await?.text().await?) }
+    };
+    let worker = pacer_tests::eventually(Duration::from_secs(30), "worker metrics", || async {
+        Ok(scrape(format!("http://{metrics}/metrics")).await.ok())
+    })
+    .await?;
+    let api = scrape(format!("{}/metrics", app.base())).await?;
+    for (text, series) in [
+        (
+            &api,
+            r#"pacer_jobs_submitted_total{kind="generate_plan"} 0"#,
+        ),
+        (
+            &api,
+            r#"pacer_jobs_finished_total{kind="generate_draft",state="cancelled"} 0"#,
+        ),
+        (&api, "pacer_jobs_left_to_dispatchers_total 0"),
+        (
+            &worker,
+            r#"pacer_jobs_finished_total{kind="recompute_batch",state="failed"} 0"#,
+        ),
+        (
+            &worker,
+            r#"pacer_job_retries_total{kind="generate_draft"} 0"#,
+        ),
+        (&worker, r#"pacer_jobs_reconciled_total{queue="stats"} 0"#),
+        (&worker, r#"pacer_llm_tokens_total{kind="prompt"} 0"#),
+        (&worker, "pacer_runs_detached_total 0"),
+    ] {
+        assert!(text.lines().any(|l| l == series), "{series} in:\n{text}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> {
     let redis = pacer_tests::RedisServer::start().await?;
