@@ -333,9 +333,17 @@ async fn put_principle(
 /// The organization whose library the caller manages: its own (admins may name one with `?org_id=`).
 async fn library_org(req: &Request, state: &AppState, claims: &Claims) -> Result<String, ApiError> {
     require_role(claims, &COACH_ROLES)?;
+    // a coach naming another organization is refused, not served its own library (a POST
+    // would otherwise add the workout where the caller did not ask)
     let org_id = match req.query::<String>("org_id").filter(|s| !s.is_empty()) {
-        Some(o) if claims.role == Role::Admin => o,
-        _ => claims.org_id.clone(),
+        Some(o) if claims.role == Role::Admin || o == claims.org_id => o,
+        Some(_) => {
+            return Err(ApiError::Forbidden(
+                "org_id is for admins: you may only use the library of your own organization"
+                    .into(),
+            ));
+        }
+        None => claims.org_id.clone(),
     };
     require_coach_org(state, claims, &org_id).await?;
     Ok(org_id)
@@ -414,7 +422,7 @@ fn read_workout(body: &Value) -> Result<workouts::WorkoutFields, ApiError> {
     summary = "The organization's workout library",
     security(("bearer" = [])),
     parameters(
-        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "The organization's library (default: the caller's); only an admin may name another organization (403 otherwise)"),
     ),
     responses(
         (status_code = 200, description = "Library workouts", body = s::LibraryWorkoutListEnvelope),
@@ -440,7 +448,7 @@ async fn list_workouts(
     summary = "Add a library workout",
     security(("bearer" = [])),
     parameters(
-        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "The organization's library (default: the caller's); only an admin may name another organization (403 otherwise)"),
     ),
     request_body = s::LibraryWorkoutInput,
     responses(
@@ -470,7 +478,7 @@ async fn create_workout(
     security(("bearer" = [])),
     parameters(
         ("workout_id" = uuid::Uuid, Path, description = "Library workout id"),
-        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "The organization's library (default: the caller's); only an admin may name another organization (403 otherwise)"),
     ),
     responses(
         (status_code = 200, description = "The workout", body = s::LibraryWorkoutEnvelope),
@@ -497,7 +505,7 @@ async fn show_workout(
     security(("bearer" = [])),
     parameters(
         ("workout_id" = uuid::Uuid, Path, description = "Library workout id"),
-        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "The organization's library (default: the caller's); only an admin may name another organization (403 otherwise)"),
     ),
     request_body = s::LibraryWorkoutInput,
     responses(
@@ -529,7 +537,7 @@ async fn update_workout(
     security(("bearer" = [])),
     parameters(
         ("workout_id" = uuid::Uuid, Path, description = "Library workout id"),
-        ("org_id" = Option<String>, Query, max_length = 200, description = "Admins only: the organization's library (default: the caller's)"),
+        ("org_id" = Option<String>, Query, max_length = 200, description = "The organization's library (default: the caller's); only an admin may name another organization (403 otherwise)"),
     ),
     responses(
         (status_code = 204, description = "Deleted"),

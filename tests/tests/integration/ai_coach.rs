@@ -611,6 +611,22 @@ async fn the_workout_library_feeds_prefer_and_strict_existing() -> anyhow::Resul
             .any(|m| m.as_str().unwrap_or("").contains("left out"))
     }));
 
+    // `org_id` is the admins' way to another library: a coach naming another one is refused
+    // and adds nothing; naming its own is the default
+    let (s, body) = app
+        .post(&coach, "/api/v1/ai-coach/workouts?org_id=org_other", &lib)
+        .await?;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (s, own) = app
+        .get(&coach, "/api/v1/ai-coach/workouts?org_id=org_demo")
+        .await?;
+    assert_eq!(s, 200, "{own}");
+    assert_eq!(own["data"]["total"], 1, "{own}");
+
     let (s, _) = app
         .delete(&coach, &format!("/api/v1/ai-coach/workouts/{id}"))
         .await?;
