@@ -39,7 +39,7 @@ pub(crate) fn out_of_reach(e: &anyhow::Error) -> Option<&'static str> {
         if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
             pacer_common::db::is_unreachable(e).then_some("the database")
         } else if let Some(e) = cause.downcast_ref::<redis::RedisError>() {
-            pacer_common::error::redis_unreachable(e).then_some("Redis")
+            pacer_common::error::redis_unavailable(e).then_some("Redis")
         } else {
             None
         }

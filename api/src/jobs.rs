@@ -216,7 +216,7 @@ impl RecorderCtx {
 }
 
 fn out_of_reach(e: &pacer_common::Error) -> bool {
-    matches!(e, pacer_common::Error::Redis(e) if pacer_common::error::redis_unreachable(e))
+    matches!(e, pacer_common::Error::Redis(e) if pacer_common::error::redis_unavailable(e))
 }
 
 /// Jobs accepted without a push (Redis at its high-water mark or out of reach): a worker's

@@ -36,8 +36,24 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Whether `e` says Redis cannot be reached now (refused, dropped or timed-out connections),
-/// not that the command failed.
-pub fn redis_unreachable(e: &redis::RedisError) -> bool {
-    e.is_connection_refusal() || e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
+/// Whether `e` says Redis cannot serve us now, not that the command is wrong: refused,
+/// dropped or timed-out connections, and a server that refuses writes for a while (`OOM` at
+/// its `maxmemory`, `READONLY` after a failover demoted it, `LOADING` its data at start,
+/// `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`, `BUSY` with a long script). Callers wait these
+/// out as an outage: counted as a failed attempt, a few seconds of them failed jobs for good.
+pub fn redis_unavailable(e: &redis::RedisError) -> bool {
+    const BUSY_STATES: [&str; 7] = [
+        "OOM",
+        "READONLY",
+        "LOADING",
+        "MASTERDOWN",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "BUSY",
+    ];
+    e.is_connection_refusal()
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.code().is_some_and(|c| BUSY_STATES.contains(&c))
 }

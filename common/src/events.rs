@@ -150,6 +150,13 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
     redis::Script::new(
         r#"
         local function failed(r) return type(r) == 'table' and r.err ~= nil end
+        -- a server refusing writes for a while: the whole call fails with its error, which
+        -- the caller waits out (redis_unavailable) and retries without logging twice
+        local busy = {OOM = true, READONLY = true, LOADING = true, MASTERDOWN = true,
+                      TRYAGAIN = true, CLUSTERDOWN = true, BUSY = true}
+        local function refused_for_now(r)
+            return failed(r) and busy[string.match(r.err, '^%-?(%u+)') or ''] == true
+        end
         local function top(log)
             local info = redis.pcall('XINFO', 'STREAM', log)
             if failed(info) then return nil end
@@ -203,6 +210,12 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
                         n = last + 1
                         ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'd', payload)
                     end
+                end
+                if refused_for_now(ok) then
+                    if #published > 0 then
+                        redis.pcall('PUBLISH', channel, table.concat(published, '\n'))
+                    end
+                    return ok
                 end
                 if ok == false then
                     -- logged by the call whose reply was lost, and published with it

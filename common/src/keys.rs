@@ -45,6 +45,12 @@ impl Keys {
         format!("{}:events", self.prefix)
     }
 
+    /// Written by `/readyz`: a Redis that answers `PING` may still refuse writes (`OOM`,
+    /// `READONLY`, `LOADING`).
+    pub fn readiness_probe(&self) -> String {
+        format!("{}:readyz", self.prefix)
+    }
+
     pub fn cache(&self, name: &str) -> String {
         format!("{}:cache:{}", self.prefix, name)
     }

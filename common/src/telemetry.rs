@@ -63,6 +63,7 @@ pub fn zero_counters(process: Process) {
             }
             zero(metrics::counter!("pacer_snapshot_rollovers_total"));
             zero(metrics::counter!("pacer_runs_detached_total"));
+            zero(metrics::counter!("pacer_loop_restarts_total"));
             zero(metrics::counter!("pacer_event_append_waits_total"));
         }
     }

@@ -16,7 +16,7 @@ use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{Backoff, ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
-use pacer_common::error::redis_unreachable;
+use pacer_common::error::redis_unavailable;
 use pacer_common::jobs::JobMessage;
 use pacer_common::lifecycle::{shutdown_signal, until_reachable};
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let redis_client =
         redis::Client::open(config.common.redis_url.as_str()).context("REDIS_URL")?;
     // one connection try per wait (the connection manager alone retries for ~10 s, then fails)
-    let Some(redis) = until_reachable("Redis", redis_unreachable, || async {
+    let Some(redis) = until_reachable("Redis", redis_unavailable, || async {
         redis_client.get_multiplexed_async_connection().await?;
         redis_client.get_connection_manager().await
     })
@@ -72,6 +72,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let mut monitor = Monitor::new()
         .should_restart(|w, err| {
             tracing::error!(worker = w.name(), error = %err, "worker stopped with an error; restarting");
+            metrics::counter!("pacer_loop_restarts_total").increment(1);
             true
         })
         .with_terminator(async move {
@@ -100,6 +101,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         let concurrency = config.concurrency as usize;
         let names = loop_names.clone();
         let workers_set = ctx.apalis(queue).workers_set();
+        let pace = RestartPace::new(config.common.heartbeat());
         // outlives the worker loops apalis restarts, so runs detached from a dropped loop
         // still count against the queue's concurrency
         let slots = Slots(Arc::new(tokio::sync::Semaphore::new(concurrency)));
@@ -109,6 +111,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             let worker = if restarts == 0 {
                 base.clone()
             } else {
+                pace.wait();
                 format!("{base}-r{restarts}")
             };
             if let Ok(mut names) = names.lock() {
@@ -205,6 +208,50 @@ struct Slots(Arc<tokio::sync::Semaphore>);
 
 /// One delivery of a job: runs it, retrying transient failures in place with exponential
 /// backoff and jitter. On shutdown a pending retry is handed to Redis, which re-schedules it.
+/// Spaces out the restarts of one queue's apalis loop. apalis restarts a failed loop at once,
+/// from inside its monitor's poll; while Redis refuses every command (at its `maxmemory`, a
+/// replica after a failover, loading its data) each new loop fails on its first round trip,
+/// which made thousands of restarts (and log lines) a second. A restart after a quiet spell
+/// goes at once; each one soon after the last waits twice as long as before, up to the
+/// heartbeat, so that the loop's registration is never silent for longer than that.
+struct RestartPace {
+    max: Duration,
+    last: std::sync::Mutex<Option<(std::time::Instant, Duration)>>,
+}
+
+impl RestartPace {
+    fn new(max: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            last: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn wait(&self) {
+        const FIRST: Duration = Duration::from_millis(50);
+        let now = std::time::Instant::now();
+        let pause = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let pause = match *last {
+                Some((at, prev)) if now.duration_since(at) < self.max * 5 => {
+                    (prev * 2).clamp(FIRST, self.max)
+                }
+                _ => Duration::ZERO,
+            };
+            *last = Some((now + pause, pause.max(FIRST / 2)));
+            pause
+        };
+        if !pause.is_zero() {
+            tracing::warn!(
+                ?pause,
+                "apalis loop failing repeatedly; pausing before its restart"
+            );
+            // the monitor's poll is synchronous; let the runtime move other tasks elsewhere
+            tokio::task::block_in_place(|| std::thread::sleep(pause));
+        }
+    }
+}
+
 async fn handle(
     msg: JobMessage,
     ctx: Data<Arc<WorkerCtx>>,

@@ -124,7 +124,7 @@ impl JobCtx {
             };
             match appended {
                 Err(pacer_common::Error::Redis(e))
-                    if pacer_common::error::redis_unreachable(&e) =>
+                    if pacer_common::error::redis_unavailable(&e) =>
                 {
                     tracing::warn!(job.id = %self.job.id, error = %e, "event not appended: Redis out of reach; the job waits");
                     metrics::counter!("pacer_event_append_waits_total").increment(1);

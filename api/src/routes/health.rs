@@ -29,10 +29,10 @@ async fn healthz(res: &mut Response) {
     res.render(Json(json!({"status": "ok"})));
 }
 
-/// Readiness: PostgreSQL and Redis answer, and the process is not shutting down.
+/// Readiness: PostgreSQL answers, Redis takes a write, and the process is not shutting down.
 #[endpoint(
     tags("health"),
-    summary = "Readiness: PostgreSQL and Redis answer",
+    summary = "Readiness: PostgreSQL answers and Redis takes a write",
     responses(
         (status_code = 200, description = "Ready", body = s::Readyz),
         (status_code = 503, description = "A dependency does not answer, or the process is shutting down (`draining`)", body = s::Readyz),
@@ -46,14 +46,8 @@ async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
         sqlx::query("select 1").execute(&state.db),
     )
     .await;
-    let mut conn = state.redis.clone();
-    let rd = tokio::time::timeout(
-        Duration::from_secs(2),
-        redis::cmd("PING").query_async::<String>(&mut conn),
-    )
-    .await;
     let pg_ok = matches!(pg, Ok(Ok(_)));
-    let redis_ok = matches!(rd, Ok(Ok(_)));
+    let redis_ok = redis_takes_writes(state).await;
     let draining = state.draining.is_cancelled();
     let status = if draining {
         "draining"
@@ -68,6 +62,27 @@ async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     }
     res.render(Json(body));
     Ok(())
+}
+
+/// Whether Redis takes a write: one that answers `PING` may refuse writes (`OOM` at its
+/// `maxmemory`, a `READONLY` replica after a failover, `LOADING`), and submissions need them.
+/// The first command on a connection Redis dropped (a restart) fails and reconnects: once more.
+async fn redis_takes_writes(state: &crate::state::AppState) -> bool {
+    for _ in 0..2 {
+        let mut conn = state.redis.clone();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(state.keys.readiness_probe())
+            .arg(1)
+            .arg("EX")
+            .arg(60);
+        let set = cmd.query_async::<()>(&mut conn);
+        match tokio::time::timeout(Duration::from_secs(2), set).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) if e.is_connection_dropped() || e.is_io_error() => continue,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Prometheus text format. Queue depths and job counts are read at scrape time.

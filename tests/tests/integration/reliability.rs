@@ -457,6 +457,54 @@ async fn a_job_waits_out_a_long_redis_outage_without_using_up_its_attempts() -> 
     succeeded_in_its_first_attempt(&app, &coach, id).await
 }
 
+/// A Redis that answers but refuses writes for a while (here at its `maxmemory`; a replica
+/// after a failover and a Redis loading its data answer the same way) is waited out like an
+/// outage: the running job finishes in its first attempt (its attempts were used up within a
+/// second), `/readyz` says Redis is not ready meanwhile (`PING` still answered), and the
+/// workers' loops, which fail on every fetch, restart a few times, not thousands a second.
+#[tokio::test]
+async fn a_redis_refusing_writes_is_waited_out_like_an_outage() -> anyhow::Result<()> {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (_redis, app, coach, id) = a_job_running_on_a_private_redis(&[
+        ("PACER_RULES_STEP_DELAY_MS", "1000"),
+        ("PACER_WORKER_METRICS_BIND", &metrics),
+    ])
+    .await?;
+    let mut conn = app.redis().await?;
+    let max_memory = |bytes: u64| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(bytes)
+            .clone()
+    };
+    max_memory(1).query_async::<()>(&mut conn).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the job to wait for Redis",
+        || async {
+            let waits = metric(&app.http, &metrics, "pacer_event_append_waits_total").await?;
+            let restarts = metric(&app.http, &metrics, "pacer_loop_restarts_total").await?;
+            Ok((waits >= 3.0 && restarts >= 1.0).then_some(()))
+        },
+    )
+    .await?;
+    let (status, ready) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    let restarts = metric(&app.http, &metrics, "pacer_loop_restarts_total").await?;
+    max_memory(0).query_async::<()>(&mut conn).await?;
+
+    assert_eq!((status, &ready["redis"]), (503, &json!(false)), "{ready}");
+    assert!(restarts < 50.0, "{restarts} loop restarts");
+    succeeded_in_its_first_attempt(&app, &coach, id).await?;
+    let (status, ready) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    assert_eq!(status, 200, "{ready}");
+    Ok(())
+}
+
 /// A run detached from an apalis loop restarted after a Redis error gets the grace period at
 /// SIGTERM like any other: it finishes in its first attempt instead of being handed back.
 #[tokio::test]
