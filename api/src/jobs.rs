@@ -57,7 +57,20 @@ pub async fn submit(
     let mut tries = 0;
     let (row, created) = loop {
         tries += 1;
-        match state.recorder.call(job.clone()).await? {
+        let recorded = state.recorder.call(job.clone()).await.map_err(|e| {
+            match ApiError::from(e) {
+                // the insert may have reached a server that stopped answering, and commit
+                // when it resumes: only the same key makes the client's retry safe
+                ApiError::Unavailable(_) if job.idempotency_key.is_none() => ApiError::Unavailable(
+                    "the database did not answer; retry shortly with an Idempotency-Key \
+                     (a retry without one may record the job twice if the first attempt \
+                     reached the database)"
+                        .into(),
+                ),
+                other => other,
+            }
+        })?;
+        match recorded {
             Inserted::New(row) => break (row, true),
             Inserted::Existing(row) => break (row, false),
             Inserted::Refused => match &job.requires {

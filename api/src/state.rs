@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use apalis_redis::{Config as ApalisConfig, ConnectionManager};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -62,7 +63,9 @@ impl AppState {
         let generation = Arc::new(generation);
         let stats = Arc::new(stats);
         // the recorder's and the row reader's statements, two of each at a time
-        let keyed = KeyedConns::new(&db, 4, Commit::Durable);
+        // a client waits on these: a hung PostgreSQL gets its 503 within ~20 s (this bound, then
+        // the repeat's connect timeout), before common client timeouts of 30 s
+        let keyed = KeyedConns::answering_within(&db, 4, Commit::Durable, Duration::from_secs(10));
         let recorder = RecorderCtx {
             keyed: keyed.clone(),
             db: db.clone(),

@@ -735,6 +735,74 @@ async fn waiting_at_start_ends_on_sigterm_and_a_rejected_login_is_not_waited_out
     Ok(())
 }
 
+/// A submission whose insert reached PostgreSQL, which then stopped answering: the API gives
+/// up on the silent connection after 10 s (before a client's 30 s timeout) and repeats the
+/// insert on a new one, which answers the job as recorded (202, one job). If new connections
+/// are turned away too, the 503 cannot tell whether the insert committed (here it did): its
+/// message says to retry with an Idempotency-Key.
+#[tokio::test]
+async fn a_submission_to_a_postgres_that_stops_answering_is_answered_in_time() -> anyhow::Result<()>
+{
+    let mut app = TestApp::new().await?;
+    let (proxy, _pool) = ReplyLosingProxy::in_front_of(&app.database_url).await?;
+    app.set("DATABASE_URL", &proxy.url_for(&app.database_url)?);
+    app.start_api().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let jobs = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from jobs")
+            .fetch_one(&app.db)
+            .await
+    };
+    let body = json!({"kind": "generate_draft", "input": {"weeks": 1, "level": "beginner", "org_id": "org_demo"}});
+    // provisions the user (an insert of its own) and leaves an idle connection that answered
+    // (one that never did is not repeated on: the server itself is the problem)
+    let (s, reply) = app.post(&coach, "/api/v1/jobs", &body).await?;
+    assert_eq!(s, 202, "{reply}");
+
+    proxy.arm_silent("INSERT");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(25),
+        app.post(&coach, "/api/v1/jobs", &body),
+    )
+    .await;
+    let (s, reply) = answer.map_err(|_| anyhow::anyhow!("no answer within 25 s"))??;
+    assert_eq!(s, 202, "{reply}");
+    assert_eq!((proxy.lost(), jobs().await?), (1, 2));
+
+    proxy.arm_silent("INSERT");
+    let post = app.post(&coach, "/api/v1/jobs", &body);
+    let cut = async {
+        eventually(Duration::from_secs(30), "the insert's commit", || async {
+            Ok((proxy.lost() == 2).then_some(()))
+        })
+        .await?;
+        proxy.set_down(true);
+        anyhow::Ok(())
+    };
+    let (answer, cut) = tokio::join!(post, cut);
+    cut?;
+    let (s, reply) = answer?;
+    proxy.set_down(false);
+    assert_eq!(
+        (s, reply["code"].as_str()),
+        (503, Some("unavailable")),
+        "{reply}"
+    );
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("Idempotency-Key")),
+        "{reply}"
+    );
+    assert_eq!(
+        jobs().await?,
+        3,
+        "the insert committed before the server stopped answering"
+    );
+    Ok(())
+}
+
 /// PostgreSQL out of reach for a while (the API's and the worker's connections go through a
 /// proxy that cuts them all and turns new ones away): requests are answered 503 `unavailable`
 /// and record nothing; a job whose terminal write falls in the outage is recorded once
