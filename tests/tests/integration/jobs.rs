@@ -640,6 +640,7 @@ async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> 
     assert_eq!((s, body["redis"].as_bool()), (200, Some(true)));
 
     // Redis gone: not ready, still alive
+    let port = redis.port;
     drop(redis);
     let (s, body) = pacer_tests::eventually(
         Duration::from_secs(30),
@@ -662,6 +663,21 @@ async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> 
             .0,
         200
     );
+
+    // Redis back: the first probe says so (its first command on the dropped connection fails
+    // and reconnects; it is tried once more)
+    let redis = pacer_tests::RedisServer::start_on(port).await?;
+    let (s, body) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    assert_eq!((s, body["redis"].as_bool()), (200, Some(true)), "{body}");
+    // restarted between two probes: the next one is 200 too
+    drop(redis);
+    let _redis = pacer_tests::RedisServer::start_on(port).await?;
+    let (s, body) = app
+        .request(reqwest::Method::GET, None, "/readyz", None)
+        .await?;
+    assert_eq!((s, body["redis"].as_bool()), (200, Some(true)), "{body}");
     Ok(())
 }
 
