@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::auth::{app_state, claims, require_role};
 use crate::error::ApiError;
-use crate::routes::read_json;
+use crate::routes::{path_id, read_json};
 
 pub const FEATURES: [&str; 2] = ["coach_agent", "ai_training"];
 
@@ -29,12 +29,6 @@ pub fn router() -> Router {
                 .get(show_user)
                 .put(put_user),
         )
-}
-
-fn path_id(req: &Request, name: &str) -> Result<String, ApiError> {
-    req.param::<String>(name)
-        .filter(|s| !s.is_empty() && s.len() <= 200)
-        .ok_or_else(|| ApiError::field(name, "must be 1 to 200 characters"))
 }
 
 #[endpoint(

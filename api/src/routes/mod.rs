@@ -38,6 +38,24 @@ pub fn service(state: AppState) -> Service {
 
 /// Reads a JSON body within the configured size limit: 413 when larger, 400 when malformed.
 pub async fn read_json(req: &mut Request, state: &AppState) -> Result<Value, ApiError> {
+    read_body(req, state).await?.ok_or_else(|| {
+        ApiError::BadRequest(
+            "malformed_json",
+            "the request body is empty; send a JSON object".into(),
+        )
+    })
+}
+
+/// The JSON body of a route whose body is optional: `None` when it is empty or only
+/// whitespace, however it was sent (`Content-Length: 0`, an empty chunked body, no body).
+pub async fn read_optional_json(
+    req: &mut Request,
+    state: &AppState,
+) -> Result<Option<Value>, ApiError> {
+    read_body(req, state).await
+}
+
+async fn read_body(req: &mut Request, state: &AppState) -> Result<Option<Value>, ApiError> {
     let max = state.config.max_body_bytes;
     if let Some(len) = req
         .headers()
@@ -61,10 +79,7 @@ pub async fn read_json(req: &mut Request, state: &AppState) -> Result<Value, Api
         }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest(
-            "malformed_json",
-            "the request body is empty; send a JSON object".into(),
-        ));
+        return Ok(None);
     }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(
@@ -76,7 +91,15 @@ pub async fn read_json(req: &mut Request, state: &AppState) -> Result<Value, Api
     if !invalid.is_empty() {
         return Err(ApiError::validation(invalid));
     }
-    Ok(value)
+    Ok(Some(value))
+}
+
+/// A path segment naming a record (organization, user, template…): 1 to 200 characters, as the
+/// OpenAPI document's `maxLength` counts them (not bytes: a 70-character CJK user id is 210).
+pub fn path_id(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.param::<String>(name)
+        .filter(|s| !s.is_empty() && s.chars().count() <= 200)
+        .ok_or_else(|| ApiError::field(name, "must be 1 to 200 characters"))
 }
 
 /// A query parameter parsed as `T`; absent = `None`, unparsable = 400 naming it.

@@ -17,6 +17,8 @@ pub struct DayTotals {
     pub activities: u32,
     pub run_distance: f64,
     pub run_moving_time: f64,
+    /// moving time of the runs that have a distance (average pace's numerator)
+    pub run_paced_time: f64,
     /// longest single run of the day, metres
     pub longest_run: f64,
     /// longest single run of the day by moving time, seconds (the 150-min arm of
@@ -85,7 +87,7 @@ pub fn compute(
 
     // §3.8: current ISO week so far; the 4 completed weeks before it
     let week_dist = sum_in(monday, today, &|d| d.run_distance);
-    let week_moving = sum_in(monday, today, &|d| d.run_moving_time);
+    let week_paced = sum_in(monday, today, &|d| d.run_paced_time);
     let current_week_load = sum_in(monday, today, &|d| d.load);
     let completed: Vec<f64> = (1..=4)
         .rev()
@@ -241,7 +243,7 @@ pub fn compute(
 
     Snapshot {
         weekly_distance_km: week_dist / 1000.0,
-        avg_pace_s_per_km: avg_pace(week_moving, week_dist),
+        avg_pace_s_per_km: avg_pace(week_paced, week_dist),
         current_week_load,
         four_week_avg_load: four_week_avg(&completed),
         ctl,
@@ -310,6 +312,7 @@ mod tests {
             activities: 1,
             run_distance: km * 1000.0,
             run_moving_time: secs,
+            run_paced_time: if km > 0.0 { secs } else { 0.0 },
             longest_run: km * 1000.0,
             longest_run_time: secs,
             load,
@@ -497,6 +500,7 @@ mod tests {
             activities: 1,
             run_distance: 12000.0,
             run_moving_time: 9300.0,
+            run_paced_time: 9300.0,
             longest_run: 12000.0,
             longest_run_time: 9300.0,
             ..DayTotals::default()

@@ -381,13 +381,15 @@ pub async fn rebuild_rollups(
         .await?;
     let days = sqlx::query(
         "insert into daily_rollups (athlete_id, day, runs, distance, moving_time, calories, elapsed_time,
-                                    training_load, run_distance, run_moving_time, longest_run,
-                                    longest_run_time, pace_zone_seconds, hr_zone_seconds)
+                                    training_load, run_distance, run_moving_time, run_paced_time,
+                                    longest_run, longest_run_time, pace_zone_seconds, hr_zone_seconds)
          select athlete_id, (start_date at time zone $2)::date, count(*), sum(distance),
                 least(sum(moving_time), 2147483647),
                 coalesce(sum(calories), 0), least(sum(elapsed_time), 2147483647), sum(training_load),
                 coalesce(sum(distance) filter (where sport_type = any($3)), 0),
                 least(coalesce(sum(moving_time) filter (where sport_type = any($3)), 0), 2147483647),
+                least(coalesce(sum(moving_time) filter (where sport_type = any($3) and distance > 0), 0),
+                      2147483647),
                 coalesce(max(distance) filter (where sport_type = any($3)), 0),
                 coalesce(max(moving_time) filter (where sport_type = any($3)), 0),
                 array[least(sum(pace_zone_seconds[1]), 2147483647), least(sum(pace_zone_seconds[2]), 2147483647),
@@ -416,6 +418,7 @@ struct RollupRow {
     runs: i32,
     run_distance: f64,
     run_moving_time: i32,
+    run_paced_time: i32,
     longest_run: f64,
     longest_run_time: i32,
     training_load: f64,
@@ -428,8 +431,8 @@ pub async fn rollup_totals(
     athlete_id: &str,
 ) -> sqlx::Result<Vec<DayTotals>> {
     let rows: Vec<RollupRow> = sqlx::query_as(
-        "select day, runs, run_distance, run_moving_time, longest_run, longest_run_time, training_load,
-                pace_zone_seconds
+        "select day, runs, run_distance, run_moving_time, run_paced_time, longest_run, longest_run_time,
+                training_load, pace_zone_seconds
            from daily_rollups where athlete_id = $1 order by day",
     )
     .bind(athlete_id)
@@ -447,6 +450,7 @@ pub async fn rollup_totals(
                 activities: u32::try_from(r.runs).unwrap_or(0),
                 run_distance: r.run_distance,
                 run_moving_time: f64::from(r.run_moving_time),
+                run_paced_time: f64::from(r.run_paced_time),
                 longest_run: r.longest_run,
                 longest_run_time: f64::from(r.longest_run_time),
                 load: r.training_load,
@@ -891,6 +895,7 @@ pub struct FitnessTotals {
     pub total_distance: f64,
     pub total_duration: i64,
     pub run_distance: f64,
+    /// moving time of the runs that have a distance (average pace's numerator)
     pub run_moving_time: i64,
     /// moving-time-weighted mean of average_heartrate (activities with HR)
     pub avg_heart_rate: Option<f64>,
@@ -906,7 +911,8 @@ pub async fn fitness_totals(
         "select count(*)::int8 as total_activities, coalesce(sum(distance), 0)::float8 as total_distance,
                 coalesce(sum(moving_time), 0)::int8 as total_duration,
                 coalesce(sum(distance) filter (where sport_type = any($3)), 0)::float8 as run_distance,
-                coalesce(sum(moving_time) filter (where sport_type = any($3)), 0)::int8 as run_moving_time,
+                coalesce(sum(moving_time) filter (where sport_type = any($3) and distance > 0), 0)::int8
+                  as run_moving_time,
                 (sum(average_heartrate * moving_time) filter (where average_heartrate is not null and moving_time > 0)
                   / nullif(sum(moving_time) filter (where average_heartrate is not null and moving_time > 0), 0))::float8
                   as avg_heart_rate

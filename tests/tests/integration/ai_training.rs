@@ -1518,6 +1518,81 @@ async fn ai_training_custom_token_is_single_use_and_expires() -> Result<()> {
     Ok(())
 }
 
+/// Edge cases of the contract: an empty body is accepted however it is sent (an empty chunked
+/// body, whitespace); a path id is limited to 200 characters, not bytes; a custom token of a
+/// client whose module was turned off since the exchange opens no session.
+#[tokio::test]
+async fn ai_training_empty_bodies_character_ids_and_a_disabled_module() -> Result<()> {
+    let app = app().await?;
+    let user = app.token("usr_e", "athlete", CLIENT);
+    // as some clients send it: chunked, with no data (written by hand: no length to send)
+    let addr = app.base().trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await?;
+    let request = format!(
+        "POST /api/ai-training/my-plan/generate HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {user}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut conn, request.as_bytes()).await?;
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut answer).await?;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let (s, b) = app
+        .request(
+            Method::POST,
+            Some(&user),
+            "/api/ai-training/my-plan/generate",
+            None,
+        )
+        .await?;
+    assert_eq!(s, 201, "{b}");
+    let res = app
+        .http
+        .post(format!("{}/api/ai-training/my-plan/generate", app.base()))
+        .bearer_auth(&user)
+        .body("  \n")
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 201, "whitespace only");
+
+    let cjk = "日".repeat(70);
+    let long = app.token(&cjk, "athlete", CLIENT);
+    let (s, b) = app
+        .request(
+            Method::POST,
+            Some(&long),
+            "/api/ai-training/my-plan/generate",
+            None,
+        )
+        .await?;
+    assert_eq!(s, 201, "{b}");
+    let admin = app.token("usr_ca", "client_admin", CLIENT);
+    let path = format!(
+        "/api/client/{CLIENT}/users/{}/ai-training/plan",
+        "%E6%97%A5".repeat(70)
+    );
+    let (s, b) = app.get(&admin, &path).await?;
+    assert_eq!(s, 200, "70 characters (210 bytes) reach the user: {b}");
+    let path = format!(
+        "/api/client/{CLIENT}/users/{}/ai-training/plan",
+        "u".repeat(201)
+    );
+    let (s, b) = app.get(&admin, &path).await?;
+    assert_eq!(
+        (s, b["details"][0]["field"].as_str()),
+        (400, Some("userId")),
+        "{b}"
+    );
+
+    let (_, b) = app
+        .request(Method::POST, Some(&user), "/api/auth/exchange-token", None)
+        .await?;
+    let custom = b["customToken"].as_str().unwrap_or_default().to_owned();
+    app.org(CLIENT, &[]).await?;
+    let open = format!("/api/auth/custom-token-session?customToken={custom}");
+    let (s, b) = app.request(Method::POST, None, &open, None).await?;
+    assert_error(s, &b, 403, "forbidden");
+    Ok(())
+}
+
 #[tokio::test]
 async fn ai_training_a_custom_token_opens_a_session_for_the_play_page() -> Result<()> {
     // Arrange: a play page holding only a custom token

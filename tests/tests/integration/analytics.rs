@@ -1536,6 +1536,43 @@ async fn analytics_a_bad_query_lists_every_invalid_field_at_once() -> anyhow::Re
     Ok(())
 }
 
+/// A run without a distance (a treadmill run with no footpod) counts for volume but not for
+/// pace: 30 min without distance and 10 km in 50 min average 5:00/km, not 8:00.
+#[tokio::test]
+async fn analytics_a_run_without_distance_does_not_slow_the_average_pace() -> anyhow::Result<()> {
+    // Arrange
+    let mut app = TestApp::new().await?;
+    app.start().await?;
+    athlete(&app, "usr_tm", "org_demo", "UTC", json!({})).await?;
+    let token = app.token("usr_tm", "athlete", "org_demo");
+    let at = |minutes_ago: i64| {
+        (Utc::now() - chrono::Duration::minutes(minutes_ago))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let runs = json!([
+        run("tm1", &at(2), 0.0, 1800),
+        run("road1", &at(1), 10000.0, 3000)
+    ]);
+
+    // Act
+    let (status, body) = app.post(&token, "/api/v1/activities", &runs).await?;
+    assert_eq!(status, 200, "{body}");
+    settled(&app, "usr_tm").await?;
+    let (_, profile) = app
+        .get(&token, "/api/v1/analytics/athlete_profile?user_id=usr_tm")
+        .await?;
+    let (_, fitness) = app
+        .get(&token, "/api/v1/analytics/fitness_stats?days=7")
+        .await?;
+
+    // Assert
+    let running = &profile["data"]["metrics"]["running_analytics"];
+    assert_eq!(running["avg_pace_per_km"], "5:00", "{profile}");
+    assert_eq!(fitness["data"]["avg_pace"], "5:00", "{fitness}");
+    assert_eq!(fitness["data"]["total_duration"], 4800, "{fitness}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn analytics_a_ride_without_heart_rate_gets_no_running_pace_load_nor_pace_zones()
 -> anyhow::Result<()> {

@@ -23,16 +23,18 @@ pub async fn recompute(ctx: &JobCtx) -> Result<Value, JobError> {
     if db::parent_cancelled(db_pool, ctx.job.id).await? {
         return Err(JobError::Cancelled);
     }
-    let user = users::get_user(db_pool, &input.user_id)
-        .await?
-        .ok_or_else(|| JobError::Permanent(anyhow!("user {} not found", input.user_id)))?;
-    let tz: chrono_tz::Tz = user.timezone.parse().unwrap_or(chrono_tz::UTC);
     ctx.progress("running", "Aggregating activities", 10)
         .await?;
     // rollups, reads and snapshot in one transaction under the athlete's lock (no Redis call
     // inside it: a Redis outage must not hold the lock)
     let mut tx = db_pool.begin().await?;
-    db::lock_athlete(&mut tx, &user.id).await?;
+    db::lock_athlete(&mut tx, &input.user_id).await?;
+    // read under the lock: a time zone changed meanwhile must not be overwritten by a job
+    // that read the old one before it waited for the lock
+    let user = users::get_user(&mut *tx, &input.user_id)
+        .await?
+        .ok_or_else(|| JobError::Permanent(anyhow!("user {} not found", input.user_id)))?;
+    let tz: chrono_tz::Tz = user.timezone.parse().unwrap_or(chrono_tz::UTC);
     let days = db::rebuild_rollups(&mut tx, &user.id, tz.name()).await?;
     let activities: i64 =
         sqlx::query_scalar("select count(*) from activities where athlete_id = $1")
@@ -46,8 +48,10 @@ pub async fn recompute(ctx: &JobCtx) -> Result<Value, JobError> {
     let snap = snapshot::compute(today, &totals, &health, &planned);
     db::write_snapshot(&mut *tx, &user.id, today, &snap).await?;
     tx.commit().await?;
-    ctx.progress("running", "Daily rollups rebuilt", 50).await?;
+    // before anything that may stop the job (a cancel at its next event): the snapshot is
+    // written, so the caches must not keep the old one
     invalidate(ctx, &user.id, user.org_id.as_deref()).await;
+    ctx.progress("running", "Daily rollups rebuilt", 50).await?;
     ctx.progress("running", "Metrics snapshot written", 90)
         .await?;
     Ok(json!({

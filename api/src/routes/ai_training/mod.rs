@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{app_state, claims, require_auth, require_auth_or_custom_token};
 use crate::error::ApiError;
+use crate::routes::path_id;
 use crate::state::AppState;
 
 mod admin;
@@ -160,13 +161,6 @@ async fn admin_client(
     Ok((state, claims, client_id))
 }
 
-/// A path parameter of 1 to 200 characters.
-fn path_id(req: &Request, name: &str) -> Result<String, ApiError> {
-    req.param::<String>(name)
-        .filter(|s| !s.is_empty() && s.len() <= 200)
-        .ok_or_else(|| ApiError::field(name, "must be 1 to 200 characters"))
-}
-
 /// The optional `clientId` query parameter (admin override).
 fn client_override(req: &Request) -> Result<Option<String>, ApiError> {
     match req.query::<String>("clientId") {
@@ -190,17 +184,9 @@ fn limit(req: &Request, default: i64) -> Result<i64, ApiError> {
 
 /// A JSON object body; an empty body reads as `{}` (for routes whose fields are all optional).
 async fn read_optional_json(req: &mut Request, state: &AppState) -> Result<Value, ApiError> {
-    let empty = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "0")
-        || (req.headers().get("content-length").is_none()
-            && req.headers().get("transfer-encoding").is_none());
-    if empty {
-        return Ok(json!({}));
-    }
-    crate::routes::read_json(req, state).await
+    Ok(crate::routes::read_optional_json(req, state)
+        .await?
+        .unwrap_or_else(|| json!({})))
 }
 
 /// An optional array of short labels (`equipment`, `equipmentAvailability`, …): trimmed,

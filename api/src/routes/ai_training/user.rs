@@ -15,7 +15,7 @@ use crate::schemas as s;
 use serde_json::{Value, json};
 
 use super::service::{self, parse_plan_body};
-use super::{caller, end_user, limit, path_id, read_optional_json};
+use super::{end_user, limit, path_id, read_optional_json};
 use crate::error::ApiError;
 use crate::routes::{query_param, read_json};
 
@@ -51,10 +51,11 @@ pub async fn exchange_token(depot: &mut Depot, res: &mut Response) -> Result<(),
     responses(
         (status_code = 200, description = "A session token for `Authorization: Bearer`", body = s::SessionToken),
     ),
-    status_codes(200, 400, 401, 500, 503)
+    status_codes(200, 400, 401, 403, 500, 503)
 )]
 pub async fn custom_token_session(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
-    let (state, claims) = caller(depot)?;
+    // a session serves only the module's routes: none for a client whose module is off now
+    let (state, claims, _) = end_user(depot).await?;
     let token = new_session_token();
     let stored = serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.into()))?;
     let (expires_at, expires_in) = token_expiry(&claims, SESSION_TTL_SECS);

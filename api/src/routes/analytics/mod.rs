@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::auth::{app_state, claims, require_role};
 use crate::error::ApiError;
 use crate::jobs::{job_view, submit};
-use crate::routes::read_json;
+use crate::routes::read_optional_json;
 use crate::schemas as s;
 
 pub(crate) mod common;
@@ -87,17 +87,10 @@ async fn recompute(
     let state = app_state(depot)?.clone();
     let claims = claims(depot)?.clone();
     require_role(&claims, &[Role::Admin, Role::Coach])?;
-    let empty = req
-        .headers()
-        .get("content-length")
-        .is_none_or(|v| v.to_str().is_ok_and(|s| s.trim() == "0"))
-        && req.headers().get("transfer-encoding").is_none();
-    // an absent body and a literal `null` both mean "no options" (the body is optional)
-    let mut body = if empty {
-        Value::Null
-    } else {
-        read_json(req, &state).await?
-    };
+    // an absent or empty body and a literal `null` all mean "no options" (the body is optional)
+    let mut body = read_optional_json(req, &state)
+        .await?
+        .unwrap_or(Value::Null);
     if body.is_null() {
         body = json!({});
     }
