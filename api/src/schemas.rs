@@ -881,7 +881,7 @@ pub struct PatchRun {
 pub struct SyncRun {
     #[salvo(schema(max_length = 200))]
     pub ai_move_session_id: Option<String>,
-    #[salvo(schema(minimum = 0))]
+    #[salvo(schema(minimum = 0, maximum = 999))]
     pub sequence_index: Option<i64>,
     pub guided_complete: Option<bool>,
     pub skipped: Option<bool>,
@@ -1005,8 +1005,8 @@ pub struct AssessmentInput {
     pub assessment_type: AssessmentType,
     /// Required for `fallRisk`.
     pub risk_tier: Option<RiskTier>,
-    /// At most 16 kB; for `preferences` validated as the plan-generation fields.
-    #[salvo(schema(value_type = Object))]
+    /// At most 16 kB; for `preferences` validated as the plan-generation fields (default `{}`).
+    #[salvo(schema(value_type = Option<Object>))]
     pub data: Option<Value>,
 }
 
@@ -1043,7 +1043,7 @@ pub struct AssessmentList {
 pub struct AiMoveMetadata {
     pub routine_run_id: Option<String>,
     /// Required with `routineRunId`.
-    #[salvo(schema(minimum = 0))]
+    #[salvo(schema(minimum = 0, maximum = 999))]
     pub sequence_index: Option<i64>,
     pub plan_id: Option<String>,
     pub routine_instance_id: Option<String>,
@@ -1068,6 +1068,7 @@ pub struct AiMoveResultInput {
 #[serde(rename_all = "camelCase")]
 pub struct AiMoveSessionInput {
     /// Defaults to the step's exercise.
+    #[salvo(schema(max_length = 100))]
     pub exercise_id: Option<String>,
     pub metadata: Option<AiMoveMetadata>,
     pub result: AiMoveResultInput,
@@ -1117,6 +1118,7 @@ pub struct AssignTemplate {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateStepInput {
+    #[salvo(schema(min_length = 1, max_length = 100))]
     pub exercise_id: String,
     /// Exactly one of `durationSeconds` and `reps`.
     #[salvo(schema(minimum = 1, maximum = 3600))]
@@ -1138,7 +1140,8 @@ pub struct TemplateInput {
     pub intensity: Intensity,
     #[salvo(schema(minimum = 5, maximum = 120))]
     pub duration_minutes: i64,
-    /// Labels; default `["none"]`.
+    /// Labels (lowercase letters, digits and `-`); default `["none"]`.
+    #[salvo(schema(max_items = 10))]
     pub equipment: Option<Vec<String>>,
     #[salvo(schema(min_items = 1, max_items = 50))]
     pub exercise_steps: Vec<TemplateStepInput>,
@@ -1156,6 +1159,7 @@ pub struct TemplatePatch {
     pub intensity: Option<Intensity>,
     #[salvo(schema(minimum = 5, maximum = 120))]
     pub duration_minutes: Option<i64>,
+    #[salvo(schema(max_items = 10))]
     pub equipment: Option<Vec<String>>,
     #[salvo(schema(min_items = 1, max_items = 50))]
     pub exercise_steps: Option<Vec<TemplateStepInput>>,
