@@ -206,8 +206,6 @@ async fn keep_registered(
 #[derive(Clone)]
 struct Slots(Arc<tokio::sync::Semaphore>);
 
-/// One delivery of a job: runs it, retrying transient failures in place with exponential
-/// backoff and jitter. On shutdown a pending retry is handed to Redis, which re-schedules it.
 /// Spaces out the restarts of one queue's apalis loop. apalis restarts a failed loop at once,
 /// from inside its monitor's poll; while Redis refuses every command (at its `maxmemory`, a
 /// replica after a failover, loading its data) each new loop fails on its first round trip,
@@ -252,6 +250,8 @@ impl RestartPace {
     }
 }
 
+/// One delivery of a job: runs it, retrying transient failures in place with exponential
+/// backoff and jitter. On shutdown a pending retry is handed to Redis, which re-schedules it.
 async fn handle(
     msg: JobMessage,
     ctx: Data<Arc<WorkerCtx>>,
