@@ -50,8 +50,13 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The `client_id` claim, or `org_id` when it is absent or empty (an empty claim names no
+    /// client; it used to be taken as client "").
     pub fn client_id(&self) -> &str {
-        self.client_id.as_deref().unwrap_or(&self.org_id)
+        self.client_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(&self.org_id)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -191,6 +196,16 @@ mod tests {
 
     fn now() -> u64 {
         chrono::Utc::now().timestamp() as u64
+    }
+
+    #[test]
+    fn the_client_is_the_client_id_claim_or_else_the_org() {
+        let mut c = claims(now() + 60);
+        assert_eq!(c.client_id(), "o1");
+        c.client_id = Some(String::new());
+        assert_eq!(c.client_id(), "o1", "an empty claim names no client");
+        c.client_id = Some("acme".into());
+        assert_eq!(c.client_id(), "acme");
     }
 
     #[test]

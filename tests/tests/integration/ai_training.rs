@@ -1581,6 +1581,13 @@ async fn ai_training_empty_bodies_character_ids_and_a_disabled_module() -> Resul
         (400, Some("userId")),
         "{b}"
     );
+    let path = format!("/api/ai-training/records?userId={}", "u".repeat(201));
+    let (s, b) = app.get(&admin, &path).await?;
+    assert_eq!(
+        (s, b["details"][0]["field"].as_str()),
+        (400, Some("userId")),
+        "{b}"
+    );
 
     let (_, b) = app
         .request(Method::POST, Some(&user), "/api/auth/exchange-token", None)

@@ -37,6 +37,9 @@ pub async fn records(
     let (state, _, client_id) = admin_client(depot, client_override(req)?).await?;
     let limit = limit(req, 100)?;
     let user = req.query::<String>("userId").filter(|s| !s.is_empty());
+    if user.as_ref().is_some_and(|u| u.chars().count() > 200) {
+        return Err(ApiError::field("userId", "must be at most 200 characters"));
+    }
     let runs = db::list_runs(&state.db, &client_id, user.as_deref(), limit).await?;
     let list: Vec<Value> = runs.iter().map(db::RunRow::to_brief_json).collect();
     res.render(Json(json!({"clientId": client_id, "records": list})));
