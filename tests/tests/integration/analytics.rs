@@ -1922,20 +1922,21 @@ async fn analytics_a_day_of_huge_sums_still_recomputes_and_zone_times_are_bounde
 }
 
 /// A batch waits for its children in a `stats` slot. With every slot held by a batch (here the
-/// only one), no child could run and the batch would wait out its timeout: a batch that sees
-/// no child finish for a while runs its queued children itself.
+/// only one), no child could run, nor any recompute queued behind them: a batch that sees no
+/// child finish for a while runs its queued children itself, one after the other (it used to
+/// run one per ~2.5 s, so 40 children held an upload's recompute for over 100 s).
 #[tokio::test]
-async fn analytics_a_batch_holding_the_only_slot_still_finishes() -> anyhow::Result<()> {
-    // Arrange: one stats slot in all
+async fn analytics_a_batch_holding_the_only_slot_runs_its_children_and_frees_it()
+-> anyhow::Result<()> {
+    // Arrange: one stats slot in all, a batch of 40 athletes
     let mut app = TestApp::new().await?;
     app.start_api().await?;
     app.start_worker(&[("PACER_CONCURRENCY", "1")])?;
-    for i in 0..3 {
+    for i in 0..40 {
         athlete(&app, &format!("usr_s{i}"), "org_demo", "UTC", json!({})).await?;
     }
+    athlete(&app, "usr_up", "org_other", "UTC", json!({})).await?;
     let coach = app.coach();
-
-    // Act
     let (status, started) = app
         .post(
             &coach,
@@ -1943,14 +1944,26 @@ async fn analytics_a_batch_holding_the_only_slot_still_finishes() -> anyhow::Res
             &json!({"org_id": "org_demo"}),
         )
         .await?;
-
-    // Assert
     assert_eq!(status, 202, "{started}");
     let id = uuid::Uuid::parse_str(started["data"]["job_id"].as_str().unwrap_or_default())?;
+    app.wait_state(&coach, id, "running", WAIT).await?;
+
+    // Act: an upload's recompute queued behind the batch
+    let (s, up) = app
+        .post(
+            &app.token("usr_up", "athlete", "org_other"),
+            "/api/v1/activities",
+            &run("up1", "2025-04-02T07:00:00Z", 5000.0, 1500),
+        )
+        .await?;
+    assert_eq!(s, 200, "{up}");
+
+    // Assert
+    settled(&app, "usr_up").await?;
     let job = app.wait_state(&coach, id, "succeeded", WAIT).await?;
     assert_eq!(
         (&job["result"]["athletes"], &job["result"]["succeeded"]),
-        (&json!(3), &json!(3)),
+        (&json!(40), &json!(40)),
         "{job}"
     );
     let children: Vec<(String, i32)> =

@@ -104,6 +104,7 @@ pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
             .await?;
     }
     let (mut last_done, mut moved_at) = (0, tokio::time::Instant::now());
+    let mut running_children = false;
     loop {
         if db::job_cancel_requested(db_pool, ctx.job.id).await? {
             cancel_children(ctx).await?;
@@ -137,28 +138,41 @@ pub async fn recompute_batch(ctx: &JobCtx) -> Result<Value, JobError> {
         }
         if done > last_done {
             (last_done, moved_at) = (done, tokio::time::Instant::now());
-        } else if moved_at.elapsed() >= STARVED
-            && let Some(child) = db::next_queued_child(db_pool, ctx.job.id).await?
-        {
-            run_child(ctx, child).await;
-            continue;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // once starved, for good: the slots that kept the children waiting are still taken
+        running_children |= moved_at.elapsed() >= STARVED;
+        let ran = running_children && run_children(ctx, POLL).await?;
+        if !ran {
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
+
+/// How often a batch looks at its children (progress, a cancel request).
+const POLL: Duration = Duration::from_millis(500);
 
 /// How long a batch waits without a child finishing before it runs queued children itself.
 const STARVED: Duration = Duration::from_secs(2);
 
-/// Runs one of the batch's children here, in the batch's own slot. A parent waits in a slot
-/// of the `stats` queue: with as many batches running as the worker has slots (or one slot),
-/// no slot would be left for the children and every batch would wait out its timeout. The
-/// child is claimed as any delivery is; a copy delivered elsewhere then finds it running or
-/// finished.
-async fn run_child(ctx: &JobCtx, child: uuid::Uuid) {
-    if let Err(e) = crate::runner::run_boxed(ctx.worker.clone(), child).await {
-        tracing::debug!(job.id = %child, error = %e, "a batch child run by its batch did not finish");
+/// Runs the batch's queued children here, one after the other, in the batch's own slot, for
+/// about `budget` (then the batch reports progress and checks for a cancel). A parent waits in
+/// a slot of the `stats` queue: with as many batches running as the worker has slots (or one
+/// slot), no slot is left for the children, nor for any other recompute queued behind them.
+/// Each child is claimed as any delivery is; a copy delivered elsewhere then finds it running
+/// or finished. Returns whether any child was queued.
+async fn run_children(ctx: &JobCtx, budget: Duration) -> Result<bool, JobError> {
+    let until = tokio::time::Instant::now() + budget;
+    let mut ran = false;
+    while let Some(child) = db::next_queued_child(&ctx.worker.db, ctx.job.id).await? {
+        ran = true;
+        if let Err(e) = crate::runner::run_boxed(ctx.worker.clone(), child).await {
+            tracing::debug!(job.id = %child, error = %e, "a batch child run by its batch did not finish");
+        }
+        if tokio::time::Instant::now() >= until {
+            break;
+        }
     }
+    Ok(ran)
 }
 
 async fn cancel_children(ctx: &JobCtx) -> Result<(), JobError> {
