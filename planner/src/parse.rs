@@ -6,7 +6,7 @@ use chrono::Weekday;
 
 use crate::engine::{Ctx, Phase, context, focus_for};
 use crate::prompt::RaceDistance;
-use crate::session::{Planned, Session};
+use crate::session::{Activity, Planned, Session};
 use crate::text::{
     Amount, Tok, amount_at, day_name, format_amount, tokenize, weekday_from_word, word,
 };
@@ -207,6 +207,8 @@ struct Parsed {
     defaulted: Option<String>,
     /// Amounts and repetition counts no session could have ("0 km", "999 x 400m"), left out.
     implausible: Vec<String>,
+    /// No known session was named: the amount was read as an easy run.
+    guessed: bool,
 }
 
 /// Bounds of one session's amounts: beyond them a number is a typo, not a workout.
@@ -269,6 +271,7 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
             planned: None,
             defaulted: None,
             implausible: Vec::new(),
+            guessed: false,
         });
     }
     // Reps ("6 x 800m") and plain amounts.
@@ -302,6 +305,7 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
         i += 1;
     }
     let mut defaulted = None;
+    let mut guessed = false;
     let mut main = |default: Amount| -> Amount {
         match plain.first() {
             Some(a) => *a,
@@ -320,12 +324,11 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
         (*w == "race" || *w == "racing")
             && !matches!(words.get(k + 1), Some(&"pace" | &"effort" | &"simulation"))
     });
-    let session = if has_prefix("cross") || has("bike") || has("swim") || has("elliptical") {
-        let secs = match main(Amount::Seconds(1800)) {
-            Amount::Seconds(s) => s,
-            Amount::Meters(_) => 1800,
-        };
-        Session::Cross { seconds: secs }
+    let session = if let Some(activity) = aerobic_cross(&words) {
+        Session::Cross {
+            activity,
+            amount: main(Amount::Seconds(1800)),
+        }
     } else if race_word {
         let named = (0..toks.len()).find_map(|k| race_name(&toks, k));
         let (meters, label) = match (named, plain.first()) {
@@ -403,12 +406,19 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
             amount: main(Amount::Seconds(2400)),
             strides,
         }
+    } else if let Some(activity) = other_activity(&words) {
+        Session::Cross {
+            activity,
+            amount: main(Amount::Seconds(1800)),
+        }
     } else if let Some((n, rep)) = reps {
         match rep {
             Amount::Meters(m) if m <= 400 => Session::Repetition { reps: n, rep },
             _ => Session::Intervals { reps: n, rep },
         }
     } else if let Some(a) = plain.first() {
+        // "Saturday: 10 km" is a run; "Saturday: Zumba 45 min" may not be
+        guessed = words.iter().any(|w| !UNIT_WORDS.contains(w));
         Session::Easy {
             amount: *a,
             strides: 0,
@@ -420,7 +430,55 @@ fn parse_session(text: &str, ctx: &Ctx) -> Option<Parsed> {
         planned: Some(Planned { session, pace }),
         defaulted,
         implausible,
+        guessed,
     })
+}
+
+/// Words an amount is written with ("10 km", "1 hr 15 min", "6 x 800 m").
+const UNIT_WORDS: [&str; 19] = [
+    "k", "km", "kms", "m", "mi", "mile", "miles", "h", "hr", "hrs", "hour", "hours", "min", "mins",
+    "minute", "minutes", "s", "sec", "x",
+];
+
+/// An aerobic activity other than running: named, it decides the day ("Bike 45 min easy").
+fn aerobic_cross(words: &[&str]) -> Option<Activity> {
+    let has = |ws: &[&str]| words.iter().any(|w| ws.contains(w));
+    if has(&["bike", "biking", "cycling", "cycle", "spin", "spinning"]) {
+        Some(Activity::Bike)
+    } else if has(&["swim", "swimming", "pool"]) {
+        Some(Activity::Swim)
+    } else if has(&["elliptical"]) {
+        Some(Activity::Elliptical)
+    } else if has(&["rowing", "rower", "erg"]) {
+        Some(Activity::Rowing)
+    } else if words.iter().any(|w| w.starts_with("cross")) {
+        Some(Activity::CrossTraining)
+    } else {
+        None
+    }
+}
+
+/// A day without running: only when no running session is named, since "Easy run + core" or
+/// "Run/walk 20 min" are runs.
+fn other_activity(words: &[&str]) -> Option<Activity> {
+    let has = |ws: &[&str]| words.iter().any(|w| ws.contains(w));
+    if has(&[
+        "strength", "weights", "gym", "lifting", "core", "circuit", "circuits",
+    ]) {
+        Some(Activity::Strength)
+    } else if has(&["yoga"]) {
+        Some(Activity::Yoga)
+    } else if has(&["pilates"]) {
+        Some(Activity::Pilates)
+    } else if has(&["mobility", "stretching", "stretch", "flexibility"]) {
+        Some(Activity::Mobility)
+    } else if has(&["hike", "hiking"]) {
+        Some(Activity::Hike)
+    } else if has(&["walk", "walking"]) {
+        Some(Activity::Walk)
+    } else {
+        None
+    }
 }
 
 fn race_name(toks: &[Tok], k: usize) -> Option<RaceDistance> {
@@ -581,6 +639,12 @@ pub fn build_plan(input: &PlanInput, refined_draft: &str) -> Plan {
                     raw.trim()
                 ));
             }
+            if parsed.guessed {
+                warnings.push(format!(
+                    "line {n}: \"{}\" names no session this planner knows; read as an easy run",
+                    raw.trim()
+                ));
+            }
             let acc = weeks.entry(w).or_default();
             let idx = ctx.day_index(day);
             match parsed.planned {
@@ -629,7 +693,10 @@ pub fn build_plan(input: &PlanInput, refined_draft: &str) -> Plan {
         if let Some(a) = acc {
             for (day, p) in a.days.values() {
                 let wo = ctx.to_workout(w, phase.as_str(), *day, p);
-                meters += u64::from(wo.target_distance_in_meters);
+                // the week's running distance: a swim's metres are not
+                if wo.workout_type != "cross-training" {
+                    meters += u64::from(wo.target_distance_in_meters);
+                }
                 workouts.push(wo);
             }
         }

@@ -20,7 +20,88 @@ pub(crate) enum Session {
     Fartlek { reps: u32, rep_s: u32 },
     MarathonPace { amount: Amount },
     Race { meters: u32, label: String },
-    Cross { seconds: u32 },
+    Cross { activity: Activity, amount: Amount },
+}
+
+/// What a non-running day does. All are `cross-training` workouts (the sub-type vocabulary a
+/// model shares with this planner); the activity names the workout and sizes a distance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Activity {
+    CrossTraining,
+    Bike,
+    Swim,
+    Elliptical,
+    Rowing,
+    Walk,
+    Hike,
+    Strength,
+    Yoga,
+    Pilates,
+    Mobility,
+}
+
+impl Activity {
+    /// As the draft writes it (and the parser reads it back).
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Self::CrossTraining => "Cross-Training",
+            Self::Bike => "Bike",
+            Self::Swim => "Swim",
+            Self::Elliptical => "Elliptical",
+            Self::Rowing => "Rowing",
+            Self::Walk => "Walk",
+            Self::Hike => "Hike",
+            Self::Strength => "Strength Training",
+            Self::Yoga => "Yoga",
+            Self::Pilates => "Pilates",
+            Self::Mobility => "Mobility",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::CrossTraining => {
+                "Low-impact aerobic work (bike, swim, elliptical) at easy effort."
+            }
+            Self::Bike | Self::Swim | Self::Elliptical | Self::Rowing => {
+                "Low-impact aerobic cross-training at easy effort."
+            }
+            Self::Walk | Self::Hike => "Easy time on feet without the impact of running.",
+            Self::Strength => {
+                "Strength work for runners: legs, hips and core, controlled form, no training to failure."
+            }
+            Self::Yoga | Self::Pilates | Self::Mobility => {
+                "Mobility, flexibility and core control at an easy effort."
+            }
+        }
+    }
+
+    /// Seconds per km at an easy effort, to turn a written distance into time; `None` where a
+    /// distance means nothing (a gym session).
+    fn easy_pace(self) -> Option<u32> {
+        match self {
+            Self::Bike => Some(144),
+            Self::Swim => Some(1200),
+            Self::Rowing => Some(270),
+            Self::Walk => Some(600),
+            Self::Hike => Some(720),
+            Self::CrossTraining
+            | Self::Elliptical
+            | Self::Strength
+            | Self::Yoga
+            | Self::Pilates
+            | Self::Mobility => None,
+        }
+    }
+
+    /// (seconds, metres) of the written amount; a distance without a pace is a default half hour.
+    fn measure(self, amount: Amount) -> (u32, Option<u32>) {
+        match (amount, self.easy_pace()) {
+            (Amount::Seconds(s), _) => (s, None),
+            (Amount::Meters(m), Some(pace)) => (time_for(m, pace), Some(m)),
+            (Amount::Meters(_), None) => (1800, None),
+        }
+    }
 }
 
 /// A session plus the pace written on its line ("@ 4:20/km" or "@ 5:23-6:03/km").
@@ -551,21 +632,19 @@ fn build_with<const WORDS: bool>(p: &Planned, paces: &PaceSet, level: Level) -> 
                 "race",
             )
         }
-        Session::Cross { seconds } => {
+        Session::Cross { activity, amount } => {
+            let (seconds, meters) = activity.measure(*amount);
             blocks.push(block(
                 "main",
-                *seconds,
+                seconds,
+                meters,
                 None,
                 None,
-                None,
-                "Low-impact aerobic cross-training".into(),
+                words!("{} at easy effort", activity.title()),
             ));
             (
-                words!(
-                    "Cross-Training {}",
-                    format_amount(Amount::Seconds(*seconds))
-                ),
-                "Low-impact aerobic work (bike, swim, elliptical) at easy effort.".into(),
+                words!("{} {}", activity.title(), format_amount(*amount)),
+                words!("{}", activity.description()),
                 "cross-training",
                 "cross-training",
             )
@@ -620,6 +699,6 @@ pub(crate) fn render(p: &Planned) -> String {
         }
         Session::MarathonPace { amount } => format!("Marathon pace {}{pace}", a(amount)),
         Session::Race { label, .. } => format!("Race — {label}{pace}"),
-        Session::Cross { seconds } => format!("Cross-training {}", a(&Amount::Seconds(*seconds))),
+        Session::Cross { activity, amount } => format!("{} {}", activity.title(), a(amount)),
     }
 }

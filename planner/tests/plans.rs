@@ -694,3 +694,90 @@ fn json_shape_matches_the_api() {
     let info = serde_json::to_value(&p.weekly_info).unwrap();
     assert!(info.get("1").unwrap().get("total_distance_km").is_some());
 }
+
+/// Days without running keep what they are: a strength, yoga or swim day used to come back as
+/// an easy run (or a swim's distance was dropped), with no warning.
+#[test]
+fn non_running_days_stay_what_the_draft_says() {
+    let i = input(1, Level::Beginner, "");
+    let draft = "\
+Week 1
+- Monday: Swim 1500m
+- Tuesday: Easy run 30 min + core
+- Wednesday: Strength training 30 min
+- Thursday: Run/walk 20 min
+- Friday: Zumba 45 min
+- Saturday: Yoga
+- Sunday: 10 km
+";
+    let p = build_plan(&i, draft);
+    let by_day = |d: &str| {
+        p.workouts
+            .iter()
+            .find(|w| w.day == d)
+            .map(|w| {
+                (
+                    w.workout_name.as_str(),
+                    w.workout_sub_type.as_str(),
+                    w.target_duration_in_seconds,
+                    w.target_distance_in_meters,
+                )
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        by_day("Monday"),
+        ("Swim 1.5 km", "cross-training", 1800, 1500)
+    );
+    assert_eq!(by_day("Tuesday").1, "easy-run");
+    assert_eq!(
+        by_day("Wednesday"),
+        ("Strength Training 30 min", "cross-training", 1800, 0)
+    );
+    assert_eq!(by_day("Thursday").1, "easy-run");
+    assert_eq!(by_day("Friday").1, "easy-run");
+    assert_eq!(
+        by_day("Saturday"),
+        ("Yoga 30 min", "cross-training", 1800, 0)
+    );
+    assert_eq!(by_day("Sunday").1, "easy-run");
+    assert_eq!(
+        p.warnings,
+        vec![
+            "line 6: \"- Friday: Zumba 45 min\" names no session this planner knows; read as an easy run"
+                .to_string(),
+            "line 7: no distance or duration in \"- Saturday: Yoga\"; assumed 30 min".to_string(),
+        ]
+    );
+    // the week's distance is its running: the swim's metres are not in it
+    let run_m: u32 = p
+        .workouts
+        .iter()
+        .filter(|w| w.workout_type != "cross-training")
+        .map(|w| w.target_distance_in_meters)
+        .sum();
+    let km = p.weekly_info[&1].total_distance_km;
+    assert!(
+        (km - f64::from(run_m) / 1000.0).abs() < 0.051,
+        "{km} vs {run_m} m"
+    );
+}
+
+/// The writer's line for each activity reads back as the same session.
+#[test]
+fn non_running_days_round_trip_through_the_draft_text() {
+    let i = input(1, Level::Beginner, "");
+    for line in [
+        "Bike 45 min",
+        "Rowing 5 km",
+        "Hike 2h",
+        "Pilates 40 min",
+        "Cross-Training 30 min",
+    ] {
+        let first = build_plan(&i, &format!("Week 1\n- Monday: {line}\n"));
+        let name = first.workouts[0].workout_name.clone();
+        let again = build_plan(&i, &format!("Week 1\n- Monday: {name}\n"));
+        assert_eq!(again.workouts, first.workouts, "{line}");
+        assert!(first.warnings.is_empty(), "{line}: {:?}", first.warnings);
+    }
+}
