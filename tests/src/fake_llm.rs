@@ -24,6 +24,11 @@ pub enum Reply {
     RetryAfter(u64, String),
     /// No answer at all: the connection stays open (a request its worker is killed in).
     Hang,
+    /// A stream that breaks off: these content deltas, then (if given) an in-stream error
+    /// object (`data: {"error": …}`), then `[DONE]`, with no `finish_reason` and no usage.
+    Broken(Vec<String>, Option<Value>),
+    /// As `Chunks`, each delta sent after this pause (a slow model that never stalls long).
+    Trickle(Vec<String>, std::time::Duration),
 }
 
 type Handler = dyn Fn(&Value, usize) -> Reply + Send + Sync;
@@ -140,6 +145,33 @@ async fn serve(
     let usage = json!({"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150});
     let reply = handler(&body, n);
     let response = match reply {
+        Reply::Trickle(ref deltas, pause) => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+                .await?;
+            for d in deltas {
+                tokio::time::sleep(pause).await;
+                socket.write_all(content_chunk(d).as_bytes()).await?;
+            }
+            socket
+                .write_all(stream_end("stop", &usage).as_bytes())
+                .await?;
+            socket.shutdown().await?;
+            return Ok(());
+        }
+        Reply::Broken(ref deltas, ref error) => {
+            let mut out = String::from(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for d in deltas {
+                out.push_str(&content_chunk(d));
+            }
+            if let Some(e) = error {
+                out.push_str(&format!("data: {}\n\n", json!({"error": e})));
+            }
+            out.push_str("data: [DONE]\n\n");
+            out
+        }
         Reply::Hang => {
             std::future::pending::<()>().await;
             return Ok(());
@@ -164,15 +196,9 @@ async fn serve(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
             );
             for d in deltas {
-                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                    "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": null}]});
-                out.push_str(&format!("data: {c}\n\n"));
+                out.push_str(&content_chunk(d));
             }
-            let end = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
-            out.push_str(&format!("data: {end}\n\n"));
-            let last = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [], "usage": usage});
-            out.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
+            out.push_str(&stream_end(finish, &usage));
             out
         }
         Reply::Error(status, ref text) => {
@@ -191,4 +217,19 @@ async fn serve(
     socket.write_all(response.as_bytes()).await?;
     socket.shutdown().await?;
     Ok(())
+}
+
+/// One streamed content delta.
+fn content_chunk(delta: &str) -> String {
+    let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+        "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]});
+    format!("data: {c}\n\n")
+}
+
+/// The end of a stream: its `finish_reason`, the usage chunk, `[DONE]`.
+fn stream_end(finish: &str, usage: &Value) -> String {
+    let end = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
+    let last = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [], "usage": usage});
+    format!("data: {end}\n\ndata: {last}\n\ndata: [DONE]\n\n")
 }

@@ -100,7 +100,8 @@ pub struct WorkerConfig {
     #[arg(long, env = "PACER_LLM_MAX_TOKENS_PER_JOB", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub llm_max_tokens_per_job: u64,
 
-    /// Timeout of one model request, in seconds.
+    /// Timeout of one model request, in seconds: a plan week's whole answer, a streamed draft's
+    /// longest silence.
     #[arg(long, env = "PACER_LLM_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub llm_timeout_secs: u64,
 

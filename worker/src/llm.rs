@@ -70,6 +70,8 @@ pub struct ModelDraft {
 pub struct OpenAi {
     client: Client<OpenAIConfig>,
     model: String,
+    /// `PACER_LLM_TIMEOUT_SECS`: how long a request may stay silent, and a whole answer take.
+    timeout: Duration,
     max_tokens_per_job: u64,
     concurrency: usize,
     retries: u32,
@@ -136,8 +138,12 @@ impl Budget<'_> {
 
 impl OpenAi {
     pub fn new(config: &WorkerConfig) -> anyhow::Result<Self> {
+        // a silence bound, not a total one: a streamed draft may take longer than the timeout
+        // as long as the model keeps writing (a plan week's answer is bounded whole below)
+        let timeout = Duration::from_secs(config.llm_timeout_secs);
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.llm_timeout_secs))
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
             .build()?;
         let openai = OpenAIConfig::new()
             .with_api_base(config.openai_base_url.trim_end_matches('/'))
@@ -152,6 +158,7 @@ impl OpenAi {
                     rate_limited,
                 )),
             model: config.llm_model.clone(),
+            timeout,
             max_tokens_per_job: config.llm_max_tokens_per_job,
             concurrency: config.llm_concurrency as usize,
             retries: config.llm_request_retries,
@@ -239,36 +246,56 @@ impl OpenAi {
             })
             .await?;
         let mut usage_seen = false;
-        let mut cut_off = false;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(classify)?;
-            if chunk["choices"][0]["finish_reason"] == "length" {
-                cut_off = true;
-            }
-            if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
-                text.push_str(delta);
-                let pct =
-                    u8::try_from((20 + text.len() * 70 / expected_chars).min(90)).unwrap_or(90);
-                if pct >= last_pct + 10 {
-                    last_pct = pct;
-                    ctx.progress("thinking", "Writing the draft...", pct)
-                        .await?;
+        let (mut cut_off, mut finished) = (false, false);
+        let streamed: Result<(), JobError> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(classify)?;
+                // an error in the stream (an overloaded server, a context too long) ends it
+                if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+                    return Err(stream_error(error));
+                }
+                match chunk["choices"][0]["finish_reason"].as_str() {
+                    Some("length") => (cut_off, finished) = (true, true),
+                    Some(_) => finished = true,
+                    None => {}
+                }
+                if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
+                    text.push_str(delta);
+                    let pct =
+                        u8::try_from((20 + text.len() * 70 / expected_chars).min(90)).unwrap_or(90);
+                    if pct >= last_pct + 10 {
+                        last_pct = pct;
+                        ctx.progress("thinking", "Writing the draft...", pct)
+                            .await?;
+                    }
+                }
+                if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+                    usage_seen = true;
+                    budget.add(
+                        u["prompt_tokens"].as_u64().unwrap_or(0),
+                        u["completion_tokens"].as_u64().unwrap_or(0),
+                    );
                 }
             }
-            if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-                usage_seen = true;
-                budget.add(
-                    u["prompt_tokens"].as_u64().unwrap_or(0),
-                    u["completion_tokens"].as_u64().unwrap_or(0),
-                );
-            }
+            Ok(())
         }
+        .await;
         if !usage_seen {
-            // the server did not report usage: count roughly (4 characters a token)
+            // no usage reported (the server does not, or the stream broke off, or the job was
+            // cancelled): count what was streamed roughly (4 characters a token), so the budget
+            // and the job's `usage` keep it
             budget.add(
                 ((system.len() + user.len()) / 4) as u64,
                 (text.len() / 4) as u64,
             );
+        }
+        streamed?;
+        if !finished {
+            // a stream closed without saying why the model stopped: the draft may end anywhere
+            return Err(JobError::Retryable(anyhow!(
+                "the model's stream ended before the model finished ({} characters written)",
+                text.len()
+            )));
         }
         let mut missing_weeks = Vec::new();
         if cut_off {
@@ -457,10 +484,12 @@ impl OpenAi {
             });
             let response: Value = self
                 .with_retries(|| async {
-                    self.client
-                        .chat()
-                        .create_byot::<Value, Value>(body.clone())
-                        .await
+                    tokio::time::timeout(
+                        self.timeout,
+                        self.client.chat().create_byot::<Value, Value>(body.clone()),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(OpenAIError::Boxed(Box::new(TimedOut(self.timeout)))))
                 })
                 .await?;
             let answer = response["choices"][0]["message"]["content"]
@@ -597,6 +626,7 @@ fn out_of_quota(error: &Value) -> bool {
 /// are not.
 fn classify(e: OpenAIError) -> JobError {
     match e {
+        OpenAIError::Boxed(b) if b.is::<TimedOut>() => JobError::Retryable(anyhow!("{b}")),
         OpenAIError::Boxed(b) => match b.downcast::<RateLimited>() {
             Ok(r) => {
                 let error = serde_json::from_str::<Value>(&r.body).unwrap_or_default();
@@ -608,8 +638,12 @@ fn classify(e: OpenAIError) -> JobError {
             }
             Err(other) => JobError::Permanent(anyhow!("model request failed: {other}")),
         },
-        OpenAIError::Reqwest(e) => JobError::Retryable(anyhow!("model server unreachable: {e}")),
-        OpenAIError::StreamError(e) => JobError::Retryable(anyhow!("model stream broke: {e}")),
+        OpenAIError::Reqwest(e) => {
+            JobError::Retryable(anyhow!("model server unreachable: {}", causes(&e)))
+        }
+        OpenAIError::StreamError(e) => {
+            JobError::Retryable(anyhow!("model stream broke: {}", causes(&e)))
+        }
         OpenAIError::ApiError(r)
             if r.status_code.as_u16() == 429 || r.status_code.is_server_error() =>
         {
@@ -636,6 +670,46 @@ fn classify(e: OpenAIError) -> JobError {
             }
         }
         other => JobError::Permanent(anyhow!("model request failed: {other}")),
+    }
+}
+
+/// An error with its causes ("error decoding response body: … operation timed out"): a
+/// transport error's own text often leaves out what happened.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// A model's answer that took longer than `PACER_LLM_TIMEOUT_SECS` as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("the model did not answer within {}s (PACER_LLM_TIMEOUT_SECS)", .0.as_secs())]
+struct TimedOut(Duration);
+
+/// An error object sent inside a stream (`data: {"error": {...}}`): a refused request (a
+/// context too long, an unknown model) is permanent; an overloaded or failing server is not.
+fn stream_error(error: &Value) -> JobError {
+    let message = error["message"].as_str().unwrap_or("no message");
+    let code = error["code"]
+        .as_u64()
+        .or_else(|| error["status"].as_u64())
+        .or_else(|| error["code"].as_str().and_then(|c| c.parse().ok()));
+    let refused = out_of_quota(error)
+        || error["type"] == "invalid_request_error"
+        || code.is_some_and(|c| (400..500).contains(&c) && c != 408 && c != 429);
+    let what = anyhow!("the model's stream ended with an error: {message} ({error})");
+    if refused {
+        JobError::Permanent(what)
+    } else {
+        JobError::Retryable(what)
     }
 }
 

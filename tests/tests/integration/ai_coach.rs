@@ -1554,6 +1554,112 @@ mod openai {
         Ok(())
     }
 
+    /// A draft stream that breaks off (an error sent inside the stream, or a close without a
+    /// `finish_reason`) is not a draft: the attempt fails and is retried, and what it streamed
+    /// is counted in the job's usage. It used to be saved as the whole draft.
+    #[tokio::test]
+    async fn a_draft_stream_that_breaks_off_is_retried_not_saved() -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|_, n| {
+            let mut deltas: Vec<String> = DRAFT.lines().take(4).map(|l| format!("{l}\n")).collect();
+            deltas.push("- Saturday: Long ru".into());
+            match n {
+                0 => Reply::Broken(
+                    deltas,
+                    Some(json!({"message": "overloaded", "type": "server_error"})),
+                ),
+                _ => Reply::Broken(deltas, None),
+            }
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+
+        let id = app
+            .submit(
+                &coach,
+                "generate_draft",
+                json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"}),
+            )
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        assert_eq!(job["attempts"], 2, "{job}");
+        assert_eq!(fake.count(), 2, "each attempt streamed once");
+        let error = job["error"].as_str().unwrap_or_default();
+        assert!(error.contains("ended before the model finished"), "{job}");
+        // two attempts' prompts and streamed text, estimated (no usage chunk came)
+        assert_eq!(job["usage"]["requests"], 2, "{job}");
+        assert!(
+            job["usage"]["completion_tokens"].as_u64() > Some(0),
+            "{job}"
+        );
+        Ok(())
+    }
+
+    /// An error inside the stream that refuses the request (a context too long) fails the job
+    /// at once, with the server's message.
+    #[tokio::test]
+    async fn a_refusal_inside_a_draft_stream_fails_the_job_with_its_message() -> anyhow::Result<()>
+    {
+        let fake = FakeLlm::start(|_, _| {
+            Reply::Broken(
+                Vec::new(),
+                Some(json!({"message": "context length exceeded", "code": 400})),
+            )
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[]).await?;
+
+        let id = app
+            .submit(
+                &coach,
+                "generate_draft",
+                json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"}),
+            )
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert_eq!(fake.count(), 1);
+        let error = job["error"].as_str().unwrap_or_default();
+        assert!(error.contains("context length exceeded"), "{job}");
+        Ok(())
+    }
+
+    /// `PACER_LLM_TIMEOUT_SECS` bounds a stream's silences, not its length: a model that keeps
+    /// writing may take longer than the timeout in all (it was cut off, and every retry too).
+    #[tokio::test]
+    async fn a_draft_streamed_longer_than_the_timeout_without_a_long_silence_succeeds()
+    -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|_, _| {
+            Reply::Trickle(
+                DRAFT.split_inclusive('\n').map(str::to_owned).collect(),
+                Duration::from_millis(300),
+            )
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[("PACER_LLM_TIMEOUT_SECS", "1")]).await?;
+
+        let id = app
+            .submit(
+                &coach,
+                "generate_draft",
+                json!({"weeks": 2, "level": "beginner", "org_id": "org_demo"}),
+            )
+            .await?;
+        let job = app
+            .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
+            .await?;
+
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert_eq!(fake.count(), 1);
+        assert_eq!(job["result"]["draft"], DRAFT.trim(), "{job}");
+        Ok(())
+    }
+
     /// A small sampling model may answer with nothing, or run to its token limit on a single
     /// line: an empty draft is another attempt's to write, and a one-line draft cut off at the
     /// limit keeps all but its unfinished word.
