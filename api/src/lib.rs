@@ -108,10 +108,15 @@ pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
 /// Redis is down a submission then answers at once (its job waits in PostgreSQL for a
 /// worker's dispatcher, as above the high-water mark) instead of after ~10 s. The next command
 /// after Redis is back reconnects.
+///
+/// Its answer bound is 5 s, not the crate's 500 ms: every SSE replay shares this one
+/// connection, so a command's answer waits behind the replies queued before it (a hundred
+/// clients replaying a year's plan at once), and at 500 ms streams ended early.
 fn fail_fast() -> redis::aio::ConnectionManagerConfig {
     redis::aio::ConnectionManagerConfig::new()
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(200))
+        .set_response_timeout(Some(Duration::from_secs(5)))
 }
 
 /// Binds the listening socket with `TCP_NODELAY`, which Linux passes on to accepted

@@ -439,32 +439,46 @@ async fn append_batch(
         .collect())
 }
 
-/// Events numbered after `after`, from the job's log (empty when the log is gone).
+/// Events numbered after `after`, from the job's log (empty when the log is gone). Read a page
+/// at a time: one reply of a long log (a year's plan is ~800 events, ~430 kB) would hold up
+/// every other command on the shared connection until it is all read.
 pub async fn read_log(
     conn: &mut ConnectionManager,
     keys: &Keys,
     job_id: Uuid,
     after: u64,
 ) -> Result<Vec<NumberedEvent>> {
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys.event_log(job_id))
-        .arg(format!("{}-0", after.saturating_add(1)))
-        .arg("+")
-        .query_async(conn)
-        .await?;
-    let mut out = Vec::with_capacity(reply.ids.len());
-    for entry in reply.ids {
-        let id = entry
-            .id
-            .split('-')
-            .next()
-            .and_then(|n| n.parse::<u64>().ok());
-        let data: Option<String> = entry.get("d");
-        if let (Some(id), Some(data)) = (id, data) {
-            out.push(NumberedEvent { id, data });
+    const PAGE: usize = 128;
+    let mut out = Vec::new();
+    let mut from = after;
+    loop {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(keys.event_log(job_id))
+            .arg(format!("{}-0", from.saturating_add(1)))
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(conn)
+            .await?;
+        let full = reply.ids.len() == PAGE;
+        for entry in reply.ids {
+            let id = entry
+                .id
+                .split('-')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok());
+            let data: Option<String> = entry.get("d");
+            if let Some(id) = id {
+                from = from.max(id);
+                if let Some(data) = data {
+                    out.push(NumberedEvent { id, data });
+                }
+            }
+        }
+        if !full {
+            return Ok(out);
         }
     }
-    Ok(out)
 }
 
 /// The number of each job's last logged event (0 when its log is empty or gone), in one round

@@ -600,6 +600,42 @@ async fn every_counter_is_exported_at_zero_before_its_first_increment() -> anyho
     Ok(())
 }
 
+/// An SSE replay that waits on a slow Redis (here every command held for 2 s) still replays
+/// every event and ends with `done`. The API's Redis answer bound was the redis crate's 500 ms,
+/// shared by every replay on its one connection: under load streams ended early, with nothing
+/// to tell the client why.
+#[tokio::test]
+async fn a_replay_waiting_on_a_slow_redis_still_ends_with_done() -> anyhow::Result<()> {
+    // Arrange
+    let redis = pacer_tests::RedisServer::start().await?;
+    let mut app = TestApp::with_redis(&redis.url).await?;
+    app.start().await?;
+    app.org("org_demo", &["coach_agent"]).await?;
+    let coach = app.coach();
+    let id = app.submit(&coach, "generate_draft", draft_input()).await?;
+    app.wait_state(&coach, id, "succeeded", Duration::from_secs(30))
+        .await?;
+    let before = app.events(&coach, id, None, None).await?;
+
+    // Act: Redis holds every other client's commands for 2 s
+    let mut conn = app.redis().await?;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await?;
+    let replay = app.events(&coach, id, None, None).await?;
+
+    // Assert
+    assert_eq!(replay, before);
+    assert_eq!(
+        replay.last().map(|(_, e)| e["type"].clone()),
+        Some(json!("done"))
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics_report_the_system() -> anyhow::Result<()> {
     let redis = pacer_tests::RedisServer::start().await?;
