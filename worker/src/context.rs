@@ -33,7 +33,7 @@ pub struct WorkerCtx {
     /// Claims of delivered jobs, batched: the claimed row, or `None` (see `jobs::unclaimed`).
     pub claims: Batcher<Uuid, Option<JobRow>>,
     /// Terminal writes, batched: the reserved `done` number, or `None` if the job had ended.
-    pub finishes: Batcher<Finish, Option<u64>>,
+    pub finishes: Batcher<Finish, Option<jobs::Ended>>,
     /// Stored training principles of (coach, organization), batched: (personal, organization).
     pub principles: Batcher<(String, String), (Option<String>, Option<String>)>,
 }
@@ -76,7 +76,7 @@ fn claim_batcher(
     })
 }
 
-fn finish_batcher(db: Arc<KeyedConns>, worker: String) -> Batcher<Finish, Option<u64>> {
+fn finish_batcher(db: Arc<KeyedConns>, worker: String) -> Batcher<Finish, Option<jobs::Ended>> {
     Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |writes: Vec<Finish>| {
         let (db, worker) = (db.clone(), worker.clone());
         async move {
@@ -89,13 +89,14 @@ fn finish_batcher(db: Arc<KeyedConns>, worker: String) -> Batcher<Finish, Option
                 .map(|(w, _)| w.clone())
                 .collect();
             let distinct = Arc::new(distinct);
-            let won: HashMap<Uuid, u64> = db
+            let won: HashMap<Uuid, jobs::Ended> = db
                 .run(|c| {
                     let (writes, worker) = (distinct.clone(), worker.clone());
                     Box::pin(async move { jobs::finish_many(c, &worker, &writes).await })
                 })
                 .await?
                 .into_iter()
+                .map(|e| (e.id, e))
                 .collect();
             Ok(writes
                 .iter()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use pacer_common::db::jobs::{self, Claim, Finish, JobRow, Reported};
+use pacer_common::db::jobs::{self, Claim, Ended, Finish, JobRow, Reported};
 use pacer_common::events;
 use pacer_common::jobs::{JobKind, JobState};
 use serde_json::Value;
@@ -471,7 +471,7 @@ async fn keep_lease(ctx: Arc<JobCtx>, lost: CancellationToken) {
 /// minutes of a model's work) is kept in memory until it is recorded instead of the job running
 /// again. Nothing else needs the job meanwhile: its lease is only taken over once PostgreSQL
 /// answers again, and a write that comes second changes nothing (see `finish_many`).
-async fn write_final(worker: &WorkerCtx, write: Finish) -> Result<Option<u64>, JobError> {
+async fn write_final(worker: &WorkerCtx, write: Finish) -> Result<Option<Ended>, JobError> {
     let mut pause = Duration::from_millis(100);
     loop {
         match worker.finishes.call(write.clone()).await {
@@ -503,22 +503,27 @@ async fn finish(
         }
         Err(JobError::LeaseLost | JobError::Busy) => return Ok(()),
     };
-    let last = match (&result, &error) {
-        (Some(r), _) => events::result(r),
-        (None, Some(e)) => events::error(e),
-        (None, None) => events::error("failed"),
-    };
     let write = Finish {
         id: row.id,
         state,
-        result,
+        result: result.clone(),
         error: error.clone(),
         usage: usage.cloned(),
         reported: reported.clone(),
         claimed: claimed.then_some(row.attempts),
     };
-    let Some(done_seq) = write_final(worker, write).await? else {
+    let Some(Ended {
+        done_seq, state, ..
+    }) = write_final(worker, write).await?
+    else {
         return Ok(());
+    };
+    // a cancel requested before the write wins over the outcome (see `Ended::state`)
+    let (last, error) = match (state, &result, error) {
+        (JobState::Cancelled, ..) => (events::error("cancelled"), Some("cancelled".to_owned())),
+        (_, Some(r), error) => (events::result(r), error),
+        (_, None, Some(e)) => (events::error(&e), Some(e)),
+        (_, None, None) => (events::error("failed"), None),
     };
     metrics::counter!("pacer_jobs_finished_total", "kind" => row.kind.clone(), "state" => state.as_str()).increment(1);
     // the row is final already; a Redis hiccup here only delays SSE until its PostgreSQL re-check

@@ -530,10 +530,22 @@ pub struct Finish {
     pub claimed: Option<i32>,
 }
 
+/// A job a terminal write ended: the number reserved for its `done` event (the final
+/// `result`/`error` gets the number before it) and the state it was given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ended {
+    pub id: Uuid,
+    pub done_seq: u64,
+    /// As written, except that a job whose cancel was requested before it ended is
+    /// `cancelled`: the cancel was accepted (202, "it stops at its next step") and wins over an
+    /// outcome that arrived after it.
+    pub state: JobState,
+}
+
 /// Terminal writes by `worker`, one statement for a batch (ids must be distinct). The first
-/// write of a job wins: for each job it ended, returns the number reserved for its `done`
-/// event (the final `result`/`error` gets the number before it, both above every number
-/// `reported` so far); a job that had already ended is not in the answer. Reserving both
+/// write of a job wins: for each job it ended, returns its [`Ended`] (the final events'
+/// numbers are above every number `reported` so far); a job that had already ended is not in
+/// the answer. Reserving both
 /// numbers here keeps the row and its final events consistent for readers that see the row
 /// before the events.
 ///
@@ -544,7 +556,7 @@ pub async fn finish_many(
     db: &mut sqlx::PgConnection,
     worker: &str,
     writes: &[Finish],
-) -> sqlx::Result<Vec<(Uuid, u64)>> {
+) -> sqlx::Result<Vec<Ended>> {
     debug_assert!(writes.iter().all(|w| w.state.is_terminal()));
     let ids: Vec<Uuid> = writes.iter().map(|w| w.id).collect();
     let states: Vec<&str> = writes.iter().map(|w| w.state.as_str()).collect();
@@ -557,16 +569,20 @@ pub async fn finish_many(
         writes.iter().map(|w| w.usage.as_ref().map(Json)).collect();
     let seqs: Vec<i64> = writes.iter().map(|w| w.reported.seq()).collect();
     let pcts: Vec<Option<i16>> = writes.iter().map(|w| w.reported.pct()).collect();
-    let mut rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "update jobs j set state = t.state, result = t.result, error = t.error,
+    let mut rows: Vec<(Uuid, i64, String)> = sqlx::query_as(
+        "update jobs j set state = case when j.cancel_requested then 'cancelled' else t.state end,
+                result = case when j.cancel_requested then null else t.result end,
+                error = case when j.cancel_requested then 'cancelled' else t.error end,
                 usage = coalesce(t.usage, j.usage),
-                progress = case when t.state = 'succeeded' then 100 else coalesce(t.pct, j.progress) end,
-                message = t.state, finished_at = now(), updated_at = now(), debounce_key = null,
+                progress = case when t.state = 'succeeded' and not j.cancel_requested then 100
+                                else coalesce(t.pct, j.progress) end,
+                message = case when j.cancel_requested then 'cancelled' else t.state end,
+                finished_at = now(), updated_at = now(), debounce_key = null,
                 event_seq = greatest(j.event_seq, t.seq) + 2
            from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::int8[], $7::int2[])
                 as t(id, state, result, error, usage, seq, pct)
           where j.id = t.id and case j.state when 'queued' then true when 'running' then true else false end
-          returning j.id, j.event_seq",
+          returning j.id, j.event_seq, j.state",
     )
     .bind(&ids)
     .bind(&states)
@@ -577,17 +593,18 @@ pub async fn finish_many(
     .bind(&pcts)
     .fetch_all(&mut *db)
     .await?;
-    let ended: std::collections::HashSet<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let ended: std::collections::HashSet<Uuid> = rows.iter().map(|(id, ..)| *id).collect();
     let (mine, (attempts, mine_states)): (Vec<Uuid>, (Vec<i32>, Vec<&str>)) = writes
         .iter()
         .filter(|w| !ended.contains(&w.id))
         .filter_map(|w| Some((w.id, (w.claimed?, w.state.as_str()))))
         .unzip();
     if !mine.is_empty() {
-        let already: Vec<(Uuid, i64)> = sqlx::query_as(
-            "select j.id, j.event_seq from jobs j
+        let already: Vec<(Uuid, i64, String)> = sqlx::query_as(
+            "select j.id, j.event_seq, j.state from jobs j
                join unnest($1::uuid[], $2::int4[], $3::text[]) as t(id, attempts, state) on j.id = t.id
-              where j.worker = $4 and j.attempts = t.attempts and j.state = t.state",
+              where j.worker = $4 and j.attempts = t.attempts
+                and j.state = case when j.cancel_requested then 'cancelled' else t.state end",
         )
         .bind(&mine)
         .bind(&attempts)
@@ -599,7 +616,13 @@ pub async fn finish_many(
     }
     Ok(rows
         .into_iter()
-        .filter_map(|(id, n)| Some((id, u64::try_from(n).ok()?)))
+        .filter_map(|(id, n, state)| {
+            Some(Ended {
+                id,
+                done_seq: u64::try_from(n).ok()?,
+                state: JobState::parse(&state)?,
+            })
+        })
         .collect())
 }
 

@@ -1114,7 +1114,63 @@ async fn a_terminal_write_whose_reply_is_lost_after_its_commit_still_answers_its
             .fetch_one(&app.db)
             .await?;
     assert_eq!(state, "succeeded");
-    assert_eq!(answers, vec![(id, u64::try_from(seq)?)]);
+    assert_eq!(
+        answers,
+        vec![pacer_common::db::jobs::Ended {
+            id,
+            done_seq: u64::try_from(seq)?,
+            state: JobState::Succeeded
+        }]
+    );
+    Ok(())
+}
+
+/// A cancel accepted while the job was running (202, "it stops at its next step") wins over an
+/// outcome written after it: a job that finished its last step just after the cancel used to
+/// end `succeeded`, its stream with `result`.
+#[tokio::test]
+async fn a_terminal_write_after_a_cancel_request_ends_the_job_cancelled() -> anyhow::Result<()> {
+    use pacer_common::db::jobs::{Finish, Reported, claim_many, finish_many, insert_jobs};
+    use pacer_common::jobs::JobState;
+    // Arrange: a running job whose cancel was requested
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let mut conn = app.db.acquire().await?;
+    let job = new_job("coach_cancel_late", None);
+    let id = job.id;
+    insert_jobs(&mut conn, &[job]).await?;
+    claim_many(&mut *conn, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    sqlx::query("update jobs set cancel_requested = true where id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let write = Finish {
+        id,
+        state: JobState::Succeeded,
+        result: Some(std::sync::Arc::new(json!({"draft": "Week 1"}))),
+        error: None,
+        usage: None,
+        reported: Reported::default(),
+        claimed: Some(1),
+    };
+
+    // Act: the success, then its repeat (a lost reply)
+    let first = finish_many(&mut conn, "w1", std::slice::from_ref(&write)).await?;
+    let repeat = finish_many(&mut conn, "w1", &[write]).await?;
+
+    // Assert
+    let row: (String, Option<serde_json::Value>, Option<String>) =
+        sqlx::query_as("select state, result, error from jobs where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await?;
+    assert_eq!(
+        row,
+        ("cancelled".to_owned(), None, Some("cancelled".to_owned()))
+    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].state, JobState::Cancelled);
+    assert_eq!(repeat, first);
     Ok(())
 }
 
