@@ -77,6 +77,9 @@ pub struct Appended {
     pub seq: u64,
     /// Someone asked to cancel this job: a running job stops at this step.
     pub cancel_requested: bool,
+    /// A later attempt of the job has started (this writer's lease was taken over while it
+    /// stalled): nothing was appended, and the writer must stop.
+    pub superseded: bool,
 }
 
 /// When a running job's appends renew its log's TTL: at its first append, then once a
@@ -113,16 +116,26 @@ struct Append {
     numbering: Numbering,
     /// Renew the log's TTL (the final append always does).
     renew_ttl: bool,
+    /// The writer's attempt, refused once a later one has started (see [`EventSink::fence`]);
+    /// 0: not checked.
+    attempt: u32,
     /// Compact JSON: no line breaks, so that a channel message can hold one event per line.
     payloads: Vec<String>,
 }
 
 impl Append {
-    fn new(job_id: Uuid, numbering: Numbering, renew_ttl: bool, events: &[Value]) -> Self {
+    fn new(
+        job_id: Uuid,
+        attempt: u32,
+        numbering: Numbering,
+        renew_ttl: bool,
+        events: &[Value],
+    ) -> Self {
         Self {
             job_id,
             numbering,
             renew_ttl,
+            attempt,
             payloads: events.iter().map(Value::to_string).collect(),
         }
     }
@@ -137,11 +150,12 @@ enum Numbering {
     At(u64),
 }
 
-/// KEYS: per append, the job's log and cancel flag. ARGV: channel, ttl, maxlen, then per
-/// append: job id, mode (`n` next, `r` next again, `a` at), number, whether to renew the log's
-/// TTL (`1`; mode `a`, a job's last events, always does), count, that many payloads. Every
-/// event appended is published, all of the call's in one message (one line each, in order).
-/// Returns per append `{last number, cancel flag, appended}`. In mode `n`, `XADD` at floor + 1
+/// KEYS: per append, the job's log, cancel flag and attempt fence. ARGV: channel, ttl, maxlen,
+/// then per append: job id, mode (`n` next, `r` next again, `a` at), number, whether to renew
+/// the log's TTL (`1`; mode `a`, a job's last events, always does), the writer's attempt (0:
+/// unchecked), count, that many payloads. Every event appended is published, all of the call's
+/// in one message (one line each, in order). Returns per append `{last number, cancel flag (2:
+/// a later attempt has started, nothing appended), appended}`. In mode `n`, `XADD` at floor + 1
 /// is tried first: it fails only when the log is already past it (a previous owner's events),
 /// and only then is the log's top id read. Mode `r` first reads the entries above the floor
 /// and takes a payload found there as appended. Nothing here raises, so one bad append does
@@ -185,11 +199,19 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
         local out = {}
         local published = {}
         local j = 4
-        for i = 1, #KEYS, 2 do
+        for i = 1, #KEYS, 3 do
             local log, job, mode, n = KEYS[i], ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2])
-            local renew, count = ARGV[j + 3] == '1' or mode == 'a', tonumber(ARGV[j + 4])
-            j = j + 5
+            local renew, attempt = ARGV[j + 3] == '1' or mode == 'a', tonumber(ARGV[j + 4])
+            local count = tonumber(ARGV[j + 5])
+            j = j + 6
             local next = mode ~= 'a'
+            -- a stalled writer whose job another worker took over must not add events
+            local superseded = attempt > 0
+                and (tonumber(redis.call('GET', KEYS[i + 2])) or 0) > attempt
+            if superseded then
+                j = j + count
+                count = 0
+            end
             local logged = mode == 'r' and logged_above(log, n) or nil
             if mode == 'a' then n = n - 1 end
             local appended = 1
@@ -225,17 +247,35 @@ static APPEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| 
                     appended = 0
                 end
             end
-            if renew then
-                redis.pcall('EXPIRE', log, ttl)
+            if superseded then
+                out[#out + 1] = n
+                out[#out + 1] = 2
+                out[#out + 1] = 1
+            else
+                if renew then
+                    redis.pcall('EXPIRE', log, ttl)
+                end
+                out[#out + 1] = n
+                out[#out + 1] = next and redis.call('EXISTS', KEYS[i + 1]) or 0
+                out[#out + 1] = appended
             end
-            out[#out + 1] = n
-            out[#out + 1] = next and redis.call('EXISTS', KEYS[i + 1]) or 0
-            out[#out + 1] = appended
         end
         if #published > 0 then
             redis.pcall('PUBLISH', channel, table.concat(published, '\n'))
         end
         return out
+        "#,
+    )
+});
+
+/// KEYS: a job's attempt fence. ARGV: attempt, ttl. Raises the fence to `attempt` (never
+/// lowers it: a late claim of an earlier attempt cannot reopen it).
+static FENCE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
+            redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+        end
         "#,
     )
 });
@@ -275,7 +315,7 @@ impl EventSink {
         renew_ttl: bool,
         event: &Value,
     ) -> Result<Appended> {
-        self.append_all(job_id, floor, renew_ttl, std::slice::from_ref(event))
+        self.append_all(job_id, 0, floor, renew_ttl, std::slice::from_ref(event))
             .await
     }
 
@@ -288,22 +328,26 @@ impl EventSink {
         renew_ttl: bool,
         event: &Value,
     ) -> Result<Appended> {
-        self.append_all_again(job_id, floor, renew_ttl, std::slice::from_ref(event))
+        self.append_all_again(job_id, 0, floor, renew_ttl, std::slice::from_ref(event))
             .await
     }
 
     /// [`append`](Self::append) of several events in one script call: they are logged (and
     /// published, in one message) all together or not at all, so a reader never sees part of
     /// them. `seq` is the last one's number.
+    /// `attempt`: the writer's (refused once a later attempt is fenced in, see
+    /// [`fence`](Self::fence)); 0 for a writer that is not running the job.
     pub async fn append_all(
         &self,
         job_id: Uuid,
+        attempt: u32,
         floor: u64,
         renew_ttl: bool,
         events: &[Value],
     ) -> Result<Appended> {
         self.call(Append::new(
             job_id,
+            attempt,
             Numbering::Next(floor),
             renew_ttl,
             events,
@@ -316,17 +360,34 @@ impl EventSink {
     pub async fn append_all_again(
         &self,
         job_id: Uuid,
+        attempt: u32,
         floor: u64,
         renew_ttl: bool,
         events: &[Value],
     ) -> Result<Appended> {
         self.call(Append::new(
             job_id,
+            attempt,
             Numbering::Again(floor),
             renew_ttl,
             events,
         ))
         .await
+    }
+
+    /// Refuses from now on the appends of the job's attempts before `attempt`, which has just
+    /// claimed it: a worker that stalled (a pause, a swapped-out process) past its lease must
+    /// not add events to the log of the attempt that took over, which reads the log first to
+    /// go on from what was already sent.
+    pub async fn fence(&self, job_id: Uuid, attempt: u32) -> Result<()> {
+        let mut conn = self.redis.clone();
+        let _: () = FENCE
+            .key(self.keys.attempt_fence(job_id))
+            .arg(attempt)
+            .arg(self.ttl_secs)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Appends a finished job's last two events under the numbers its terminal write reserved
@@ -336,6 +397,8 @@ impl EventSink {
             job_id,
             numbering: Numbering::At(done_seq.saturating_sub(1)),
             renew_ttl: true,
+            // numbered by the terminal write, which only the job's owner wins
+            attempt: 0,
             payloads: vec![last.to_string(), done().to_string()],
         })
         .await?;
@@ -411,10 +474,12 @@ async fn append_batch(
         };
         call.key(keys.event_log(a.job_id))
             .key(keys.cancel_flag(a.job_id))
+            .key(keys.attempt_fence(a.job_id))
             .arg(a.job_id.to_string())
             .arg(mode)
             .arg(n)
             .arg(if a.renew_ttl { "1" } else { "0" })
+            .arg(a.attempt)
             .arg(a.payloads.len());
         for p in &a.payloads {
             call.arg(p);
@@ -434,6 +499,7 @@ async fn append_batch(
             (c[2] == 1).then(|| Appended {
                 seq: u64::try_from(c[0]).unwrap_or(0),
                 cancel_requested: c[1] == 1,
+                superseded: c[1] == 2,
             })
         })
         .collect())

@@ -40,6 +40,11 @@ impl Keys {
         format!("{}:job:{}:cancel", self.prefix, job_id)
     }
 
+    /// The latest attempt of a job that has started: appends of earlier attempts are refused.
+    pub fn attempt_fence(&self, job_id: Uuid) -> String {
+        format!("{}:job:{}:attempt", self.prefix, job_id)
+    }
+
     /// The one channel every job event is published on; each API process subscribes once.
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.prefix)

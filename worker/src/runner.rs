@@ -95,11 +95,19 @@ impl JobCtx {
                 r.progress = Some((i16::from(pct.min(100)), message.to_owned()));
             }
         }
+        if appended.superseded {
+            return Err(JobError::LeaseLost);
+        }
         if appended.cancel_requested {
             self.cancel.cancel();
             return Err(JobError::Cancelled);
         }
         Ok(())
+    }
+
+    /// This run's attempt, as its appends are fenced by (see [`events::EventSink::fence`]).
+    fn attempt(&self) -> u32 {
+        u32::try_from(self.job.attempts).unwrap_or(0)
     }
 
     /// Appends `events`, waiting while Redis is out of reach (the job pauses, keeping its lease
@@ -117,10 +125,11 @@ impl JobCtx {
         loop {
             let sink = &self.worker.events;
             let appended = if again {
-                sink.append_all_again(self.job.id, floor, renew_ttl, events)
+                sink.append_all_again(self.job.id, self.attempt(), floor, renew_ttl, events)
                     .await
             } else {
-                sink.append_all(self.job.id, floor, renew_ttl, events).await
+                sink.append_all(self.job.id, self.attempt(), floor, renew_ttl, events)
+                    .await
             };
             match appended {
                 Err(pacer_common::Error::Redis(e))
@@ -241,6 +250,17 @@ pub async fn run(worker: Arc<WorkerCtx>, job_id: Uuid) -> Result<(), JobError> {
     // listed until its outcome is recorded: a run dropped at shutdown with its terminal write
     // or retry still to commit is handed back too
     let running = Running::enter(&worker, job_id);
+    if row.attempts > 1 {
+        // before this attempt reads the log to go on from it: an earlier attempt's worker that
+        // stalled past its lease must add nothing more
+        let fenced = worker
+            .events
+            .fence(job_id, u32::try_from(row.attempts).unwrap_or(u32::MAX))
+            .await;
+        if let Err(e) = fenced {
+            tracing::warn!(job.id = %job_id, error = %e, "could not fence the job's earlier attempts out of its log");
+        }
+    }
     let outcome = attempt(&worker, kind, row.clone()).await;
     metrics::histogram!("pacer_job_duration_seconds", "kind" => kind.as_str())
         .record(started.elapsed().as_secs_f64());

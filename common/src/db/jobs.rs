@@ -543,7 +543,8 @@ pub struct Ended {
 }
 
 /// Terminal writes by `worker`, one statement for a batch (ids must be distinct). The first
-/// write of a job wins: for each job it ended, returns its [`Ended`] (the final events'
+/// write of a job wins, and a write for an attempt the worker claimed only while it still holds
+/// that attempt (a worker that stalled past its lease does not end the job its successor runs): for each job it ended, returns its [`Ended`] (the final events'
 /// numbers are above every number `reported` so far); a job that had already ended is not in
 /// the answer. Reserving both
 /// numbers here keeps the row and its final events consistent for readers that see the row
@@ -569,6 +570,7 @@ pub async fn finish_many(
         writes.iter().map(|w| w.usage.as_ref().map(Json)).collect();
     let seqs: Vec<i64> = writes.iter().map(|w| w.reported.seq()).collect();
     let pcts: Vec<Option<i16>> = writes.iter().map(|w| w.reported.pct()).collect();
+    let claimed: Vec<Option<i32>> = writes.iter().map(|w| w.claimed).collect();
     let mut rows: Vec<(Uuid, i64, String)> = sqlx::query_as(
         "update jobs j set state = case when j.cancel_requested then 'cancelled' else t.state end,
                 result = case when j.cancel_requested then null else t.result end,
@@ -579,9 +581,11 @@ pub async fn finish_many(
                 message = case when j.cancel_requested then 'cancelled' else t.state end,
                 finished_at = now(), updated_at = now(), debounce_key = null,
                 event_seq = greatest(j.event_seq, t.seq) + 2
-           from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::int8[], $7::int2[])
-                as t(id, state, result, error, usage, seq, pct)
+           from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::jsonb[], $6::int8[], $7::int2[],
+                       $8::int4[])
+                as t(id, state, result, error, usage, seq, pct, claimed)
           where j.id = t.id and case j.state when 'queued' then true when 'running' then true else false end
+            and (t.claimed is null or (j.worker = $9 and j.attempts = t.claimed))
           returning j.id, j.event_seq, j.state",
     )
     .bind(&ids)
@@ -591,6 +595,8 @@ pub async fn finish_many(
     .bind(&usages)
     .bind(&seqs)
     .bind(&pcts)
+    .bind(&claimed)
+    .bind(worker)
     .fetch_all(&mut *db)
     .await?;
     let ended: std::collections::HashSet<Uuid> = rows.iter().map(|(id, ..)| *id).collect();

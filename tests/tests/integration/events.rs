@@ -318,3 +318,41 @@ async fn a_calls_events_are_published_in_one_message_one_line_each() -> anyhow::
     );
     Ok(())
 }
+
+/// Once a later attempt of a job is fenced in, an earlier attempt's appends (a worker that
+/// stalled past its lease and woke up) add nothing and say so; the fence never goes back.
+#[tokio::test]
+async fn an_earlier_attempts_appends_are_refused_once_a_later_one_is_fenced_in()
+-> anyhow::Result<()> {
+    let s = sink().await?;
+    let job = Uuid::now_v7();
+    let ev = |n| [events::progress("a", "b", n)];
+
+    let first = s.sink.append_all(job, 1, 0, true, &ev(1)).await?;
+    s.sink.fence(job, 2).await?;
+    let stale = s.sink.append_all(job, 1, first.seq, true, &ev(2)).await?;
+    let stale_again = s
+        .sink
+        .append_all_again(job, 1, first.seq, true, &ev(2))
+        .await?;
+    let taken_over = s.sink.append_all(job, 2, first.seq, true, &ev(3)).await?;
+    s.sink.fence(job, 1).await?;
+    let still_stale = s
+        .sink
+        .append_all(job, 1, taken_over.seq, true, &ev(4))
+        .await?;
+
+    assert!(!first.superseded);
+    assert!(stale.superseded && stale_again.superseded && still_stale.superseded);
+    assert!(!taken_over.superseded);
+    let mut conn = s.conn.clone();
+    let log = read_log(&mut conn, &s.keys, job, 0).await?;
+    let pcts: Vec<i64> = log
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.data).ok())
+        .filter_map(|e| e["progress"].as_i64())
+        .collect();
+    assert_eq!(pcts, [1, 3], "only the current attempt's events");
+    assert_eq!(s.ids(job).await?, [1, 2]);
+    Ok(())
+}

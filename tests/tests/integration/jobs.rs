@@ -1174,6 +1174,48 @@ async fn a_terminal_write_after_a_cancel_request_ends_the_job_cancelled() -> any
     Ok(())
 }
 
+/// A worker that stalled past its lease (its job taken over by another) cannot end the job
+/// when it wakes up: the terminal write of an attempt the worker no longer holds is refused.
+#[tokio::test]
+async fn a_stalled_attempts_terminal_write_does_not_end_the_job_its_successor_runs()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{Finish, Reported, claim_many, finish_many, insert_jobs};
+    use pacer_common::jobs::JobState;
+    // Arrange: attempt 1 on w1, then taken over by w2 as if w1's lease had expired
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let mut conn = app.db.acquire().await?;
+    let job = new_job("coach_stalled", None);
+    let id = job.id;
+    insert_jobs(&mut conn, &[job]).await?;
+    claim_many(&mut *conn, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    let taken = claim_many(&mut *conn, &[id], "w2", 0.0, uuid::Uuid::new_v4()).await?;
+    let write = |attempt: i32| Finish {
+        id,
+        state: JobState::Succeeded,
+        result: Some(std::sync::Arc::new(json!({"draft": "Week 1"}))),
+        error: None,
+        usage: None,
+        reported: Reported::default(),
+        claimed: Some(attempt),
+    };
+
+    // Act
+    let stale = finish_many(&mut conn, "w1", &[write(1)]).await?;
+    let state: String = sqlx::query_scalar("select state from jobs where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await?;
+    let current = finish_many(&mut conn, "w2", &[write(2)]).await?;
+
+    // Assert
+    assert_eq!(taken.len(), 1, "w2 took the job over");
+    assert!(stale.is_empty(), "{stale:?}");
+    assert_eq!(state, "running");
+    assert_eq!(current.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_repeated_terminal_write_whose_first_run_committed_still_answers_its_numbers()
 -> anyhow::Result<()> {
