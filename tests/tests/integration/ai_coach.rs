@@ -1437,9 +1437,18 @@ mod openai {
             .wait_state(&coach, id, "succeeded", Duration::from_secs(60))
             .await?;
 
+        let events = app.events(&coach, id, None, None).await?;
+
         // Assert: week 1 (first attempt) and week 2 (second attempt), 150 tokens each
         assert_eq!(job["usage"]["total_tokens"], 300, "{}", job["usage"]);
         assert_eq!(job["usage"]["requests"], 2, "{}", job["usage"]);
+        // the second attempt counts on from the workouts the first streamed (it said "0 of 4")
+        let counts: Vec<i64> = events
+            .iter()
+            .filter_map(|(_, e)| e["count"].as_i64())
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+        assert_eq!(counts.last(), Some(&4), "{counts:?}");
         Ok(())
     }
 

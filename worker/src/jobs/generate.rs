@@ -115,6 +115,8 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
         weeks: streamed,
         partial,
     } = streamed_weeks(ctx).await;
+    // what a client following the stream has been told so far ("3 of 6"): counts go on from it
+    let already: usize = streamed.values().map(|(workouts, _)| workouts.len()).sum();
     let (content, weekly_info, mut warnings) = match &ctx.worker.openai {
         Some(model) => {
             let mut expected = BTreeMap::new();
@@ -122,7 +124,7 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
                 *expected.entry(w.week).or_insert(0usize) += 1;
             }
             // the model's events count out of the draft's training days
-            reading_the_draft(ctx, rules.workouts.len()).await?;
+            reading_the_draft(ctx, already, rules.workouts.len()).await?;
             // each week is final (preference applied, distance recomputed) before it is
             // streamed, so the events are the result's content and weekly_info
             let finish = |workouts: Vec<Value>, info: Value, warnings: &mut Vec<String>| {
@@ -154,7 +156,7 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
             let content = apply_preference(planned, &library, preference, &mut warnings);
             let weekly_info = with_distances(info, &content);
             let (content, weekly_info) = keep_streamed(content, weekly_info, &streamed);
-            reading_the_draft(ctx, content.len()).await?;
+            reading_the_draft(ctx, already, content.len()).await?;
             stream_workouts(ctx, &content, &weekly_info, &streamed, partial).await?;
             (content, weekly_info, warnings)
         }
@@ -177,16 +179,16 @@ pub async fn plan(ctx: &JobCtx) -> Result<Value, JobError> {
 }
 
 /// A plan's first event. Like every `progress` event of a plan (seed 000, stream-content), it
-/// carries `count` (workouts generated so far) and `total` (the same total as the events that
-/// follow), so it is sent once the total is known.
-async fn reading_the_draft(ctx: &JobCtx, total: usize) -> Result<(), JobError> {
+/// carries `count` (workouts generated so far: those an earlier attempt streamed) and `total`
+/// (the same total as the events that follow), so it is sent once the total is known.
+async fn reading_the_draft(ctx: &JobCtx, count: usize, total: usize) -> Result<(), JobError> {
     // a later attempt keeps the progress an earlier one reached: it never goes back
     let pct = u8::try_from(ctx.job.progress.clamp(0, 99))
         .unwrap_or(0)
         .max(READING_THE_DRAFT);
     let message = "Reading the draft...";
     let progress = json!({"type": events::PROGRESS, "status": "thinking", "message": message,
-                          "count": 0, "total": total, "progress": pct});
+                          "count": count, "total": total, "progress": pct});
     ctx.emit(&progress, Some((pct, message))).await
 }
 
