@@ -405,14 +405,15 @@ impl OpenAi {
             // in week order (still several requests at once), so the stream's workouts are in
             // the result's order
             .buffered(self.concurrency.max(1));
-        // workouts the model wrote that the preference left out (strict_existing)
+        // training days without a workout: the model's short weeks, and the workouts the
+        // preference left out (strict_existing)
         let mut left_out = 0usize;
         while let Some(week) = generated.next().await {
             let (w, answered, week_info, week_warnings) = week?;
             warnings.extend(week_warnings);
-            let answered_len = answered.len();
             let (workouts, week_info) = finish(answered, week_info, &mut warnings);
-            left_out += answered_len.saturating_sub(workouts.len());
+            let days = expected.get(&w).copied().unwrap_or(0);
+            left_out += days.saturating_sub(workouts.len());
             let total = expected_total
                 .saturating_sub(left_out)
                 .max(count + workouts.len());
@@ -507,7 +508,16 @@ impl OpenAi {
                 ),
             }
             match validate_week(week, &answer, input.draft.start_date, days) {
-                Ok((workouts, info, warnings)) => return Ok((week, workouts, info, warnings)),
+                Ok((workouts, info, mut warnings)) => {
+                    // kept (the days it has are right), and said: the coach may add the rest
+                    if workouts.len() < days {
+                        warnings.push(format!(
+                            "week {week}: the model gave {} workouts for the draft's {days} training days",
+                            workouts.len()
+                        ));
+                    }
+                    return Ok((week, workouts, info, warnings));
+                }
                 Err(errors) if round == 0 => {
                     messages.push(json!({"role": "assistant", "content": answer}));
                     messages.push(json!({"role": "user", "content": format!(
@@ -713,6 +723,37 @@ fn stream_error(error: &Value) -> JobError {
     }
 }
 
+/// Bounds of a model's workout, in the schema it is sent and in the check of its answer.
+const MIN_SECONDS: i64 = 600;
+const MAX_SECONDS: i64 = 14_400;
+const MAX_METERS: i64 = 60_000;
+const MAX_BLOCKS: usize = 3;
+/// Seconds per km a running workout's distance and duration may imply.
+const RUNNING_PACE: std::ops::RangeInclusive<i64> = 150..=1200;
+
+/// A model's text on one line (no line breaks or double quotes, as the schema's patterns ask),
+/// at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .trim()
+        .chars()
+        .map(|c| {
+            if c == '"' {
+                '\''
+            } else if c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    flat.chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
+}
+
 /// The JSON a week must match. String patterns and numeric bounds keep a grammar-constrained
 /// model from looping inside a value; `days` caps the number of workouts.
 fn week_schema(days: usize) -> Value {
@@ -737,19 +778,19 @@ fn week_schema(days: usize) -> Value {
                         "workout_name": {"type": "string", "pattern": "^[^\\n\"]{1,60}$"},
                         "workout_description": {"type": "string", "pattern": "^[^\\n\"]{0,200}$"},
                         "workout_sub_type": {"type": "string", "enum": SUB_TYPES},
-                        "target_duration_in_seconds": {"type": "integer", "minimum": 600, "maximum": 14400},
-                        "target_distance_in_meters": {"type": "integer", "minimum": 0, "maximum": 60000},
+                        "target_duration_in_seconds": {"type": "integer", "minimum": MIN_SECONDS, "maximum": MAX_SECONDS},
+                        "target_distance_in_meters": {"type": "integer", "minimum": 0, "maximum": MAX_METERS},
                         "content_blocks": {
                             "type": "array",
                             "minItems": 1,
-                            "maxItems": 3,
+                            "maxItems": MAX_BLOCKS,
                             "items": {
                                 "type": "object",
                                 "additionalProperties": false,
                                 "required": ["type", "duration_seconds"],
                                 "properties": {
                                     "type": {"type": "string", "enum": BLOCKS},
-                                    "duration_seconds": {"type": "integer", "minimum": 0, "maximum": 14400}
+                                    "duration_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS}
                                 }
                             }
                         }
@@ -816,10 +857,9 @@ pub fn validate_week(
     }
     let focus = v["focus"]
         .as_str()
-        .map(str::trim)
+        .map(|f| one_line(f, 80))
         .filter(|f| !f.is_empty())
-        .unwrap_or("Training")
-        .to_owned();
+        .unwrap_or_else(|| "Training".to_owned());
     let items = v["workouts"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         errors.push("workouts must list at least one workout".to_owned());
@@ -839,20 +879,19 @@ pub fn validate_week(
         let sub_type = w["workout_sub_type"]
             .as_str()
             .map(|s| s.trim().to_lowercase().replace([' ', '_'], "-"))
-            .filter(|s| !s.is_empty());
+            .filter(|s| SUB_TYPES.contains(&s.as_str()));
         // a nameless workout is named after its type rather than rejected
         let name = w["workout_name"]
             .as_str()
-            .map(str::trim)
+            .map(|n| one_line(n, 60))
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
             .or_else(|| sub_type.as_deref().map(title));
         let distance = w["target_distance_in_meters"]
             .as_i64()
-            .filter(|d| (0..=100_000).contains(d));
+            .filter(|d| (0..=MAX_METERS).contains(d));
         let mut duration = w["target_duration_in_seconds"]
             .as_i64()
-            .filter(|d| (60..=21_600).contains(d));
+            .filter(|d| (MIN_SECONDS..=MAX_SECONDS).contains(d));
         let mut blocks = Vec::new();
         let mut sum = 0i64;
         let given_blocks = w["content_blocks"]
@@ -870,24 +909,30 @@ pub fn validate_week(
                 .filter(|t| BLOCKS.contains(&t.as_str()));
             let d = b["duration_seconds"]
                 .as_i64()
-                .filter(|d| (0..=21_600).contains(d));
+                .filter(|d| (0..=MAX_SECONDS).contains(d));
             match (t, d) {
                 (Some(t), Some(d)) => {
                     sum += d;
                     blocks.push(json!({"type": t, "duration_seconds": d}));
                 }
                 _ => errors.push(format!(
-                    "{}: type must be warmup, main or cooldown and duration_seconds 0..21600",
+                    "{}: type must be warmup, main or cooldown and duration_seconds 0..{MAX_SECONDS}",
                     at(&format!("content_blocks[{j}]"))
                 )),
             }
+        }
+        if blocks.len() > MAX_BLOCKS {
+            errors.push(format!(
+                "{} must have at most {MAX_BLOCKS} blocks (warmup, main, cooldown)",
+                at("content_blocks")
+            ));
         }
         if !given_blocks {
             if let Some(d) = duration {
                 blocks.push(json!({"type": "main", "duration_seconds": d}));
             }
         } else if duration != Some(sum) {
-            if (60..=21_600).contains(&sum) {
+            if (MIN_SECONDS..=MAX_SECONDS).contains(&sum) {
                 duration = Some(sum);
             } else if let Some(d) = duration {
                 // the blocks' total is impossible (over six hours, or nothing at all): keep the
@@ -899,19 +944,34 @@ pub fn validate_week(
             errors.push(format!("{} must be a weekday name", at("day")));
         }
         if sub_type.is_none() {
-            errors.push(format!("{} must not be empty", at("workout_sub_type")));
+            errors.push(format!(
+                "{} must be one of {}",
+                at("workout_sub_type"),
+                SUB_TYPES.join(", ")
+            ));
         }
         if duration.is_none() {
             errors.push(format!(
-                "{} must be an integer between 60 and 21600",
+                "{} must be an integer between {MIN_SECONDS} and {MAX_SECONDS}",
                 at("target_duration_in_seconds")
             ));
         }
         if distance.is_none() {
             errors.push(format!(
-                "{} must be an integer between 0 and 100000",
+                "{} must be an integer between 0 and {MAX_METERS}",
                 at("target_distance_in_meters")
             ));
+        }
+        if let (Some(sub_type), Some(duration), Some(distance)) = (&sub_type, duration, distance)
+            && sub_type != "cross-training"
+            && distance > 0
+            && !RUNNING_PACE.contains(&(duration * 1000 / distance))
+        {
+            errors.push(format!(
+                "{}: {distance} m in {duration} s is no running pace (2:30 to 20:00 per km)",
+                at("target_distance_in_meters")
+            ));
+            continue;
         }
         if let (Some(day), Some(name), Some(sub_type), Some(duration), Some(distance)) =
             (day, name, sub_type, duration, distance)
@@ -928,7 +988,7 @@ pub fn validate_week(
                 "phase": phase.clone().unwrap_or_default(),
                 "day": DAYS[day],
                 "workout_name": name,
-                "workout_description": w["workout_description"].as_str().unwrap_or_default(),
+                "workout_description": one_line(w["workout_description"].as_str().unwrap_or_default(), 200),
                 "workout_type": "run",
                 "workout_sub_type": sub_type,
                 "target_duration_in_seconds": duration,
@@ -1084,6 +1144,65 @@ mod tests {
             errs.iter()
                 .any(|e| e.contains("target_duration_in_seconds"))
         );
+    }
+
+    /// What the schema sent with the request says, the answer is checked for (a server that
+    /// ignores the schema answered a 100 km workout of 60 s, of sub-type "banana").
+    #[test]
+    fn an_answer_outside_the_schema_is_refused_or_trimmed_to_it() {
+        let answer = |w: Value| {
+            json!({"phase": "peak", "focus": "F".repeat(3000), "workouts": [w]}).to_string()
+        };
+        let workout = |sub: &str, secs: i64, meters: i64, blocks: usize| {
+            json!({"day": "Monday", "workout_name": "N".repeat(500), "workout_description": "D\n".repeat(2000),
+                   "workout_sub_type": sub, "target_duration_in_seconds": secs,
+                   "target_distance_in_meters": meters,
+                   "content_blocks": vec![json!({"type": "main", "duration_seconds": secs / blocks as i64}); blocks]})
+        };
+        let errs =
+            validate_week(1, &answer(workout("banana", 1800, 5000, 1)), None, 7).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("workout_sub_type must be one of")),
+            "{errs:?}"
+        );
+        let errs = validate_week(1, &answer(workout("tempo", 600, 60000, 1)), None, 7).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("no running pace")),
+            "{errs:?}"
+        );
+        let errs =
+            validate_week(1, &answer(workout("tempo", 3600, 100_000, 1)), None, 7).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("between 0 and 60000")),
+            "{errs:?}"
+        );
+        let errs = validate_week(1, &answer(workout("tempo", 60, 0, 1)), None, 7).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("between 600 and 14400")),
+            "{errs:?}"
+        );
+        let errs =
+            validate_week(1, &answer(workout("easy-run", 2400, 6000, 4)), None, 7).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("at most 3 blocks")),
+            "{errs:?}"
+        );
+        // a ride's pace is not a run's
+        let (w, info, _) = validate_week(
+            1,
+            &answer(workout("cross-training", 3600, 30000, 1)),
+            None,
+            7,
+        )
+        .unwrap();
+        assert_eq!(w[0]["workout_name"].as_str().map(str::len), Some(60));
+        let description = w[0]["workout_description"].as_str().unwrap_or_default();
+        assert!(
+            description.chars().count() <= 200 && !description.contains('\n'),
+            "{description}"
+        );
+        assert_eq!(info["focus"].as_str().map(str::len), Some(80));
     }
 
     #[test]

@@ -1182,7 +1182,20 @@ mod openai {
         let result = &events[events.len() - 2].1;
         assert_eq!(result["total_workouts"], 4);
         assert_eq!(result["weekly_info"]["2"]["phase"], "taper");
+        // the draft's week 1 has three training days and the model gave two: said, and the
+        // workouts are counted out of what there is ("1 of 5" … "4 of 5" before)
+        let totals: Vec<i64> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "progress" && e["count"].as_i64() > Some(0))
+            .filter_map(|(_, e)| e["total"].as_i64())
+            .collect();
+        assert_eq!(totals, [4, 4, 4, 4], "{events:?}");
         let job = app.job(&coach, job_id).await?;
+        assert_eq!(
+            job["result"]["warnings"],
+            json!(["week 1: the model gave 2 workouts for the draft's 3 training days"]),
+            "{job}"
+        );
         let content = job["result"]["content"]
             .as_array()
             .cloned()
