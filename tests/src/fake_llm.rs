@@ -13,6 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Reply {
     /// A completed chat completion whose message content is this text.
     Content(String),
+    /// As `Content`, reporting that the answer used all of the request's `max_tokens` (what
+    /// a request may cost at most).
+    Spending(String),
     /// A streamed chat completion: these content deltas, a chunk with `finish_reason: stop`,
     /// then usage, then `[DONE]`.
     Chunks(Vec<String>),
@@ -176,7 +179,13 @@ async fn serve(
             std::future::pending::<()>().await;
             return Ok(());
         }
-        Reply::Content(ref text) => {
+        Reply::Content(ref text) | Reply::Spending(ref text) => {
+            let usage = if matches!(reply, Reply::Spending(_)) {
+                let spent = body["max_tokens"].as_u64().unwrap_or(0);
+                json!({"prompt_tokens": 100, "completion_tokens": spent, "total_tokens": 100 + spent})
+            } else {
+                usage
+            };
             let payload = json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": usage})

@@ -83,6 +83,8 @@ struct Usage {
     prompt: u64,
     completion: u64,
     requests: u64,
+    /// What the requests in flight may still spend (see [`Budget::reserve`]).
+    reserved: u64,
 }
 
 impl Usage {
@@ -95,23 +97,43 @@ impl Usage {
 /// attempts spent (the job's `usage`), so the cap is per job and `usage` sums every attempt.
 struct Budget<'a> {
     usage: Mutex<Usage>,
+    /// A request's answer was counted (its reservation given back).
+    settled: tokio::sync::Notify,
     max: u64,
     ctx: &'a JobCtx,
     model: &'a str,
 }
 
-impl Budget<'_> {
-    /// Tokens a request may still generate; fails the job when the budget is spent.
-    fn allowance(&self, wanted: u64) -> Result<u64, JobError> {
-        let used = self.usage.lock().map(|u| u.total()).unwrap_or(0);
-        let left = self.max.saturating_sub(used);
-        if left < 64 {
-            return Err(JobError::Permanent(anyhow!(
-                "the job's token budget ({} tokens) is spent",
-                self.max
-            )));
+impl<'a> Budget<'a> {
+    /// Reserves a request's prompt (estimated) and up to `wanted` generated tokens until its
+    /// answer is counted, so that the requests in flight at once (a plan's weeks) cannot pass
+    /// the budget together. With too little left it waits for those in flight to settle; with
+    /// nothing in flight the budget is spent and the job fails.
+    async fn reserve(&self, prompt: u64, wanted: u64) -> Result<Reservation<'_, 'a>, JobError> {
+        loop {
+            // registered before the check, so a settlement in between is not missed
+            let settled = self.settled.notified();
+            {
+                let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+                let left = self.max.saturating_sub(u.total() + u.reserved);
+                let max_tokens = wanted.min(left.saturating_sub(prompt));
+                if max_tokens >= 64 {
+                    u.reserved += prompt + max_tokens;
+                    return Ok(Reservation {
+                        budget: self,
+                        tokens: prompt + max_tokens,
+                        max_tokens,
+                    });
+                }
+                if u.reserved == 0 {
+                    return Err(JobError::Permanent(anyhow!(
+                        "the job's token budget ({} tokens) is spent",
+                        self.max
+                    )));
+                }
+            }
+            settled.await;
         }
-        Ok(wanted.min(left))
     }
 
     /// Counts one answer's tokens and records the job's total at once: an attempt cut off
@@ -134,6 +156,30 @@ impl Budget<'_> {
             *slot = Some(value);
         }
     }
+}
+
+/// Tokens held for one request in flight, given back when it is dropped (its answer counted,
+/// or the request failed).
+struct Reservation<'b, 'a> {
+    budget: &'b Budget<'a>,
+    tokens: u64,
+    /// The request's `max_tokens`.
+    max_tokens: u64,
+}
+
+impl Drop for Reservation<'_, '_> {
+    fn drop(&mut self) {
+        if let Ok(mut u) = self.budget.usage.lock() {
+            u.reserved = u.reserved.saturating_sub(self.tokens);
+        }
+        self.budget.settled.notify_waiters();
+    }
+}
+
+/// A prompt's size in tokens, roughly (4 characters a token), for servers that do not report
+/// usage and to reserve it before a request.
+fn estimate_tokens(chars: usize) -> u64 {
+    (chars / 4) as u64
 }
 
 impl OpenAi {
@@ -178,7 +224,9 @@ impl OpenAi {
                 prompt: spent("prompt_tokens"),
                 completion: spent("completion_tokens"),
                 requests: spent("requests"),
+                reserved: 0,
             }),
+            settled: tokio::sync::Notify::new(),
             max: self.max_tokens_per_job,
             ctx,
             model: &self.model,
@@ -225,7 +273,9 @@ impl OpenAi {
             ));
         }
         let wanted = 200 + 260 * u64::from(input.weeks);
-        let max_tokens = budget.allowance(wanted)?;
+        let prompt = estimate_tokens(system.len() + user.len());
+        let reservation = budget.reserve(prompt, wanted).await?;
+        let max_tokens = reservation.max_tokens;
         let body = json!({
             "model": self.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
@@ -284,11 +334,9 @@ impl OpenAi {
             // no usage reported (the server does not, or the stream broke off, or the job was
             // cancelled): count what was streamed roughly (4 characters a token), so the budget
             // and the job's `usage` keep it
-            budget.add(
-                ((system.len() + user.len()) / 4) as u64,
-                (text.len() / 4) as u64,
-            );
+            budget.add(prompt, estimate_tokens(text.len()));
         }
+        drop(reservation);
         streamed?;
         if !finished {
             // a stream closed without saying why the model stopped: the draft may end anywhere
@@ -475,11 +523,19 @@ impl OpenAi {
             json!({"role": "user", "content": user}),
         ];
         for round in 0..2 {
+            let prompt = estimate_tokens(
+                messages
+                    .iter()
+                    .filter_map(|m| m["content"].as_str())
+                    .map(str::len)
+                    .sum(),
+            );
+            let reservation = budget.reserve(prompt, 250 + 300 * days as u64).await?;
             let body = json!({
                 "model": self.model,
                 "messages": messages,
                 "stream": false,
-                "max_tokens": budget.allowance(250 + 300 * days as u64)?,
+                "max_tokens": reservation.max_tokens,
                 "temperature": 0.2,
                 "response_format": {"type": "json_schema", "json_schema": {"name": "training_week", "strict": true, "schema": week_schema(days)}},
             });
@@ -502,11 +558,9 @@ impl OpenAi {
                     u["prompt_tokens"].as_u64().unwrap_or(0),
                     u["completion_tokens"].as_u64().unwrap_or(0),
                 ),
-                None => budget.add(
-                    ((system.len() + user.len()) / 4) as u64,
-                    (answer.len() / 4) as u64,
-                ),
+                None => budget.add(prompt, estimate_tokens(answer.len())),
             }
+            drop(reservation);
             match validate_week(week, &answer, input.draft.start_date, days) {
                 Ok((workouts, info, mut warnings)) => {
                     // kept (the days it has are right), and said: the coach may add the rest

@@ -1465,6 +1465,40 @@ mod openai {
         Ok(())
     }
 
+    /// The token budget holds with requests in flight together: a plan's weeks are asked for
+    /// at once, and each was allowed the whole budget (4 weeks × 1,000 tokens spent of 1,000).
+    #[tokio::test]
+    async fn weeks_asked_at_once_share_the_token_budget() -> anyhow::Result<()> {
+        let fake =
+            FakeLlm::start(|body, _| Reply::Spending(week(requested_week(body).unwrap_or(1))))
+                .await?;
+        let (app, coach) = app_with(
+            &fake,
+            &[
+                ("PACER_LLM_MAX_TOKENS_PER_JOB", "1000"),
+                ("PACER_LLM_CONCURRENCY", "2"),
+            ],
+        )
+        .await?;
+
+        let id = app.submit(&coach, "generate_plan", plan_body()).await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        // Assert: the second week waited for the first's answer, then found the budget spent
+        let spent = job["usage"]["total_tokens"].as_u64().unwrap_or(u64::MAX);
+        assert!(spent <= 1000, "{}", job["usage"]);
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert!(
+            job["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("token budget")),
+            "{job}"
+        );
+        Ok(())
+    }
+
     /// A 429's `Retry-After` is waited out (the backoff alone would retry within 0.5 s).
     #[tokio::test]
     async fn a_rate_limit_waits_for_its_retry_after() -> anyhow::Result<()> {
@@ -1886,14 +1920,15 @@ mod openai {
 
     #[tokio::test]
     async fn a_job_that_spends_its_token_budget_fails_clearly() -> anyhow::Result<()> {
-        // the fake reports 150 tokens a request; a 200-token budget covers one week, not two
+        // each answer spends its whole max_tokens: the first week gets what the budget leaves
+        // after its prompt, and nothing is left for the second
         let fake =
-            FakeLlm::start(|body, _| Reply::Content(week(requested_week(body).unwrap_or(1))))
+            FakeLlm::start(|body, _| Reply::Spending(week(requested_week(body).unwrap_or(1))))
                 .await?;
         let (app, coach) = app_with(
             &fake,
             &[
-                ("PACER_LLM_MAX_TOKENS_PER_JOB", "200"),
+                ("PACER_LLM_MAX_TOKENS_PER_JOB", "1000"),
                 ("PACER_LLM_CONCURRENCY", "1"),
             ],
         )
@@ -1918,7 +1953,8 @@ mod openai {
             "no request once the budget is spent; a budget failure is not retried"
         );
         let (_, jobs) = app.get(&coach, "/api/v1/jobs?kind=generate_plan").await?;
-        assert_eq!(jobs["data"]["jobs"][0]["usage"]["total_tokens"], 150);
+        let spent = &jobs["data"]["jobs"][0]["usage"]["total_tokens"];
+        assert!(spent.as_u64().is_some_and(|t| t <= 1000), "{spent}");
         Ok(())
     }
 
