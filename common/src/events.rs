@@ -390,6 +390,19 @@ impl EventSink {
         Ok(())
     }
 
+    /// Appends one event under the number PostgreSQL reserved for it (a retry's `retrying`).
+    pub async fn append_at(&self, job_id: Uuid, n: u64, event: &Value) -> Result<()> {
+        self.call(Append::new(
+            job_id,
+            0,
+            Numbering::At(n),
+            true,
+            std::slice::from_ref(event),
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// Appends a finished job's last two events under the numbers its terminal write reserved
     /// (`done_seq - 1` for `result`/`error`, `done_seq` for `done`), in one call.
     pub async fn append_final(&self, job_id: Uuid, done_seq: u64, last: &Value) -> Result<()> {

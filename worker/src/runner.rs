@@ -290,7 +290,7 @@ async fn record(
             );
             tracing::warn!(job.id = %job_id, job.kind = kind.as_str(), error = %e, "retrying");
             metrics::counter!("pacer_job_retries_total", "kind" => kind.as_str()).increment(1);
-            if jobs::requeue_for_retry(
+            if let Some(n) = jobs::requeue_for_retry(
                 &worker.db,
                 job_id,
                 &worker.name,
@@ -309,10 +309,7 @@ async fn record(
                     retrying["count"] = count.into();
                     retrying["total"] = total.into();
                 }
-                let _ = worker
-                    .events
-                    .append(job_id, reported.last_seq, true, &retrying)
-                    .await;
+                let _ = worker.events.append_at(job_id, n, &retrying).await;
             }
             Err(JobError::Retryable(e))
         }

@@ -489,7 +489,11 @@ pub async fn heartbeat(
 
 /// After a transient failure: back to `queued` until the retry runs (in this worker, after
 /// the backoff, or elsewhere if this worker dies meanwhile). `usage`: the LLM tokens spent so
-/// far, this attempt's included (the next attempt goes on from them).
+/// far, this attempt's included (the next attempt goes on from them). Returns the number
+/// reserved for the `retrying` event, or `None` when the job is no longer this worker's: a
+/// cancel of the now queued job reserves its final events above it, so the two cannot take
+/// the same number (the `retrying` event, appended after this commit, took the cancel's
+/// `error` slot and the stream ended without it).
 pub async fn requeue_for_retry(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -497,12 +501,13 @@ pub async fn requeue_for_retry(
     message: &str,
     reported: &Reported,
     usage: Option<&Value>,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query(
+) -> sqlx::Result<Option<u64>> {
+    let seq: Option<i64> = sqlx::query_scalar(
         "update jobs set state = 'queued', worker = null, message = $3, updated_at = now(),
-                event_seq = greatest(event_seq, $4), progress = coalesce($5, progress),
+                event_seq = greatest(event_seq, $4) + 1, progress = coalesce($5, progress),
                 usage = coalesce($6, usage)
-          where id = $1 and worker = $2 and state = 'running'",
+          where id = $1 and worker = $2 and state = 'running'
+          returning event_seq",
     )
     .bind(id)
     .bind(worker)
@@ -510,9 +515,9 @@ pub async fn requeue_for_retry(
     .bind(reported.seq())
     .bind(reported.pct())
     .bind(usage.map(Json))
-    .execute(db)
+    .fetch_optional(db)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(seq.and_then(|n| u64::try_from(n).ok()))
 }
 
 /// One job's terminal write (see [`finish_many`]).
@@ -632,6 +637,7 @@ pub async fn finish_many(
         .collect())
 }
 
+#[derive(Debug)]
 pub enum CancelOutcome {
     /// It was queued: now cancelled, it will never run. Carries the number reserved for its
     /// `done` event (see [`finish`]).

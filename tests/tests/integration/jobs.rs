@@ -1267,6 +1267,40 @@ async fn updates_so_far(conn: &mut sqlx::PgConnection) -> anyhow::Result<(i64, i
     .await?)
 }
 
+/// A cancel that lands right after a retry put the job back in the queue (before the worker
+/// appended its `retrying` event) reserves its final events above that event's number: they
+/// took the same number, and the stream lost its `error` ("cancelled").
+#[tokio::test]
+async fn a_cancel_during_a_retrys_requeue_numbers_its_events_after_the_retrying_one()
+-> anyhow::Result<()> {
+    use pacer_common::db::jobs::{
+        CancelOutcome, Reported, cancel, claim_many, insert_jobs, requeue_for_retry,
+    };
+    // Arrange: a running job that has logged 3 events
+    let app = TestApp::new().await?;
+    pacer_common::db::MIGRATOR.run(&app.db).await?;
+    let job = new_job("coach_retry_cancel", None);
+    let id = job.id;
+    insert_jobs(&mut *app.db.acquire().await?, &[job]).await?;
+    claim_many(&app.db, &[id], "w1", 30.0, uuid::Uuid::new_v4()).await?;
+    let reported = Reported {
+        last_seq: 3,
+        ..Reported::default()
+    };
+
+    // Act: the retry's requeue, then the cancel (the log still ends at 3)
+    let retrying = requeue_for_retry(&app.db, id, "w1", "retrying", &reported, None).await?;
+    let cancelled = cancel(&app.db, id, 3).await?;
+
+    // Assert
+    assert_eq!(retrying, Some(4));
+    assert!(
+        matches!(cancelled, CancelOutcome::Cancelled(6)),
+        "error at 5, done at 6: {cancelled:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn dispatch_claim_lease_refresh_and_retry_add_no_index_entries() -> anyhow::Result<()> {
     use pacer_common::db::jobs::{
@@ -1307,7 +1341,7 @@ async fn dispatch_claim_lease_refresh_and_retry_add_no_index_entries() -> anyhow
     // takes the job off the live list, is the only one that is not
     assert_eq!(claimed.len(), 1);
     assert_eq!(refreshed, Some(false));
-    assert!(handed_back);
+    assert_eq!(handed_back, Some(1), "the retrying event's number");
     assert_eq!(again.len(), 1);
     assert_eq!(finished.len(), 1);
     assert_eq!(live, (5, 5));
