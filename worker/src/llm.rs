@@ -1016,17 +1016,7 @@ pub fn validate_week(
                 at("target_distance_in_meters")
             ));
         }
-        if let (Some(sub_type), Some(duration), Some(distance)) = (&sub_type, duration, distance)
-            && sub_type != "cross-training"
-            && distance > 0
-            && !RUNNING_PACE.contains(&(duration * 1000 / distance))
-        {
-            errors.push(format!(
-                "{}: {distance} m in {duration} s is no running pace (2:30 to 20:00 per km)",
-                at("target_distance_in_meters")
-            ));
-            continue;
-        }
+
         if let (Some(day), Some(name), Some(sub_type), Some(duration), Some(distance)) =
             (day, name, sub_type, duration, distance)
         {
@@ -1037,6 +1027,20 @@ pub fn validate_week(
                 ));
                 continue;
             }
+            // a distance no run covers in that time (a small model wrote 150 m for 50 min): the
+            // workout keeps its duration, without a distance target
+            let distance = if sub_type != "cross-training"
+                && distance > 0
+                && !RUNNING_PACE.contains(&(duration * 1000 / distance))
+            {
+                warnings.push(format!(
+                    "week {week} {}: {distance} m in {duration} s is no running pace (2:30 to 20:00 per km); the distance is left out",
+                    DAYS[day]
+                ));
+                0
+            } else {
+                distance
+            };
             let mut workout = json!({
                 "week": week,
                 "phase": phase.clone().unwrap_or_default(),
@@ -1201,7 +1205,8 @@ mod tests {
     }
 
     /// What the schema sent with the request says, the answer is checked for (a server that
-    /// ignores the schema answered a 100 km workout of 60 s, of sub-type "banana").
+    /// ignores the schema answered a 100 km workout of 60 s, of sub-type "banana"); a distance
+    /// no run covers in the workout's time is left out, with a warning.
     #[test]
     fn an_answer_outside_the_schema_is_refused_or_trimmed_to_it() {
         let answer = |w: Value| {
@@ -1220,10 +1225,12 @@ mod tests {
                 .any(|e| e.contains("workout_sub_type must be one of")),
             "{errs:?}"
         );
-        let errs = validate_week(1, &answer(workout("tempo", 600, 60000, 1)), None, 7).unwrap_err();
+        let (w, _, warnings) =
+            validate_week(1, &answer(workout("tempo", 600, 60000, 1)), None, 7).unwrap();
+        assert_eq!(w[0]["target_distance_in_meters"], 0);
         assert!(
-            errs.iter().any(|e| e.contains("no running pace")),
-            "{errs:?}"
+            warnings.iter().any(|e| e.contains("no running pace")),
+            "{warnings:?}"
         );
         let errs =
             validate_week(1, &answer(workout("tempo", 3600, 100_000, 1)), None, 7).unwrap_err();
