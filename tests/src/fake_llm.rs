@@ -23,6 +23,8 @@ pub enum Reply {
     CutOff(Vec<String>),
     /// An HTTP error with this status and body.
     Error(u16, String),
+    /// A 200 with this JSON body as it is (a refusal, no choices).
+    Json(Value),
     /// A 429 with this `Retry-After` (seconds) and body.
     RetryAfter(u64, String),
     /// No answer at all: the connection stays open (a request its worker is killed in).
@@ -209,6 +211,13 @@ async fn serve(
             }
             out.push_str(&stream_end(finish, &usage));
             out
+        }
+        Reply::Json(ref body) => {
+            let text = body.to_string();
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            )
         }
         Reply::Error(status, ref text) => {
             format!(

@@ -549,10 +549,8 @@ impl OpenAi {
                     .unwrap_or_else(|_| Err(OpenAIError::Boxed(Box::new(TimedOut(self.timeout)))))
                 })
                 .await?;
-            let answer = response["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let message = &response["choices"][0]["message"];
+            let answer = message["content"].as_str().unwrap_or_default().to_owned();
             match response.get("usage").filter(|u| u.is_object()) {
                 Some(u) => budget.add(
                     u["prompt_tokens"].as_u64().unwrap_or(0),
@@ -561,6 +559,17 @@ impl OpenAi {
                 None => budget.add(prompt, estimate_tokens(answer.len())),
             }
             drop(reservation);
+            // a refusal is the model's answer to this request, not JSON to correct
+            if let Some(refusal) = message["refusal"].as_str().filter(|r| !r.trim().is_empty()) {
+                return Err(JobError::Permanent(anyhow!(
+                    "the model refused week {week}: {refusal}"
+                )));
+            }
+            if response["choices"].as_array().is_none_or(Vec::is_empty) {
+                return Err(JobError::Retryable(anyhow!(
+                    "the model server answered week {week} without a choice: {response}"
+                )));
+            }
             match validate_week(week, &answer, input.draft.start_date, days) {
                 Ok((workouts, info, mut warnings)) => {
                     // kept (the days it has are right), and said: the coach may add the rest

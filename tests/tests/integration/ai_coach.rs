@@ -1465,6 +1465,31 @@ mod openai {
         Ok(())
     }
 
+    /// A model that refuses a week fails the plan with its refusal (it failed as "not valid
+    /// JSON", the refusal lost, after a correction round sent to a model that had refused).
+    #[tokio::test]
+    async fn a_refused_week_fails_the_plan_with_the_refusal() -> anyhow::Result<()> {
+        let fake = FakeLlm::start(|_, _| {
+            Reply::Json(json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                    "refusal": "I can't help with that."}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105}}))
+        })
+        .await?;
+        let (app, coach) = app_with(&fake, &[("PACER_LLM_CONCURRENCY", "1")]).await?;
+
+        let id = app.submit(&coach, "generate_plan", plan_body()).await?;
+        let job = app
+            .wait_state(&coach, id, "failed", Duration::from_secs(60))
+            .await?;
+
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert_eq!(fake.count(), 1, "no correction round");
+        let error = job["error"].as_str().unwrap_or_default();
+        assert!(error.contains("I can't help with that."), "{job}");
+        Ok(())
+    }
+
     /// The token budget holds with requests in flight together: a plan's weeks are asked for
     /// at once, and each was allowed the whole budget (4 weeks × 1,000 tokens spent of 1,000).
     #[tokio::test]
